@@ -1,0 +1,130 @@
+//! The default Switchyard policy: ordered failover.
+//!
+//! * `route`: the route's targets in config order, those whose provider asked
+//!   us to wait (Retry-After still running) moved to the back.
+//! * `on-attempt`: success and errors no retry can fix (invalid request,
+//!   content filtered) go to the client as they are. Retryable failures
+//!   (connect error, timeout, reset, 429, 503/529, 5xx) move on to the next
+//!   untried target at once; when every target has been tried, the one that
+//!   can be tried soonest is retried after `max(Retry-After, full-jitter
+//!   backoff)`, unless that wait does not fit in the request's deadline: then
+//!   the client gets a clean 503 with Retry-After. Auth and context-length
+//!   failures move to another target, never the same one. At most
+//!   `max_attempts` attempts per request.
+//!
+//! Settings (`[policies.failover]`), all optional:
+//! `max_attempts` (4), `base_backoff_ms` (100), `max_backoff_ms` (2000),
+//! `per_try_timeout_ms` (20000, capped by the route's deadline).
+
+use std::sync::OnceLock;
+
+use serde::Deserialize;
+use switchyard_policy_sdk::*;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct Settings {
+    max_attempts: u32,
+    base_backoff_ms: u32,
+    max_backoff_ms: u32,
+    per_try_timeout_ms: u32,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings { max_attempts: 4, base_backoff_ms: 100, max_backoff_ms: 2000, per_try_timeout_ms: 20_000 }
+    }
+}
+
+/// What `init` derived from its arguments; identical in every instance.
+struct Config {
+    settings: Settings,
+    topology: Topology,
+}
+
+static CONFIG: OnceLock<Config> = OnceLock::new();
+
+fn config() -> &'static Config {
+    CONFIG.get().expect("init runs before any decision")
+}
+
+/// A wait we can afford: leave at least a quarter of what is left for the attempt itself.
+fn fits_in_deadline(wait_ms: u32, deadline_ms: u32) -> bool {
+    wait_ms.saturating_mul(4) <= deadline_ms.saturating_mul(3)
+}
+
+struct Failover;
+
+impl Guest for Failover {
+    fn init(settings: String, topology: Topology) -> Result<(), String> {
+        let settings: Settings =
+            serde_json::from_str(&settings).map_err(|e| format!("failover settings: {e}"))?;
+        if settings.max_attempts == 0 {
+            return Err("failover settings: max_attempts must be at least 1".into());
+        }
+        if settings.base_backoff_ms > settings.max_backoff_ms {
+            return Err("failover settings: base_backoff_ms is larger than max_backoff_ms".into());
+        }
+        let _ = CONFIG.set(Config { settings, topology });
+        Ok(())
+    }
+
+    fn route(request: RequestInfo) -> RouteDecision {
+        let cfg = config();
+        let route = &cfg.topology.routes[request.route as usize];
+        let mut targets = route.targets.clone();
+        // Stable: targets with a running Retry-After keep their order, at the back.
+        targets.sort_by_key(|&t| wait_requested_ms(t) > 0);
+        RouteDecision::Send(Plan {
+            targets,
+            per_try_timeout_ms: cfg.settings.per_try_timeout_ms.min(request.deadline_ms).max(1),
+            hedge_after_ms: None,
+        })
+    }
+
+    fn on_attempt(request: RequestInfo, outcome: AttemptOutcome) -> NextStep {
+        let cfg = config();
+        let kind = outcome.kind;
+        if !kind.is_retryable() && !kind.needs_other_target() {
+            return NextStep::Accept;
+        }
+        if outcome.attempt >= cfg.settings.max_attempts {
+            return give_up(kind, &outcome);
+        }
+        let route = &cfg.topology.routes[request.route as usize];
+        // Move on at once to an untried target that is not asking us to wait.
+        if let Some(next) = untried(route, &outcome.tried).find(|&t| wait_requested_ms(t) == 0) {
+            return NextStep::Retry(Retry { target: next, delay_ms: 0 });
+        }
+        // Everything was tried (or is asking us to wait): retry the target
+        // that can be tried soonest, after backoff.
+        let backoff = full_jitter_backoff_ms(
+            outcome.attempt,
+            cfg.settings.base_backoff_ms,
+            cfg.settings.max_backoff_ms,
+        );
+        let candidates = route.targets.iter().copied().filter(|&t| {
+            // The same target will not fix an auth or context-length failure.
+            !(kind.needs_other_target() && t == outcome.target)
+        });
+        let soonest = candidates.map(|t| (wait_requested_ms(t).max(backoff), t)).min();
+        match soonest {
+            Some((wait, target)) if fits_in_deadline(wait, request.deadline_ms) => {
+                NextStep::Retry(Retry { target, delay_ms: wait })
+            }
+            Some((wait, _)) => NextStep::Degrade(Degrade::Unavailable(wait.max(1000))),
+            None => give_up(kind, &outcome),
+        }
+    }
+}
+
+/// No attempt left: a failure the client should see as is (a 4xx from the
+/// provider) is passed through; an outage becomes a clean 503.
+fn give_up(kind: OutcomeKind, outcome: &AttemptOutcome) -> NextStep {
+    if kind.needs_other_target() {
+        return NextStep::Accept;
+    }
+    NextStep::Degrade(Degrade::Unavailable(outcome.retry_after_ms.unwrap_or(1000).max(1000)))
+}
+
+export_policy!(Failover);

@@ -1,0 +1,1 @@
+//! Placeholder-free test-only package: the scenarios live in scenarios/.
