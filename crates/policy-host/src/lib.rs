@@ -1,1 +1,48 @@
+//! The policy host: runs policy components (the `switchyard:policy` world in
+//! `wit/`) under hard limits, and swaps new versions in while the gateway runs.
+//!
+//! Every routing, retry and degradation decision goes through
+//! [`PinnedPolicy::route`] and [`PinnedPolicy::on_attempt`]. A decision that
+//! traps, runs past its deadline, grows memory past its limit or answers
+//! nonsense never fails the request: the last good version answers, or the
+//! built-in [`native`] policy when there is none.
+//!
+//! # Layout
+//! - [`decision`]: the decisions as plain Rust types, and their checks.
+//! - `bindings`: the one `bindgen!` site and the host side of the imports.
+//! - `engine`: engine, linker (WASI with an empty context), epoch ticker.
+//! - `compile`: compile or load from the disk cache, refuse foreign imports.
+//! - [`version`]: one loaded version and its pool of warm instances.
+//! - [`host`]: versions by name, load → check → swap, fallback chain.
+//! - `watcher`: hot reload of the policy folder.
+//! - [`health`]: passive per-target health that policies read.
+//! - [`native`]: the last-resort policy compiled into the gateway.
+//! - [`embedded`]: the components built from `plugins/` into the binary.
 
+#![deny(missing_docs)]
+
+mod bindings;
+mod call;
+mod compile;
+pub mod decision;
+pub mod embedded;
+mod engine;
+mod error;
+pub mod health;
+pub mod host;
+pub mod native;
+mod state;
+pub mod version;
+mod watcher;
+
+pub use call::{CallContext, is_allowed_header};
+pub use compile::sha256_hex;
+pub use decision::{
+    Api, AttemptOutcome, Degrade, NextStep, OutcomeKind, Plan, RequestInfo, Retry, RouteDecision, RouteInfo, Target,
+    Topology,
+};
+pub use error::PolicyError;
+pub use health::{HealthBook, TargetHealth};
+pub use host::{Decided, HostOptions, PinnedPolicy, PolicyEvent, PolicyHost};
+pub use version::{Limits, PolicyOrigin, PolicyVersion};
+pub use watcher::PolicyWatcher;

@@ -1,1 +1,24 @@
+//! LLM API wire formats, with no I/O: what the gateway needs to read from a
+//! client request, the error bodies it answers with, SSE framing of streamed
+//! answers, and the classification of provider failures.
+//!
+//! The gateway forwards request bytes as they came; it only peeks at the few
+//! fields a decision needs ([`RequestPeek`]) and rewrites `model` when the
+//! target's model name differs from the client's.
+//!
+//! # Layout
+//! - [`request`]: [`RequestPeek`], model rewriting.
+//! - [`openai_error`]: OpenAI's error JSON, as a body and as an SSE event.
+//! - [`sse`]: [`sse::DoneDetector`], which tells a complete stream from a cut one.
+//! - [`classify`]: [`OutcomeKind`] of a provider answer; `Retry-After` parsing.
 
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+pub mod classify;
+pub mod openai_error;
+pub mod request;
+pub mod sse;
+
+pub use classify::{OutcomeKind, classify_status, parse_retry_after};
+pub use request::{RequestPeek, WireError};

@@ -1,0 +1,175 @@
+use std::collections::HashSet;
+use std::path::Path;
+
+use crate::{Config, ConfigError};
+
+/// Reads, parses and validates a config file; relative paths in it resolve
+/// against the file's directory.
+pub fn load_file(path: &Path) -> Result<Config, ConfigError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|source| ConfigError::Io { path: path.to_owned(), source })?;
+    let mut config = from_str(&text, &path.display().to_string())?;
+    config.base_dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+    Ok(config)
+}
+
+/// Parses and validates config text; `origin` names it in errors.
+pub fn from_str(text: &str, origin: &str) -> Result<Config, ConfigError> {
+    let config: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
+        origin: origin.to_owned(),
+        line: e.span().map(|s| line_of(text, s.start)).unwrap_or(0),
+        message: e.message().to_owned(),
+    })?;
+    validate(config, text, origin)
+}
+
+fn line_of(text: &str, offset: usize) -> usize {
+    text[..offset.min(text.len())].matches('\n').count() + 1
+}
+
+fn validate(config: Config, text: &str, origin: &str) -> Result<Config, ConfigError> {
+    let invalid = |offset: Option<usize>, message: String| ConfigError::Invalid {
+        origin: origin.to_owned(),
+        line: offset.map(|o| line_of(text, o)).unwrap_or(0),
+        message,
+    };
+    if config.version != 1 {
+        return Err(invalid(None, format!("version {} is not supported; use 1", config.version)));
+    }
+    for (name, value) in [("listen", &config.listen), ("admin_listen", &config.admin_listen)] {
+        if value.parse::<std::net::SocketAddr>().is_err() {
+            return Err(invalid(None, format!("{name} = {value:?} is not an address like 127.0.0.1:8080")));
+        }
+    }
+    if config.max_body_bytes == 0 {
+        return Err(invalid(None, "max_body_bytes must be more than 0".into()));
+    }
+    let p = &config.policy;
+    if p.decision_timeout_ms == 0 || p.decision_timeout_ms > 1000 {
+        return Err(invalid(None, "policy.decision_timeout_ms must be 1..=1000".into()));
+    }
+    if p.memory_limit_mib == 0 || p.memory_limit_mib > 4096 {
+        return Err(invalid(None, "policy.memory_limit_mib must be 1..=4096".into()));
+    }
+    if p.default.is_empty() {
+        return Err(invalid(None, "policy.default must name a policy".into()));
+    }
+
+    let mut names = HashSet::new();
+    for provider in &config.providers {
+        let name = provider.name.get_ref();
+        if !names.insert(name.as_str()) {
+            return Err(invalid(Some(provider.name.span().start), format!("provider {name:?} is defined twice")));
+        }
+        let url = provider.base_url.get_ref();
+        if !(url.starts_with("http://") || url.starts_with("https://")) {
+            return Err(invalid(
+                Some(provider.base_url.span().start),
+                format!("provider {name:?}: base_url {url:?} must start with http:// or https://"),
+            ));
+        }
+        if let Some(var) = &provider.api_key_env
+            && var.is_empty()
+        {
+            return Err(invalid(Some(provider.name.span().start), format!("provider {name:?}: api_key_env is empty")));
+        }
+    }
+    let mut models = HashSet::new();
+    if config.routes.is_empty() {
+        return Err(invalid(None, "no [[routes]]: the gateway would have nothing to serve".into()));
+    }
+    for route in &config.routes {
+        let model = route.model.get_ref();
+        let at = Some(route.model.span().start);
+        if !models.insert(model.as_str()) {
+            return Err(invalid(at, format!("route {model:?} is defined twice")));
+        }
+        if route.targets.is_empty() {
+            return Err(invalid(at, format!("route {model:?} has no targets")));
+        }
+        if route.timeout_ms == 0 {
+            return Err(invalid(at, format!("route {model:?}: timeout_ms must be more than 0")));
+        }
+        for target in &route.targets {
+            let provider = target.provider.get_ref();
+            if !names.contains(provider.as_str()) {
+                return Err(invalid(
+                    Some(target.provider.span().start),
+                    format!("route {model:?} names provider {provider:?}, which no [[providers]] defines"),
+                ));
+            }
+        }
+    }
+    Ok(config)
+}
+
+impl Config {
+    /// The settings of policy `name` as the JSON string its `init` receives.
+    pub fn policy_settings_json(&self, name: &str) -> String {
+        match self.policies.get(name) {
+            Some(table) => serde_json::to_string(table).unwrap_or_else(|_| "{}".into()),
+            None => "{}".into(),
+        }
+    }
+
+    /// The watched policy folder, resolved against the config file.
+    pub fn policy_dir(&self) -> std::path::PathBuf {
+        self.base_dir.join(&self.policy.dir)
+    }
+
+    /// The compiled-policy cache folder, resolved against the config file.
+    pub fn policy_cache_dir(&self) -> std::path::PathBuf {
+        match &self.policy.cache_dir {
+            Some(dir) => self.base_dir.join(dir),
+            None => self.policy_dir().join(".cache"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+listen = "127.0.0.1:0"
+[policies.failover]
+max_attempts = 3
+[[providers]]
+name = "a"
+api = "openai"
+base_url = "http://127.0.0.1:1"
+[[routes]]
+model = "m"
+targets = [{ provider = "a", model = "m1" }]
+"#;
+
+    #[test]
+    fn good_config_loads_with_defaults() {
+        let c = from_str(GOOD, "t.toml").unwrap();
+        assert_eq!(c.policy.decision_timeout_ms, 5);
+        assert_eq!(c.routes[0].timeout_ms, 30_000);
+        assert_eq!(c.policy_settings_json("failover"), r#"{"max_attempts":3}"#);
+        assert_eq!(c.policy_settings_json("other"), "{}");
+    }
+
+    #[test]
+    fn unknown_provider_is_reported_with_its_line() {
+        let bad = GOOD.replace(r#"provider = "a""#, r#"provider = "nope""#);
+        let err = from_str(&bad, "t.toml").unwrap_err().to_string();
+        assert_eq!(err, r#"t.toml:11: route "m" names provider "nope", which no [[providers]] defines"#);
+    }
+
+    #[test]
+    fn unknown_field_is_reported_with_its_line() {
+        let bad = GOOD.replace("listen =", "listne =");
+        let err = from_str(&bad, "t.toml").unwrap_err().to_string();
+        assert!(err.starts_with("t.toml:2: unknown field `listne`"), "{err}");
+    }
+
+    #[test]
+    fn bad_url_scheme_is_refused() {
+        let bad = GOOD.replace("http://127", "ftp://127");
+        let err = from_str(&bad, "t.toml").unwrap_err().to_string();
+        assert!(err.contains("must start with http:// or https://"), "{err}");
+    }
+}

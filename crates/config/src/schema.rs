@@ -1,0 +1,152 @@
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+/// The whole config file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Format version of this file; only `1` exists. Default 1.
+    #[serde(default = "one")]
+    pub version: u32,
+    /// Address the gateway listens on. Default `127.0.0.1:8080`.
+    #[serde(default = "default_listen")]
+    pub listen: String,
+    /// Address of the admin/metrics listener (arrives with observability);
+    /// loopback by default. Default `127.0.0.1:9090`.
+    #[serde(default = "default_admin_listen")]
+    pub admin_listen: String,
+    /// Larger request bodies are refused with 413. Default 4 MiB.
+    #[serde(default = "default_max_body")]
+    pub max_body_bytes: usize,
+    /// Where policies come from and the limits they run under.
+    #[serde(default)]
+    pub policy: PolicySection,
+    /// Settings per policy name, handed to that policy's `init` as JSON.
+    #[serde(default)]
+    pub policies: BTreeMap<String, toml::Table>,
+    /// Upstream LLM providers.
+    #[serde(default)]
+    pub providers: Vec<Provider>,
+    /// Client-facing models and where they may go.
+    #[serde(default)]
+    pub routes: Vec<Route>,
+    /// Directory the config file is in; relative paths resolve against it.
+    #[serde(skip)]
+    pub base_dir: PathBuf,
+}
+
+/// `[policy]`: the watched folder and the limits of every decision.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PolicySection {
+    /// Watched folder of `*.wasm` policies, relative to the config file.
+    /// Default `policies`.
+    pub dir: PathBuf,
+    /// Policy (file stem) of routes that name none. Default `failover`.
+    pub default: String,
+    /// Longest a single decision may run before it is interrupted. Default 5.
+    pub decision_timeout_ms: u64,
+    /// Memory one policy instance may grow to. Default 64.
+    pub memory_limit_mib: u64,
+    /// Where compiled policies are cached, relative to the config file.
+    /// Default `<dir>/.cache`.
+    pub cache_dir: Option<PathBuf>,
+    /// Rescan the folder this often in case a file event was missed. Default 2000.
+    pub rescan_interval_ms: u64,
+}
+
+impl Default for PolicySection {
+    fn default() -> Self {
+        PolicySection {
+            dir: PathBuf::from("policies"),
+            default: "failover".into(),
+            decision_timeout_ms: 5,
+            memory_limit_mib: 64,
+            cache_dir: None,
+            rescan_interval_ms: 2000,
+        }
+    }
+}
+
+/// Which wire API a provider speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Api {
+    /// OpenAI chat completions (also Ollama, vLLM, llama.cpp server).
+    Openai,
+    /// Anthropic messages.
+    Anthropic,
+}
+
+/// `[[providers]]`: one upstream API endpoint.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Provider {
+    /// Unique name routes refer to.
+    pub name: Spanned<String>,
+    /// Wire API the provider speaks.
+    pub api: Api,
+    /// `https://...` or `http://...`, without the `/v1/...` path.
+    pub base_url: Spanned<String>,
+    /// Environment variable holding the API key; none for keyless local models.
+    #[serde(default)]
+    pub api_key_env: Option<String>,
+    /// Give up connecting after this long. Default 2000.
+    #[serde(default = "default_connect_timeout")]
+    pub connect_timeout_ms: u64,
+}
+
+/// `[[routes]]`: a client-facing model and its targets.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Route {
+    /// What clients put in `model`; `*` matches any model.
+    pub model: Spanned<String>,
+    /// Policy (file stem) deciding this route; `[policy].default` when absent.
+    #[serde(default)]
+    pub policy: Option<String>,
+    /// Overall deadline of a client request, all attempts included. Default 30000.
+    #[serde(default = "default_route_timeout")]
+    pub timeout_ms: u64,
+    /// Where requests may go, in preference order.
+    pub targets: Vec<TargetRef>,
+}
+
+/// One provider+model pair a route may send to.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TargetRef {
+    /// A `[[providers]] name`.
+    pub provider: Spanned<String>,
+    /// The model name the provider expects.
+    pub model: String,
+}
+
+impl Route {
+    /// The policy deciding this route.
+    pub fn policy_name<'a>(&'a self, section: &'a PolicySection) -> &'a str {
+        self.policy.as_deref().unwrap_or(&section.default)
+    }
+}
+
+fn one() -> u32 {
+    1
+}
+fn default_listen() -> String {
+    "127.0.0.1:8080".into()
+}
+fn default_admin_listen() -> String {
+    "127.0.0.1:9090".into()
+}
+fn default_max_body() -> usize {
+    4 * 1024 * 1024
+}
+fn default_connect_timeout() -> u64 {
+    2000
+}
+fn default_route_timeout() -> u64 {
+    30_000
+}

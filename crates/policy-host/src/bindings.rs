@@ -1,0 +1,149 @@
+//! The one `bindgen!` site of the policy world, the host side of its imports,
+//! and conversions between the generated types and [`crate::decision`]'s.
+
+use wasmtime::component::HasSelf;
+
+use crate::decision::{self as d, OutcomeKind};
+use crate::state::PolicyState;
+
+mod generated {
+    wasmtime::component::bindgen!({
+        path: "../../wit",
+        world: "policy",
+        exports: { default: async },
+    });
+}
+
+use generated::switchyard::policy::{host, types as t};
+pub(crate) use generated::{Policy, PolicyPre};
+
+/// Adds the policy world's `host` interface to `linker`.
+pub(crate) fn add_to_linker(linker: &mut wasmtime::component::Linker<PolicyState>) -> wasmtime::Result<()> {
+    Policy::add_to_linker::<PolicyState, HasSelf<PolicyState>>(linker, |s| s)
+}
+
+/// The fully qualified names of the interfaces the policy world imports.
+pub(crate) const POLICY_IMPORTS: &[&str] = &["switchyard:policy/host@0.1.0", "switchyard:policy/types@0.1.0"];
+
+impl t::Host for PolicyState {}
+
+impl host::Host for PolicyState {
+    fn health(&mut self, target: u32) -> Option<t::TargetHealth> {
+        self.shared.health.get(target).map(|h| t::TargetHealth {
+            inflight: h.inflight,
+            ewma_latency_ms: h.ewma_latency_ms,
+            error_rate: h.error_rate,
+            consecutive_failures: h.consecutive_failures,
+            retry_after_ms: h.retry_after_ms,
+        })
+    }
+
+    fn header(&mut self, name: String) -> Option<String> {
+        self.call.as_ref()?.header(&name).map(str::to_owned)
+    }
+
+    fn now_ms(&mut self) -> u64 {
+        u64::try_from(self.shared.started.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    fn random(&mut self) -> f64 {
+        use rand::RngExt;
+        self.rng.random::<f64>()
+    }
+
+    fn log(&mut self, level: t::LogLevel, message: String) {
+        let policy = &*self.policy_label;
+        let message = truncate(&message, 1024);
+        match level {
+            t::LogLevel::Trace => tracing::trace!(policy, "{message}"),
+            t::LogLevel::Debug => tracing::debug!(policy, "{message}"),
+            t::LogLevel::Info => tracing::info!(policy, "{message}"),
+            t::LogLevel::Warn => tracing::warn!(policy, "{message}"),
+            t::LogLevel::Error => tracing::error!(policy, "{message}"),
+        }
+    }
+}
+
+fn truncate(s: &str, max: usize) -> &str {
+    if s.len() <= max {
+        return s;
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}
+
+pub(crate) fn topology(topo: &d::Topology) -> t::Topology {
+    t::Topology {
+        targets: topo.targets.iter().map(|x| t::Target { provider: x.provider.clone(), model: x.model.clone() }).collect(),
+        routes: topo.routes.iter().map(|r| t::Route { model: r.model.clone(), targets: r.targets.clone() }).collect(),
+    }
+}
+
+pub(crate) fn request(r: &d::RequestInfo) -> t::RequestInfo {
+    t::RequestInfo {
+        api: match r.api {
+            d::Api::OpenaiChat => t::Api::OpenaiChat,
+            d::Api::AnthropicMessages => t::Api::AnthropicMessages,
+        },
+        route: r.route,
+        streaming: r.streaming,
+        estimated_input_tokens: r.estimated_input_tokens,
+        deadline_ms: r.deadline_ms,
+    }
+}
+
+fn kind(k: OutcomeKind) -> t::OutcomeKind {
+    match k {
+        OutcomeKind::Success => t::OutcomeKind::Success,
+        OutcomeKind::ConnectError => t::OutcomeKind::ConnectError,
+        OutcomeKind::Timeout => t::OutcomeKind::Timeout,
+        OutcomeKind::Reset => t::OutcomeKind::Reset,
+        OutcomeKind::RateLimited => t::OutcomeKind::RateLimited,
+        OutcomeKind::Overloaded => t::OutcomeKind::Overloaded,
+        OutcomeKind::ServerError => t::OutcomeKind::ServerError,
+        OutcomeKind::Auth => t::OutcomeKind::Auth,
+        OutcomeKind::ContextTooLong => t::OutcomeKind::ContextTooLong,
+        OutcomeKind::ContentFiltered => t::OutcomeKind::ContentFiltered,
+        OutcomeKind::InvalidRequest => t::OutcomeKind::InvalidRequest,
+        OutcomeKind::InvalidResponse => t::OutcomeKind::InvalidResponse,
+    }
+}
+
+pub(crate) fn outcome(o: &d::AttemptOutcome) -> t::AttemptOutcome {
+    t::AttemptOutcome {
+        target: o.target,
+        attempt: o.attempt,
+        tried: o.tried.clone(),
+        kind: kind(o.kind),
+        http_status: o.http_status,
+        retry_after_ms: o.retry_after_ms,
+        elapsed_ms: o.elapsed_ms,
+    }
+}
+
+fn degrade(g: t::Degrade) -> d::Degrade {
+    match g {
+        t::Degrade::Fallback(x) => d::Degrade::Fallback(x),
+        t::Degrade::Unavailable(ms) => d::Degrade::Unavailable(ms),
+    }
+}
+
+pub(crate) fn route_decision(r: t::RouteDecision) -> d::RouteDecision {
+    match r {
+        t::RouteDecision::Send(p) => {
+            d::RouteDecision::Send(d::Plan { targets: p.targets, per_try_timeout_ms: p.per_try_timeout_ms })
+        }
+        t::RouteDecision::Degrade(g) => d::RouteDecision::Degrade(degrade(g)),
+    }
+}
+
+pub(crate) fn next_step(s: t::NextStep) -> d::NextStep {
+    match s {
+        t::NextStep::Accept => d::NextStep::Accept,
+        t::NextStep::Retry(r) => d::NextStep::Retry(d::Retry { target: r.target, delay_ms: r.delay_ms }),
+        t::NextStep::Degrade(g) => d::NextStep::Degrade(degrade(g)),
+    }
+}

@@ -1,0 +1,55 @@
+//! Why a policy could not be loaded or could not decide.
+
+/// A policy failure. None of these ever fails a client request: the decision
+/// is answered by the last good version or the native fallback instead.
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+pub enum PolicyError {
+    /// The file could not be read.
+    #[error("reading the policy file: {0}")]
+    Io(String),
+    /// Not a valid component (not wasm at all, a core module, corrupt).
+    #[error("not a valid component: {0}")]
+    Compile(String),
+    /// The component imports something the gateway does not provide.
+    #[error("imports {0}, which a policy may not use (only WASI and switchyard:policy/host)")]
+    ForbiddenImport(String),
+    /// The component does not export the policy world's functions, or with other types.
+    #[error("does not satisfy the switchyard:policy world: {0}")]
+    WrongWorld(String),
+    /// Instantiation failed.
+    #[error("instantiation failed: {0}")]
+    Instantiate(String),
+    /// `init` refused the settings.
+    #[error("init refused its settings: {0}")]
+    ConfigRejected(String),
+    /// The call ran past the decision deadline.
+    #[error("decision ran past its {0} ms deadline")]
+    DeadlineExceeded(u64),
+    /// The instance tried to grow memory past the limit.
+    #[error("grew memory past the {0} MiB limit")]
+    OutOfMemory(u64),
+    /// The guest trapped (unreachable, out-of-bounds, stack overflow, ...).
+    #[error("trapped: {0}")]
+    Trap(String),
+    /// The decision names an unknown target, has no targets, or is not sane.
+    #[error("invalid decision: {0}")]
+    InvalidDecision(String),
+}
+
+impl PolicyError {
+    /// A short stable name for logs and metrics.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            PolicyError::Io(_) => "io",
+            PolicyError::Compile(_) => "compile",
+            PolicyError::ForbiddenImport(_) => "forbidden_import",
+            PolicyError::WrongWorld(_) => "wrong_world",
+            PolicyError::Instantiate(_) => "instantiate",
+            PolicyError::ConfigRejected(_) => "config_rejected",
+            PolicyError::DeadlineExceeded(_) => "deadline_exceeded",
+            PolicyError::OutOfMemory(_) => "out_of_memory",
+            PolicyError::Trap(_) => "trap",
+            PolicyError::InvalidDecision(_) => "invalid_decision",
+        }
+    }
+}

@@ -1,0 +1,171 @@
+//! Passive health per target, gathered from real traffic by the gateway and
+//! read by policies through the `health` host import.
+
+use std::collections::VecDeque;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+/// How far back `error-rate` looks.
+const WINDOW: Duration = Duration::from_secs(30);
+/// At most this many outcomes are kept per target for `error-rate`.
+const WINDOW_CAP: usize = 512;
+/// Weight of the newest sample in the latency average.
+const EWMA_ALPHA: f32 = 0.2;
+
+/// A snapshot of one target's health, as policies see it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct TargetHealth {
+    /// Attempts in flight now.
+    pub inflight: u32,
+    /// Moving average of time to response headers, ms.
+    pub ewma_latency_ms: f32,
+    /// Failed share of the last 30 s of attempts, 0..1.
+    pub error_rate: f32,
+    /// Failures since the last success.
+    pub consecutive_failures: u32,
+    /// The provider asked us to wait this many more ms.
+    pub retry_after_ms: Option<u32>,
+}
+
+#[derive(Default)]
+struct Stats {
+    ewma_latency_ms: Option<f32>,
+    recent: VecDeque<(Instant, bool)>,
+    consecutive_failures: u32,
+    retry_after_until: Option<Instant>,
+}
+
+#[derive(Default)]
+struct Cell {
+    inflight: AtomicU32,
+    stats: Mutex<Stats>,
+}
+
+/// Health of every target of the topology, indexed like `Topology::targets`.
+pub struct HealthBook {
+    cells: Vec<Cell>,
+}
+
+/// Counts an attempt as in flight until dropped.
+#[must_use = "the attempt is in flight only while the guard lives"]
+pub struct InflightGuard<'a> {
+    cell: &'a Cell,
+}
+
+impl Drop for InflightGuard<'_> {
+    fn drop(&mut self) {
+        self.cell.inflight.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+impl HealthBook {
+    /// A book for `targets` targets, all healthy.
+    pub fn new(targets: usize) -> Self {
+        HealthBook { cells: (0..targets).map(|_| Cell::default()).collect() }
+    }
+
+    /// Marks an attempt to `target` in flight; `None` for an unknown target.
+    pub fn start(&self, target: u32) -> Option<InflightGuard<'_>> {
+        let cell = self.cells.get(target as usize)?;
+        cell.inflight.fetch_add(1, Ordering::Relaxed);
+        Some(InflightGuard { cell })
+    }
+
+    /// Records how an attempt ended. `latency` is time to response headers
+    /// (or to the failure); `retry_after` is what the provider asked for.
+    pub fn record(&self, target: u32, ok: bool, latency: Duration, retry_after: Option<Duration>) {
+        let Some(cell) = self.cells.get(target as usize) else { return };
+        let now = Instant::now();
+        let mut s = cell.stats.lock().unwrap_or_else(|p| p.into_inner());
+        let ms = latency.as_secs_f32() * 1000.0;
+        s.ewma_latency_ms = Some(match s.ewma_latency_ms {
+            Some(avg) => avg + EWMA_ALPHA * (ms - avg),
+            None => ms,
+        });
+        s.recent.push_back((now, ok));
+        while s.recent.len() > WINDOW_CAP || s.recent.front().is_some_and(|(t, _)| now.duration_since(*t) > WINDOW) {
+            s.recent.pop_front();
+        }
+        s.consecutive_failures = if ok { 0 } else { s.consecutive_failures.saturating_add(1) };
+        if let Some(wait) = retry_after {
+            s.retry_after_until = Some(now + wait);
+        } else if ok {
+            s.retry_after_until = None;
+        }
+    }
+
+    /// The health of `target` now; `None` for an unknown target.
+    pub fn get(&self, target: u32) -> Option<TargetHealth> {
+        let cell = self.cells.get(target as usize)?;
+        let now = Instant::now();
+        let s = cell.stats.lock().unwrap_or_else(|p| p.into_inner());
+        let (total, failed) = s
+            .recent
+            .iter()
+            .filter(|(t, _)| now.duration_since(*t) <= WINDOW)
+            .fold((0u32, 0u32), |(n, f), (_, ok)| (n + 1, f + u32::from(!ok)));
+        Some(TargetHealth {
+            inflight: cell.inflight.load(Ordering::Relaxed),
+            ewma_latency_ms: s.ewma_latency_ms.unwrap_or(0.0),
+            error_rate: if total == 0 { 0.0 } else { failed as f32 / total as f32 },
+            consecutive_failures: s.consecutive_failures,
+            retry_after_ms: s
+                .retry_after_until
+                .and_then(|until| until.checked_duration_since(now))
+                .map(|d| u32::try_from(d.as_millis()).unwrap_or(u32::MAX))
+                .filter(|&ms| ms > 0),
+        })
+    }
+
+    /// The soonest moment any of `targets` may be tried again, as a wait from now.
+    pub fn soonest_retry_after(&self, targets: &[u32]) -> Option<Duration> {
+        targets
+            .iter()
+            .map(|&t| self.get(t).and_then(|h| h.retry_after_ms).map(|ms| Duration::from_millis(ms.into())))
+            .collect::<Option<Vec<_>>>()
+            .and_then(|waits| waits.into_iter().min())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn failures_accrue_and_a_success_resets_them() {
+        let book = HealthBook::new(1);
+        book.record(0, false, Duration::from_millis(10), None);
+        book.record(0, false, Duration::from_millis(10), None);
+        let h = book.get(0).unwrap();
+        assert_eq!((h.consecutive_failures, h.error_rate), (2, 1.0));
+        book.record(0, true, Duration::from_millis(10), None);
+        let h = book.get(0).unwrap();
+        assert_eq!(h.consecutive_failures, 0);
+        assert!((h.error_rate - 2.0 / 3.0).abs() < 1e-6);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn retry_after_counts_down_and_old_outcomes_leave_the_window() {
+        let book = HealthBook::new(1);
+        book.record(0, false, Duration::from_millis(5), Some(Duration::from_secs(2)));
+        assert_eq!(book.get(0).unwrap().retry_after_ms, Some(2000));
+        tokio::time::advance(Duration::from_millis(1500)).await;
+        assert_eq!(book.get(0).unwrap().retry_after_ms, Some(500));
+        tokio::time::advance(Duration::from_secs(40)).await;
+        let h = book.get(0).unwrap();
+        assert_eq!((h.retry_after_ms, h.error_rate), (None, 0.0));
+    }
+
+    #[test]
+    fn inflight_is_counted_while_the_guard_lives() {
+        let book = HealthBook::new(2);
+        let g = book.start(1).unwrap();
+        assert_eq!(book.get(1).unwrap().inflight, 1);
+        drop(g);
+        assert_eq!(book.get(1).unwrap().inflight, 0);
+        assert!(book.start(7).is_none());
+    }
+}

@@ -1,0 +1,81 @@
+//! What a policy's `Store` holds: an empty WASI context, the memory limiter,
+//! and the gateway state its host imports read.
+
+use std::sync::Arc;
+
+use rand::SeedableRng;
+use rand::rngs::SmallRng;
+use wasmtime::component::ResourceTable;
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+
+use crate::HealthBook;
+use crate::call::CallContext;
+
+/// Shared by every store of one policy host.
+pub(crate) struct HostShared {
+    pub health: Arc<HealthBook>,
+    pub started: tokio::time::Instant,
+}
+
+/// Refuses memory growth past the limit, and remembers that it did, so the
+/// resulting trap can be reported as out-of-memory.
+pub(crate) struct MemoryLimiter {
+    pub limit_bytes: usize,
+    pub hit_limit: bool,
+    /// Largest linear memory the instance asked for, bytes.
+    pub high_water: usize,
+}
+
+impl wasmtime::ResourceLimiter for MemoryLimiter {
+    fn memory_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+        self.high_water = self.high_water.max(desired);
+        if desired > self.limit_bytes {
+            self.hit_limit = true;
+            return Err(wasmtime::format_err!("memory limit of {} bytes reached", self.limit_bytes));
+        }
+        Ok(true)
+    }
+
+    fn table_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+        Ok(desired <= 100_000)
+    }
+}
+
+/// The data of one policy instance's `Store`.
+pub(crate) struct PolicyState {
+    wasi: WasiCtx,
+    table: ResourceTable,
+    pub limiter: MemoryLimiter,
+    pub shared: Arc<HostShared>,
+    /// The request being decided, while a call runs.
+    pub call: Option<Arc<CallContext>>,
+    pub rng: SmallRng,
+    pub policy_label: Arc<str>,
+    /// When the current call started, for the deadline.
+    pub call_started: std::time::Instant,
+}
+
+impl PolicyState {
+    pub fn new(shared: Arc<HostShared>, limit_bytes: usize, policy_label: Arc<str>) -> Self {
+        // No preopened directories, no environment, no arguments, no network
+        // (sockets and name lookup denied), stdio discarded: a policy reaches
+        // nothing outside the gateway.
+        let wasi = WasiCtx::builder().allow_ip_name_lookup(false).allow_tcp(false).allow_udp(false).build();
+        PolicyState {
+            wasi,
+            table: ResourceTable::new(),
+            limiter: MemoryLimiter { limit_bytes, hit_limit: false, high_water: 0 },
+            shared,
+            call: None,
+            rng: SmallRng::from_rng(&mut rand::rng()),
+            policy_label,
+            call_started: std::time::Instant::now(),
+        }
+    }
+}
+
+impl WasiView for PolicyState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+    }
+}

@@ -1,0 +1,251 @@
+//! One loaded version of one policy: a pre-linked component, its settings,
+//! and a pool of warm, interchangeable instances. Every call runs under the
+//! decision deadline and the memory limit; an instance that fails a call is
+//! dropped, never reused.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use wasmtime::component::Component;
+use wasmtime::{Store, Trap, UpdateDeadline};
+
+use crate::bindings::{self, Policy, PolicyPre};
+use crate::call::CallContext;
+use crate::decision::{AttemptOutcome, NextStep, RequestInfo, RouteDecision, Topology};
+use crate::state::{HostShared, PolicyState};
+use crate::PolicyError;
+
+/// Where a version came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PolicyOrigin {
+    /// Built from `plugins/` and embedded in the binary.
+    Embedded,
+    /// A file in the policy folder.
+    File(std::path::PathBuf),
+}
+
+/// Limits every call of every instance runs under.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Longest one decision (or `init`) may run.
+    pub decision_timeout: Duration,
+    /// Largest linear memory of one instance.
+    pub memory_limit_bytes: usize,
+}
+
+struct Instance {
+    store: Store<PolicyState>,
+    policy: Policy,
+}
+
+/// A validated, servable version of a policy.
+pub struct PolicyVersion {
+    name: String,
+    label: Arc<str>,
+    sha256: String,
+    origin: PolicyOrigin,
+    pre: PolicyPre<PolicyState>,
+    settings: String,
+    topology: Arc<Topology>,
+    shared: Arc<HostShared>,
+    limits: Limits,
+    pool: Mutex<Vec<Instance>>,
+    max_idle: usize,
+}
+
+impl std::fmt::Debug for PolicyVersion {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PolicyVersion").field("label", &self.label).field("origin", &self.origin).finish()
+    }
+}
+
+pub(crate) struct VersionParts {
+    pub name: String,
+    pub sha256: String,
+    pub origin: PolicyOrigin,
+    pub pre: PolicyPre<PolicyState>,
+    pub settings: String,
+    pub topology: Arc<Topology>,
+    pub shared: Arc<HostShared>,
+    pub limits: Limits,
+}
+
+impl PolicyVersion {
+    pub(crate) fn new(p: VersionParts) -> Self {
+        let label: Arc<str> = format!("{}@{}", p.name, &p.sha256[..12]).into();
+        let max_idle = std::thread::available_parallelism().map_or(4, |n| n.get() * 4);
+        PolicyVersion {
+            name: p.name,
+            label,
+            sha256: p.sha256,
+            origin: p.origin,
+            pre: p.pre,
+            settings: p.settings,
+            topology: p.topology,
+            shared: p.shared,
+            limits: p.limits,
+            pool: Mutex::new(Vec::new()),
+            max_idle,
+        }
+    }
+
+    /// The policy's name (the file stem).
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// `name@` + the first 12 hex digits of the file's sha256.
+    pub fn label(&self) -> &Arc<str> {
+        &self.label
+    }
+
+    /// The full hex sha256 of the component.
+    pub fn sha256(&self) -> &str {
+        &self.sha256
+    }
+
+    /// Embedded or a file.
+    pub fn origin(&self) -> &PolicyOrigin {
+        &self.origin
+    }
+
+    /// The underlying component (for inspection tools).
+    pub fn component(&self) -> &Component {
+        self.pre.instance_pre().component()
+    }
+
+    fn arm(&self, store: &mut Store<PolicyState>) {
+        store.data_mut().call_started = Instant::now();
+        store.set_epoch_deadline(1);
+    }
+
+    fn classify(&self, err: wasmtime::Error, state: &PolicyState) -> PolicyError {
+        if state.limiter.hit_limit {
+            return PolicyError::OutOfMemory((self.limits.memory_limit_bytes / (1024 * 1024)) as u64);
+        }
+        match err.downcast_ref::<Trap>() {
+            Some(Trap::Interrupt) => PolicyError::DeadlineExceeded(self.limits.decision_timeout.as_millis() as u64),
+            Some(trap) => PolicyError::Trap(trap.to_string()),
+            None => PolicyError::Trap(format!("{err:#}")),
+        }
+    }
+
+    /// A fresh instance: instantiate from the pre-linked component, then `init`.
+    async fn instantiate(&self) -> Result<Instance, PolicyError> {
+        let state = PolicyState::new(self.shared.clone(), self.limits.memory_limit_bytes, self.label.clone());
+        let mut store = Store::new(self.pre.engine(), state);
+        store.limiter(|s| &mut s.limiter);
+        let timeout = self.limits.decision_timeout;
+        // Past the deadline the guest traps; before it, a long call yields to
+        // the executor every tick instead of holding a worker thread.
+        store.epoch_deadline_callback(move |ctx| {
+            if ctx.data().call_started.elapsed() >= timeout {
+                Ok(UpdateDeadline::Interrupt)
+            } else {
+                Ok(UpdateDeadline::Yield(1))
+            }
+        });
+        self.arm(&mut store);
+        let policy = match self.pre.instantiate_async(&mut store).await {
+            Ok(p) => p,
+            Err(e) => return Err(PolicyError::Instantiate(self.classify(e, store.data()).to_string())),
+        };
+        self.arm(&mut store);
+        let topology = bindings::topology(&self.topology);
+        match policy.call_init(&mut store, &self.settings, &topology).await {
+            Ok(Ok(())) => Ok(Instance { store, policy }),
+            Ok(Err(refusal)) => Err(PolicyError::ConfigRejected(refusal)),
+            Err(e) => Err(self.classify(e, store.data())),
+        }
+    }
+
+    async fn take(&self) -> Result<Instance, PolicyError> {
+        let pooled = self.pool.lock().unwrap_or_else(|p| p.into_inner()).pop();
+        match pooled {
+            Some(i) => Ok(i),
+            None => self.instantiate().await,
+        }
+    }
+
+    fn give_back(&self, mut instance: Instance) {
+        instance.store.data_mut().call = None;
+        let mut pool = self.pool.lock().unwrap_or_else(|p| p.into_inner());
+        if pool.len() < self.max_idle {
+            pool.push(instance);
+        }
+    }
+
+    /// Asks the policy where `request` should go.
+    pub async fn route(&self, request: &RequestInfo, call: Arc<CallContext>) -> Result<RouteDecision, PolicyError> {
+        let mut inst = self.take().await?;
+        inst.store.data_mut().call = Some(call);
+        self.arm(&mut inst.store);
+        match inst.policy.call_route(&mut inst.store, bindings::request(request)).await {
+            Ok(decision) => {
+                self.give_back(inst);
+                let decision = bindings::route_decision(decision);
+                self.topology.check_route_decision(request, &decision)?;
+                Ok(decision)
+            }
+            Err(e) => Err(self.classify(e, inst.store.data())),
+        }
+    }
+
+    /// Asks the policy what to do after an attempt ended.
+    pub async fn on_attempt(
+        &self,
+        request: &RequestInfo,
+        outcome: &AttemptOutcome,
+        call: Arc<CallContext>,
+    ) -> Result<NextStep, PolicyError> {
+        let mut inst = self.take().await?;
+        inst.store.data_mut().call = Some(call);
+        self.arm(&mut inst.store);
+        let result = inst.policy.call_on_attempt(&mut inst.store, bindings::request(request), &bindings::outcome(outcome)).await;
+        match result {
+            Ok(step) => {
+                self.give_back(inst);
+                let step = bindings::next_step(step);
+                self.topology.check_next_step(request, &step)?;
+                Ok(step)
+            }
+            Err(e) => Err(self.classify(e, inst.store.data())),
+        }
+    }
+
+    /// Largest linear memory any pooled instance has asked for, bytes.
+    pub fn memory_high_water(&self) -> usize {
+        let pool = self.pool.lock().unwrap_or_else(|p| p.into_inner());
+        pool.iter().map(|i| i.store.data().limiter.high_water).max().unwrap_or(0)
+    }
+
+    /// Load-time self-check: a fresh instance, `init`, then a `route` and an
+    /// `on-attempt` for every route of the topology, all under the deadline.
+    pub(crate) async fn self_check(&self) -> Result<(), PolicyError> {
+        let instance = self.instantiate().await?;
+        self.give_back(instance);
+        let call = Arc::new(CallContext::default());
+        for (index, route) in self.topology.routes.iter().enumerate() {
+            let request = RequestInfo {
+                api: crate::Api::OpenaiChat,
+                route: index as u32,
+                streaming: false,
+                estimated_input_tokens: 100,
+                deadline_ms: 30_000,
+            };
+            self.route(&request, call.clone()).await?;
+            let first = route.targets.first().copied().unwrap_or(0);
+            let outcome = AttemptOutcome {
+                target: first,
+                attempt: 1,
+                tried: vec![first],
+                kind: crate::OutcomeKind::Overloaded,
+                http_status: Some(503),
+                retry_after_ms: None,
+                elapsed_ms: 10,
+            };
+            self.on_attempt(&request, &outcome, call.clone()).await?;
+        }
+        Ok(())
+    }
+}
