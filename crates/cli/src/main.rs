@@ -1,1 +1,136 @@
-fn main(){}
+//! The `switchyard` binary: parses the command line, sets up logging, and
+//! hands over to the library crates. Exit codes: 0 ok, 1 failure, 64 bad
+//! config or usage.
+
+#![forbid(unsafe_code)]
+
+mod check;
+mod demo;
+mod serve;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Switchyard: an LLM gateway whose failover decisions are WebAssembly policies.
+#[derive(Parser)]
+#[command(version, about)]
+struct Cli {
+    /// Log format.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the gateway from a config file.
+    Serve {
+        /// The TOML config.
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+    /// Run the gateway in front of two local mock providers (no keys, no network).
+    Demo {
+        /// Where the gateway listens.
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: String,
+        /// Policy folder to watch (drop a .wasm here to hot-swap it in).
+        #[arg(long, default_value = "policies")]
+        policy_dir: PathBuf,
+    },
+    /// Check a config file and say what it would do.
+    Validate {
+        /// The TOML config.
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+    /// Policy tools.
+    Policy {
+        #[command(subcommand)]
+        command: PolicyCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum PolicyCommand {
+    /// Load a component with the gateway's real host and check it satisfies the policy world.
+    Check {
+        /// The `.wasm` component.
+        file: PathBuf,
+        /// Settings JSON handed to the policy's `init` (default `{}`).
+        #[arg(long)]
+        config: Option<String>,
+    },
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("SWITCHYARD_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.log_format);
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: could not start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Serve { config } => serve::serve(&config).await,
+            Command::Demo { listen, policy_dir } => demo::demo(&listen, &policy_dir).await,
+            Command::Validate { config } => serve::validate(&config),
+            Command::Policy { command: PolicyCommand::Check { file, config } } => check::check(&file, config.as_deref()).await,
+        }
+    });
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Exit code for a config or usage mistake (EX_USAGE).
+pub(crate) const EXIT_CONFIG: u8 = 64;
+
+/// Resolves when the process is asked to stop (Ctrl-C or SIGTERM).
+pub(crate) async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+    tracing::info!("shutting down: finishing open requests");
+}

@@ -1,1 +1,42 @@
+//! The gateway: accepts OpenAI-wire chat requests, asks the request's policy
+//! where to send them, makes the upstream attempts, relays the answer
+//! (streams chunk by chunk), and turns every failure into a clean answer in
+//! the client's API format.
+//!
+//! # Layout (in request order)
+//! - [`gateway`]: [`Gateway`], built from a config: topology, providers, policy host.
+//! - `server`: accept loop, TCP_NODELAY, graceful shutdown.
+//! - `ingress`: method/path, body limit, peek `model`/`stream`, find the route.
+//! - `exchange`: one client request from policy `route` to final answer;
+//!   every retry and failover decision is asked of the policy here.
+//! - `upstream`: one attempt at one target, classified.
+//! - `relay`: the SSE relay, which ends a broken stream with an error event.
+//! - `respond`: the only place errors become client responses.
 
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+mod exchange;
+pub mod gateway;
+mod ingress;
+mod relay;
+mod respond;
+mod server;
+mod upstream;
+
+pub use gateway::{Gateway, GatewayError};
+
+/// The body of every response the gateway sends.
+pub type ResponseBody = http_body_util::combinators::UnsyncBoxBody<bytes::Bytes, std::convert::Infallible>;
+
+/// Response headers every answer carries.
+pub mod headers {
+    /// The provider that answered (`none` when none did).
+    pub const PROVIDER: &str = "x-switchyard-provider";
+    /// How many upstream attempts the request took.
+    pub const ATTEMPTS: &str = "x-switchyard-attempts";
+    /// `name@sha12` of the policy version that decided.
+    pub const POLICY: &str = "x-switchyard-policy";
+    /// Set when the answer is degraded (`fallback`).
+    pub const DEGRADED: &str = "x-switchyard-degraded";
+}

@@ -2,7 +2,7 @@
 //! read by policies through the `health` host import.
 
 use std::collections::VecDeque;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
@@ -51,13 +51,14 @@ pub struct HealthBook {
 
 /// Counts an attempt as in flight until dropped.
 #[must_use = "the attempt is in flight only while the guard lives"]
-pub struct InflightGuard<'a> {
-    cell: &'a Cell,
+pub struct InflightGuard {
+    book: Arc<HealthBook>,
+    target: usize,
 }
 
-impl Drop for InflightGuard<'_> {
+impl Drop for InflightGuard {
     fn drop(&mut self) {
-        self.cell.inflight.fetch_sub(1, Ordering::Relaxed);
+        self.book.cells[self.target].inflight.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
@@ -68,10 +69,10 @@ impl HealthBook {
     }
 
     /// Marks an attempt to `target` in flight; `None` for an unknown target.
-    pub fn start(&self, target: u32) -> Option<InflightGuard<'_>> {
+    pub fn start(self: &Arc<Self>, target: u32) -> Option<InflightGuard> {
         let cell = self.cells.get(target as usize)?;
         cell.inflight.fetch_add(1, Ordering::Relaxed);
-        Some(InflightGuard { cell })
+        Some(InflightGuard { book: self.clone(), target: target as usize })
     }
 
     /// Records how an attempt ended. `latency` is time to response headers
@@ -161,7 +162,7 @@ mod tests {
 
     #[test]
     fn inflight_is_counted_while_the_guard_lives() {
-        let book = HealthBook::new(2);
+        let book = Arc::new(HealthBook::new(2));
         let g = book.start(1).unwrap();
         assert_eq!(book.get(1).unwrap().inflight, 1);
         drop(g);

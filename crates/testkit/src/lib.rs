@@ -1,1 +1,35 @@
+//! Test support that speaks the real wire: mock LLM providers (OpenAI JSON
+//! and SSE) with scripted outages, a gateway harness on `127.0.0.1:0`, and an
+//! HTTP client for assertions. Used by the end-to-end tests, the bench and
+//! `switchyard demo`. Nothing here mocks the gateway's own parts.
+//!
+//! # Layout
+//! - [`mock`]: [`MockProvider`] and its [`Reply`] script.
+//! - [`harness`]: [`TestGateway`] and [`ConfigBuilder`].
+//! - [`client`]: plain and streaming requests to the gateway.
 
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+pub mod client;
+pub mod harness;
+pub mod mock;
+
+pub use client::{ChatResponse, StreamingResponse, chat_body, post_chat, post_chat_stream, post_raw};
+pub use harness::{ConfigBuilder, TestGateway};
+pub use mock::{MockProvider, Reply, closed_port_url};
+pub use switchyard_policy_host::embedded::PLUGIN_ARTIFACTS;
+
+/// Path of a component the build wrote from `plugins/` (e.g. `chaos`, `weighted_split`).
+pub fn plugin_artifact(name: &str) -> std::path::PathBuf {
+    std::path::Path::new(PLUGIN_ARTIFACTS).join(format!("{name}.wasm"))
+}
+
+/// Polls `check` until it holds or `patience` runs out (then panics with `what`).
+pub async fn eventually(what: &str, patience: std::time::Duration, mut check: impl FnMut() -> bool) {
+    let until = std::time::Instant::now() + patience;
+    while !check() {
+        assert!(std::time::Instant::now() < until, "timed out waiting for: {what}");
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+}

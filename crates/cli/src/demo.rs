@@ -1,0 +1,39 @@
+//! `switchyard demo`: the gateway in front of two in-process mock providers,
+//! with a flaky primary, so failover can be seen with no keys and no network.
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use switchyard_core::Gateway;
+use switchyard_testkit::{MockProvider, Reply};
+
+use crate::shutdown_signal;
+
+pub(crate) async fn demo(listen: &str, policy_dir: &Path) -> anyhow::Result<ExitCode> {
+    // The primary answers, then has an outage (503), answers, then rate-limits
+    // (429, Retry-After: 1) — round and round. The backup is healthy.
+    let primary = MockProvider::start_cycling("primary", vec![Reply::Ok, Reply::status(503), Reply::Ok, Reply::rate_limited(1)]).await;
+    let backup = MockProvider::start("backup").await;
+    std::fs::create_dir_all(policy_dir).with_context(|| format!("creating {}", policy_dir.display()))?;
+    let policy_dir = policy_dir.canonicalize()?;
+    let toml = switchyard_config::demo::demo_config(listen, &primary.url(), &backup.url(), &policy_dir.display().to_string());
+    let config = switchyard_config::from_str(&toml, "<demo>")?;
+    let gateway = Gateway::new(&config, |_| None).await?;
+    let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| format!("binding {listen}"))?;
+    let addr = listener.local_addr()?;
+    println!(
+        "\nSwitchyard demo on http://{addr}\n\
+         providers: primary {} (flaky: 503s and 429s), backup {} (healthy)\n\
+         policy folder: {} (drop a .wasm here to hot-swap a policy)\n\n\
+         Try:\n  curl -si http://{addr}/v1/chat/completions -H 'content-type: application/json' \\\n    \
+         -d '{{\"model\":\"gpt-4o-mini\",\"messages\":[{{\"role\":\"user\",\"content\":\"Hello\"}}]}}'\n\n\
+         Run it a few times: x-switchyard-provider and x-switchyard-attempts show the failover.\n\
+         Add \"stream\":true for SSE. Ctrl-C stops.\n",
+        primary.url(),
+        backup.url(),
+        policy_dir.display()
+    );
+    gateway.serve(listener, shutdown_signal()).await;
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,184 @@
+//! Building a gateway from a config, and running it.
+
+use std::collections::{BTreeMap, HashMap};
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use switchyard_config::{Api, Config};
+use switchyard_policy_host::{HealthBook, HostOptions, Limits, PolicyHost, PolicyWatcher, RouteInfo, Target, Topology};
+use tokio::net::TcpListener;
+
+use crate::upstream::Provider;
+
+/// Why a gateway could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum GatewayError {
+    /// A provider's key variable is named but not set.
+    #[error("provider {provider:?}: environment variable {var} (api_key_env) is not set")]
+    MissingKey {
+        /// Provider name.
+        provider: String,
+        /// The variable.
+        var: String,
+    },
+    /// A provider cannot be used.
+    #[error("provider {provider:?}: {reason}")]
+    Provider {
+        /// Provider name.
+        provider: String,
+        /// Why.
+        reason: String,
+    },
+    /// The policy host failed to start or an embedded policy failed to load.
+    #[error("policy host: {0}")]
+    Policy(#[from] switchyard_policy_host::PolicyError),
+}
+
+/// One route as the request path needs it.
+pub(crate) struct RouteEntry {
+    pub index: u32,
+    pub policy: String,
+    pub timeout: Duration,
+}
+
+/// Everything a request handler reads; shared by all connections.
+pub(crate) struct Shared {
+    pub routes: Vec<RouteEntry>,
+    pub routes_by_model: HashMap<String, usize>,
+    pub wildcard: Option<usize>,
+    /// Per target index: its provider.
+    pub target_provider: Vec<Arc<Provider>>,
+    pub topology: Arc<Topology>,
+    pub policies: Arc<PolicyHost>,
+    pub health: Arc<HealthBook>,
+    pub max_body_bytes: usize,
+}
+
+/// A configured gateway, ready to serve.
+pub struct Gateway {
+    shared: Arc<Shared>,
+    _watcher: PolicyWatcher,
+}
+
+impl std::fmt::Debug for Gateway {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Gateway").field("routes", &self.shared.routes.len()).finish()
+    }
+}
+
+fn topology(config: &Config) -> Topology {
+    let mut targets: Vec<Target> = Vec::new();
+    let routes = config
+        .routes
+        .iter()
+        .map(|route| RouteInfo {
+            model: route.model.get_ref().clone(),
+            targets: route
+                .targets
+                .iter()
+                .map(|t| {
+                    let target = Target { provider: t.provider.get_ref().clone(), model: t.model.clone() };
+                    let index = targets.iter().position(|x| *x == target).unwrap_or_else(|| {
+                        targets.push(target);
+                        targets.len() - 1
+                    });
+                    index as u32
+                })
+                .collect(),
+        })
+        .collect();
+    Topology { targets, routes }
+}
+
+impl Gateway {
+    /// Builds the gateway: reads provider keys through `env`, starts the
+    /// policy host, loads the embedded policies and the policy folder, and
+    /// starts watching the folder.
+    pub async fn new(config: &Config, env: impl Fn(&str) -> Option<String>) -> Result<Gateway, GatewayError> {
+        let topology = topology(config);
+        let mut providers: HashMap<String, Arc<Provider>> = HashMap::new();
+        for p in &config.providers {
+            let name = p.name.get_ref().clone();
+            if p.api == Api::Anthropic {
+                return Err(GatewayError::Provider {
+                    provider: name,
+                    reason: "api = \"anthropic\" upstreams need OpenAI ⇄ Anthropic translation, which this version does not have yet".into(),
+                });
+            }
+            let key = match &p.api_key_env {
+                Some(var) => Some(env(var).ok_or_else(|| GatewayError::MissingKey { provider: name.clone(), var: var.clone() })?),
+                None => None,
+            };
+            let provider = Provider::new(&name, p.base_url.get_ref(), key, Duration::from_millis(p.connect_timeout_ms))
+                .map_err(|reason| GatewayError::Provider { provider: name.clone(), reason })?;
+            providers.insert(name, Arc::new(provider));
+        }
+        let target_provider = topology.targets.iter().map(|t| providers[&t.provider].clone()).collect();
+
+        let mut settings = BTreeMap::new();
+        let names = config.policies.keys().cloned().chain(config.routes.iter().map(|r| r.policy_name(&config.policy).to_owned()));
+        for name in names {
+            let json = config.policy_settings_json(&name);
+            settings.insert(name, json);
+        }
+        let health = Arc::new(HealthBook::new(topology.targets.len()));
+        let options = HostOptions {
+            topology: topology.clone(),
+            settings,
+            limits: Limits {
+                decision_timeout: Duration::from_millis(config.policy.decision_timeout_ms),
+                memory_limit_bytes: (config.policy.memory_limit_mib as usize) << 20,
+            },
+            cache_dir: Some(config.policy_cache_dir()),
+        };
+        let policies = PolicyHost::new(options, health.clone())?;
+        policies.load_embedded().await?;
+        let watcher = policies
+            .watch(&config.policy_dir(), Duration::from_millis(config.policy.rescan_interval_ms.max(100)))
+            .await?;
+
+        let routes: Vec<RouteEntry> = config
+            .routes
+            .iter()
+            .enumerate()
+            .map(|(i, r)| RouteEntry {
+                index: i as u32,
+                policy: r.policy_name(&config.policy).to_owned(),
+                timeout: Duration::from_millis(r.timeout_ms),
+            })
+            .collect();
+        for route in &routes {
+            if policies.current(&route.policy).is_none() {
+                tracing::warn!(
+                    policy = %route.policy,
+                    "no policy of this name is embedded or in the policy folder: the built-in fallback decides until one is dropped in"
+                );
+            }
+        }
+        let routes_by_model = config.routes.iter().enumerate().map(|(i, r)| (r.model.get_ref().clone(), i)).collect();
+        let wildcard = config.routes.iter().position(|r| r.model.get_ref() == "*");
+        let shared = Shared {
+            routes,
+            routes_by_model,
+            wildcard,
+            target_provider,
+            topology: Arc::new(topology),
+            policies,
+            health,
+            max_body_bytes: config.max_body_bytes,
+        };
+        Ok(Gateway { shared: Arc::new(shared), _watcher: watcher })
+    }
+
+    /// The policy host (for status, events and tests).
+    pub fn policies(&self) -> &Arc<PolicyHost> {
+        &self.shared.policies
+    }
+
+    /// Serves `listener` until `shutdown` resolves, then lets open requests finish.
+    pub async fn serve(self, listener: TcpListener, shutdown: impl Future<Output = ()>) {
+        crate::server::serve(self.shared.clone(), listener, shutdown).await;
+        drop(self);
+    }
+}

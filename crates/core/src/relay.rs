@@ -1,0 +1,103 @@
+//! Relaying a streamed (SSE) answer chunk by chunk. Once the first byte has
+//! gone to the client no retry is possible, so a stream the provider breaks,
+//! closes before `data: [DONE]`, or lets go silent past the idle timeout ends
+//! with an error event in the client's API format, never a clean-looking end.
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, ready};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body::{Body, Frame};
+use hyper::body::Incoming;
+use switchyard_policy_host::HealthBook;
+use switchyard_policy_host::health::InflightGuard;
+use switchyard_wire::openai_error::OpenAiError;
+use switchyard_wire::sse::DoneDetector;
+use tokio::time::{Instant, Sleep};
+
+/// Who the stream comes from, to record how it ended.
+pub(crate) struct StreamSource {
+    pub health: Arc<HealthBook>,
+    pub target: u32,
+    pub provider: Arc<str>,
+    pub inflight: Option<InflightGuard>,
+}
+
+pub(crate) struct Relay {
+    first: Option<Bytes>,
+    upstream: Option<Incoming>,
+    idle: Pin<Box<Sleep>>,
+    idle_timeout: Duration,
+    done: DoneDetector,
+    started: Instant,
+    source: StreamSource,
+}
+
+impl Relay {
+    pub fn new(first: Bytes, rest: Incoming, idle_timeout: Duration, source: StreamSource) -> Self {
+        Relay {
+            first: Some(first),
+            upstream: Some(rest),
+            idle: Box::pin(tokio::time::sleep(idle_timeout)),
+            idle_timeout,
+            done: DoneDetector::default(),
+            started: Instant::now(),
+            source,
+        }
+    }
+
+    /// Ends the stream with an error event and closes the upstream connection.
+    fn fail(&mut self, message: String) -> Poll<Option<Result<Frame<Bytes>, std::convert::Infallible>>> {
+        self.upstream = None;
+        self.source.inflight = None;
+        self.source.health.record(self.source.target, false, self.started.elapsed(), None);
+        tracing::warn!(provider = %self.source.provider, "stream ended with an error event: {message}");
+        let event = OpenAiError::server(message, "upstream_stream_broken").to_sse_event();
+        Poll::Ready(Some(Ok(Frame::data(event))))
+    }
+}
+
+impl Body for Relay {
+    type Data = Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        let this = self.get_mut();
+        if let Some(first) = this.first.take() {
+            this.done.feed(&first);
+            return Poll::Ready(Some(Ok(Frame::data(first))));
+        }
+        loop {
+            let Some(upstream) = this.upstream.as_mut() else { return Poll::Ready(None) };
+            match Pin::new(upstream).poll_frame(cx) {
+                Poll::Ready(Some(Ok(frame))) => {
+                    let Ok(data) = frame.into_data() else { continue };
+                    this.done.feed(&data);
+                    let deadline = Instant::now() + this.idle_timeout;
+                    this.idle.as_mut().reset(deadline);
+                    return Poll::Ready(Some(Ok(Frame::data(data))));
+                }
+                Poll::Ready(Some(Err(e))) => return this.fail(format!("the provider's stream broke off: {e}")),
+                Poll::Ready(None) if this.done.is_done() => {
+                    this.upstream = None;
+                    this.source.inflight = None;
+                    return Poll::Ready(None);
+                }
+                Poll::Ready(None) => {
+                    return this.fail("the provider closed the stream before it was complete".into());
+                }
+                Poll::Pending => {
+                    ready!(this.idle.as_mut().poll(cx));
+                    let ms = this.idle_timeout.as_millis();
+                    return this.fail(format!("the provider's stream stalled: nothing for {ms} ms"));
+                }
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.first.is_none() && self.upstream.is_none()
+    }
+}

@@ -1,0 +1,112 @@
+//! The only place errors become client responses: OpenAI's error format,
+//! `Retry-After` where waiting helps, and the `x-switchyard-*` headers on
+//! every answer. Messages never contain secrets.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::{HeaderValue, Response, StatusCode, header};
+use http_body_util::{BodyExt, Full};
+use switchyard_wire::openai_error::OpenAiError;
+
+use crate::{ResponseBody, headers};
+
+/// What every answer says about how it was made.
+#[derive(Debug, Clone)]
+pub(crate) struct Meta {
+    pub provider: Option<Arc<str>>,
+    pub attempts: u32,
+    pub policy: Option<Arc<str>>,
+    pub degraded: Option<&'static str>,
+}
+
+impl Meta {
+    pub fn none() -> Self {
+        Meta { provider: None, attempts: 0, policy: None, degraded: None }
+    }
+}
+
+pub(crate) fn full(bytes: Bytes) -> ResponseBody {
+    Full::new(bytes).map_err(|never| match never {}).boxed_unsync()
+}
+
+fn value(s: &str) -> HeaderValue {
+    HeaderValue::from_str(s).unwrap_or_else(|_| HeaderValue::from_static("invalid"))
+}
+
+/// Adds the `x-switchyard-*` headers.
+pub(crate) fn stamp(response: &mut Response<ResponseBody>, meta: &Meta) {
+    let h = response.headers_mut();
+    h.insert(headers::PROVIDER, value(meta.provider.as_deref().unwrap_or("none")));
+    h.insert(headers::ATTEMPTS, HeaderValue::from(meta.attempts));
+    h.insert(headers::POLICY, value(meta.policy.as_deref().unwrap_or("none")));
+    if let Some(d) = meta.degraded {
+        h.insert(headers::DEGRADED, HeaderValue::from_static(d));
+    }
+}
+
+/// An error answer in OpenAI's format.
+pub(crate) fn error(status: StatusCode, err: &OpenAiError, meta: &Meta, retry_after_secs: Option<u64>) -> Response<ResponseBody> {
+    let mut response = Response::new(full(err.to_body()));
+    *response.status_mut() = status;
+    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    if let Some(secs) = retry_after_secs {
+        response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs.max(1)));
+    }
+    stamp(&mut response, meta);
+    response
+}
+
+/// 400 about the request body.
+pub(crate) fn invalid_request(message: impl Into<String>, param: Option<&'static str>) -> Response<ResponseBody> {
+    error(StatusCode::BAD_REQUEST, &OpenAiError::invalid_request(message, None, param), &Meta::none(), None)
+}
+
+/// 404 for a model no route serves.
+pub(crate) fn unknown_model(model: &str) -> Response<ResponseBody> {
+    let message = format!("The model `{}` does not exist or you do not have access to it.", truncate(model, 200));
+    error(StatusCode::NOT_FOUND, &OpenAiError::invalid_request(message, Some("model_not_found"), Some("model")), &Meta::none(), None)
+}
+
+/// 413 for a body over `max_body_bytes`.
+pub(crate) fn too_large(limit: usize) -> Response<ResponseBody> {
+    let message = format!("The request body is larger than this gateway accepts ({limit} bytes).");
+    error(StatusCode::PAYLOAD_TOO_LARGE, &OpenAiError::invalid_request(message, Some("request_too_large"), None), &Meta::none(), None)
+}
+
+/// 404 / 405 for paths and methods the gateway does not serve.
+pub(crate) fn not_found(method: &http::Method, path: &str) -> Response<ResponseBody> {
+    let message = format!("Unknown request URL: {method} {}.", truncate(path, 200));
+    error(StatusCode::NOT_FOUND, &OpenAiError::invalid_request(message, Some("unknown_url"), None), &Meta::none(), None)
+}
+
+/// 405 for a known path with the wrong method.
+pub(crate) fn method_not_allowed(method: &http::Method, path: &str) -> Response<ResponseBody> {
+    let message = format!("{method} is not allowed on {path}; use POST.");
+    let mut r = error(StatusCode::METHOD_NOT_ALLOWED, &OpenAiError::invalid_request(message, Some("method_not_allowed"), None), &Meta::none(), None);
+    r.headers_mut().insert(header::ALLOW, HeaderValue::from_static("POST"));
+    r
+}
+
+/// 503 with `Retry-After`: every target failed, or the policy gave up.
+pub(crate) fn unavailable(retry_after_ms: u64, message: impl Into<String>, meta: &Meta) -> Response<ResponseBody> {
+    let secs = retry_after_ms.div_ceil(1000).max(1);
+    error(StatusCode::SERVICE_UNAVAILABLE, &OpenAiError::server(message, "all_providers_unavailable"), meta, Some(secs))
+}
+
+/// 502 / 504 when the policy accepted a failure that has no HTTP answer to pass on.
+pub(crate) fn upstream_failed(status: StatusCode, message: impl Into<String>, meta: &Meta) -> Response<ResponseBody> {
+    let code = if status == StatusCode::GATEWAY_TIMEOUT { "upstream_timeout" } else { "upstream_error" };
+    error(status, &OpenAiError::server(message, code), meta, None)
+}
+
+pub(crate) fn truncate(s: &str, max: usize) -> &str {
+    if s.len() <= max {
+        return s;
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}

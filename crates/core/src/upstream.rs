@@ -1,0 +1,175 @@
+//! One attempt at one target: connect (pooled, keep-alive, TCP_NODELAY),
+//! send, wait for the answer under the per-try timeout, and classify it.
+
+use std::time::{Duration, SystemTime};
+
+use bytes::Bytes;
+use http::{HeaderValue, Request, Response, StatusCode, header};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper_rustls::HttpsConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
+use switchyard_wire::{OutcomeKind, classify_status, parse_retry_after};
+use tokio::time::Instant;
+
+/// Largest error or non-streamed answer body the gateway reads from a provider.
+const MAX_UPSTREAM_BODY: usize = 64 << 20;
+
+/// A provider key; never printed.
+pub(crate) struct Secret(HeaderValue);
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(..)")
+    }
+}
+
+/// One upstream API endpoint with its own connection pool.
+pub(crate) struct Provider {
+    pub name: std::sync::Arc<str>,
+    chat_url: http::Uri,
+    authorization: Option<Secret>,
+    client: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
+}
+
+impl Provider {
+    pub fn new(name: &str, base_url: &str, key: Option<String>, connect_timeout: Duration) -> Result<Provider, String> {
+        let base = base_url.trim_end_matches('/');
+        let url = if base.ends_with("/v1") { format!("{base}/chat/completions") } else { format!("{base}/v1/chat/completions") };
+        let chat_url: http::Uri = url.parse().map_err(|e| format!("base_url {base_url:?}: {e}"))?;
+        let authorization = match key {
+            Some(key) => {
+                let mut v = HeaderValue::from_str(&format!("Bearer {}", key.trim()))
+                    .map_err(|_| "the API key contains characters a header cannot carry".to_owned())?;
+                v.set_sensitive(true);
+                Some(Secret(v))
+            }
+            None => None,
+        };
+        let mut http = HttpConnector::new();
+        http.set_nodelay(true);
+        http.enforce_http(false);
+        http.set_connect_timeout(Some(connect_timeout));
+        http.set_keepalive(Some(Duration::from_secs(60)));
+        let https = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_webpki_roots()
+            .https_or_http()
+            .enable_http1()
+            .wrap_connector(http);
+        let client = Client::builder(TokioExecutor::new())
+            .pool_timer(TokioTimer::new())
+            .pool_idle_timeout(Duration::from_secs(90))
+            .build(https);
+        Ok(Provider { name: name.into(), chat_url, authorization, client })
+    }
+}
+
+/// What one attempt produced.
+pub(crate) struct Attempt {
+    pub kind: OutcomeKind,
+    pub status: Option<StatusCode>,
+    pub retry_after: Option<Duration>,
+    pub elapsed: Duration,
+    /// An answer that can be handed to the client as it is, if there was one.
+    pub answer: Option<Answer>,
+    /// Why it failed, for logs and 502 messages (never contains secrets).
+    pub detail: String,
+}
+
+/// An upstream answer ready to relay.
+pub(crate) struct Answer {
+    pub head: http::response::Parts,
+    pub body: AnswerBody,
+}
+
+pub(crate) enum AnswerBody {
+    /// Read whole (non-streamed answers and errors).
+    Full(Bytes),
+    /// A stream whose first data chunk has arrived; the rest is still upstream.
+    Stream { first: Bytes, rest: Incoming },
+}
+
+impl Attempt {
+    fn failed(kind: OutcomeKind, started: Instant, detail: String) -> Attempt {
+        Attempt { kind, status: None, retry_after: None, elapsed: started.elapsed(), answer: None, detail }
+    }
+}
+
+fn retry_after(head: &http::response::Parts) -> Option<Duration> {
+    let get = |name: &str| head.headers.get(name).and_then(|v| v.to_str().ok());
+    parse_retry_after(get("retry-after-ms"), get("retry-after"), SystemTime::now())
+}
+
+/// Waits for the first data frame of a stream (skipping trailers/empty frames).
+async fn first_data(body: &mut Incoming) -> Result<Option<Bytes>, hyper::Error> {
+    while let Some(frame) = body.frame().await {
+        if let Ok(data) = frame?.into_data()
+            && !data.is_empty()
+        {
+            return Ok(Some(data));
+        }
+    }
+    Ok(None)
+}
+
+/// Sends `body` to `provider` and waits (at most `timeout`) for an answer:
+/// the full body for a non-streamed request or an error, the first chunk
+/// for a stream, so that nothing has reached the client while a retry is
+/// still possible.
+pub(crate) async fn attempt(provider: &Provider, body: Bytes, streaming: bool, timeout: Duration) -> Attempt {
+    let started = Instant::now();
+    let mut req = Request::post(provider.chat_url.clone())
+        .header(header::CONTENT_TYPE, "application/json")
+        .header(header::ACCEPT, if streaming { "text/event-stream" } else { "application/json" })
+        .header(header::USER_AGENT, concat!("switchyard/", env!("CARGO_PKG_VERSION")))
+        .body(Full::new(body))
+        .expect("a request from valid parts");
+    if let Some(Secret(auth)) = &provider.authorization {
+        req.headers_mut().insert(header::AUTHORIZATION, auth.clone());
+    }
+    let exchange = async {
+        let response: Response<Incoming> = match provider.client.request(req).await {
+            Ok(r) => r,
+            Err(e) if e.is_connect() => return Attempt::failed(OutcomeKind::ConnectError, started, format!("could not connect: {}", source_chain(&e))),
+            Err(e) => return Attempt::failed(OutcomeKind::Reset, started, format!("connection failed: {}", source_chain(&e))),
+        };
+        let (head, mut incoming) = response.into_parts();
+        let status = head.status;
+        let retry_after = retry_after(&head);
+        let base = |kind, answer, detail| Attempt { kind, status: Some(status), retry_after, elapsed: started.elapsed(), answer, detail };
+        if status.is_success() && streaming {
+            return match first_data(&mut incoming).await {
+                Ok(Some(first)) => base(OutcomeKind::Success, Some(Answer { head, body: AnswerBody::Stream { first, rest: incoming } }), String::new()),
+                Ok(None) => base(OutcomeKind::Reset, None, "the stream ended before its first event".into()),
+                Err(e) => base(OutcomeKind::Reset, None, format!("the stream broke before its first event: {e}")),
+            };
+        }
+        let bytes = match Limited::new(incoming, MAX_UPSTREAM_BODY).collect().await {
+            Ok(c) => c.to_bytes(),
+            Err(e) => return base(OutcomeKind::Reset, None, format!("the answer broke off: {e}")),
+        };
+        let kind = classify_status(status.as_u16(), &bytes);
+        if kind == OutcomeKind::Success && serde_json::from_slice::<serde::de::IgnoredAny>(&bytes).is_err() {
+            return base(OutcomeKind::InvalidResponse, None, "the answer is not JSON".into());
+        }
+        let detail = if kind == OutcomeKind::Success { String::new() } else { format!("answered {status}") };
+        base(kind, Some(Answer { head, body: AnswerBody::Full(bytes) }), detail)
+    };
+    match tokio::time::timeout(timeout, exchange).await {
+        Ok(attempt) => attempt,
+        Err(_) => Attempt::failed(OutcomeKind::Timeout, started, format!("no answer within {} ms", timeout.as_millis())),
+    }
+}
+
+fn source_chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        source = s.source();
+    }
+    out
+}

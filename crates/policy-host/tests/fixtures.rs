@@ -1,0 +1,183 @@
+//! Policy-host behaviour against real components built from `plugins/`:
+//! each misbehaving fixture fails in exactly the way it should, and a
+//! request-time failure is answered by the fallback chain.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use switchyard_policy_host::embedded::PLUGIN_ARTIFACTS;
+use switchyard_policy_host::*;
+
+fn topology() -> Topology {
+    let t = |p: &str| Target { provider: p.into(), model: "m".into() };
+    Topology { targets: vec![t("a"), t("b")], routes: vec![RouteInfo { model: "m".into(), targets: vec![0, 1] }] }
+}
+
+fn host_with(settings: &[(&str, &str)], cache_dir: Option<std::path::PathBuf>) -> Arc<PolicyHost> {
+    let options = HostOptions {
+        topology: topology(),
+        settings: settings.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+        limits: Limits { decision_timeout: Duration::from_millis(5), memory_limit_bytes: 32 << 20 },
+        cache_dir,
+    };
+    PolicyHost::new(options, Arc::new(HealthBook::new(2))).unwrap()
+}
+
+fn artifact(name: &str) -> Vec<u8> {
+    std::fs::read(format!("{PLUGIN_ARTIFACTS}/{name}.wasm")).unwrap()
+}
+
+fn request() -> RequestInfo {
+    RequestInfo { api: Api::OpenaiChat, route: 0, streaming: false, estimated_input_tokens: 10, deadline_ms: 10_000 }
+}
+
+fn chaos_call(mode: &str) -> Arc<CallContext> {
+    Arc::new(CallContext::from_headers([("x-chaos", mode.as_bytes())]))
+}
+
+async fn prepare(host: &Arc<PolicyHost>, name: &str, file: &str) -> Result<Arc<PolicyVersion>, PolicyError> {
+    host.prepare(name, artifact(file), PolicyOrigin::Embedded).await.map(|(v, _)| v)
+}
+
+#[tokio::test]
+async fn embedded_failover_sends_to_targets_in_order() {
+    let host = host_with(&[], None);
+    host.load_embedded().await.unwrap();
+    let pinned = host.pin("failover", CallContext::default());
+    assert!(pinned.label().starts_with("failover@"));
+    let decided = pinned.route(&request()).await;
+    assert_eq!(decided.value, RouteDecision::Send(Plan { targets: vec![0, 1], per_try_timeout_ms: 10_000 }));
+    let outcome = AttemptOutcome {
+        target: 0,
+        attempt: 1,
+        tried: vec![0],
+        kind: OutcomeKind::Overloaded,
+        http_status: Some(503),
+        retry_after_ms: None,
+        elapsed_ms: 3,
+    };
+    let next = pinned.on_attempt(&request(), &outcome).await;
+    assert_eq!(next.value, NextStep::Retry(Retry { target: 1, delay_ms: 0 }));
+    assert_eq!(next.answered_by, pinned.label());
+}
+
+#[tokio::test]
+async fn trapping_decision_is_a_trap() {
+    let host = host_with(&[], None);
+    let v = prepare(&host, "chaos", "chaos").await.unwrap();
+    let err = v.route(&request(), chaos_call("trap")).await.unwrap_err();
+    assert!(matches!(err, PolicyError::Trap(ref m) if m.contains("unreachable")), "{err:?}");
+    // The next call gets a fresh instance and works.
+    assert!(v.route(&request(), Arc::new(CallContext::default())).await.is_ok());
+}
+
+#[tokio::test]
+async fn looping_decision_is_interrupted_at_its_deadline() {
+    let host = host_with(&[], None);
+    let v = prepare(&host, "chaos", "chaos").await.unwrap();
+    let started = Instant::now();
+    let err = v.route(&request(), chaos_call("loop")).await.unwrap_err();
+    let took = started.elapsed();
+    assert_eq!(err, PolicyError::DeadlineExceeded(5));
+    assert!(took < Duration::from_millis(100), "interrupted after {took:?}");
+}
+
+#[tokio::test]
+async fn runaway_memory_is_out_of_memory() {
+    let host = host_with(&[], None);
+    let v = prepare(&host, "chaos", "chaos").await.unwrap();
+    let err = v.route(&request(), chaos_call("oom")).await.unwrap_err();
+    assert_eq!(err, PolicyError::OutOfMemory(32));
+}
+
+#[tokio::test]
+async fn unknown_target_and_zero_timeout_are_invalid_decisions() {
+    let host = host_with(&[], None);
+    let v = prepare(&host, "chaos", "chaos").await.unwrap();
+    for mode in ["bad-target", "zero-timeout"] {
+        let err = v.route(&request(), chaos_call(mode)).await.unwrap_err();
+        assert!(matches!(err, PolicyError::InvalidDecision(_)), "{mode}: {err:?}");
+    }
+}
+
+#[tokio::test]
+async fn forbidden_import_is_refused_by_name() {
+    let host = host_with(&[], None);
+    let err = prepare(&host, "exfil", "forbidden_import").await.unwrap_err();
+    assert_eq!(err, PolicyError::ForbiddenImport("`acme:exfil/net`".into()));
+    assert!(err.to_string().contains("acme:exfil/net"));
+}
+
+#[tokio::test]
+async fn not_wasm_and_core_modules_are_refused() {
+    let host = host_with(&[], None);
+    let err = host.prepare("x", b"#!/bin/sh\necho hi\n".to_vec(), PolicyOrigin::Embedded).await.unwrap_err();
+    assert!(matches!(err, PolicyError::Compile(ref m) if m.contains("not a WebAssembly file")), "{err:?}");
+}
+
+#[tokio::test]
+async fn always_misbehaving_policy_fails_its_load_time_check() {
+    for (mode, expect) in [("trap", "trap"), ("loop", "deadline_exceeded"), ("oom", "out_of_memory"), ("bad-target", "invalid_decision")]
+    {
+        let settings = format!(r#"{{"always":"{mode}"}}"#);
+        let host = host_with(&[("chaos", &settings)], None);
+        let err = prepare(&host, "chaos", "chaos").await.unwrap_err();
+        assert_eq!(err.reason(), expect, "{mode}: {err}");
+    }
+}
+
+#[tokio::test]
+async fn refused_settings_are_config_rejected() {
+    let host = host_with(&[("chaos", r#""refuse""#)], None);
+    let err = prepare(&host, "chaos", "chaos").await.unwrap_err();
+    assert!(matches!(err, PolicyError::ConfigRejected(ref m) if m.contains("refusing")), "{err:?}");
+}
+
+#[tokio::test]
+async fn failover_refuses_unknown_settings() {
+    let host = host_with(&[("failover", r#"{"max_attempt":3}"#)], None);
+    let err = prepare(&host, "failover", "failover").await.unwrap_err();
+    assert!(matches!(err, PolicyError::ConfigRejected(ref m) if m.contains("max_attempt")), "{err:?}");
+}
+
+#[tokio::test]
+async fn failing_decision_falls_back_to_last_good_then_native() {
+    let dir = tempfile::tempdir().unwrap();
+    let host = host_with(&[], None);
+    host.load_embedded().await.unwrap();
+    let file = dir.path().join("failover.wasm");
+    std::fs::write(&file, artifact("chaos")).unwrap();
+    let loaded = host.load_file(&file).await.unwrap().unwrap();
+    assert!(loaded.label().starts_with("failover@"));
+
+    // The chaos version traps on this request; the embedded failover (last good) answers.
+    let pinned = host.pin("failover", CallContext::from_headers([("x-chaos", b"trap".as_slice())]));
+    assert_eq!(pinned.label(), *loaded.label());
+    let decided = pinned.route(&request()).await;
+    assert_ne!(decided.answered_by, *loaded.label());
+    assert!(decided.answered_by.starts_with("failover@"));
+    assert_eq!(host.failed_decisions(), 1);
+
+    // A policy with no last good version falls back to the native policy.
+    let lone = dir.path().join("chaos.wasm");
+    std::fs::write(&lone, artifact("chaos")).unwrap();
+    host.load_file(&lone).await.unwrap();
+    let pinned = host.pin("chaos", CallContext::from_headers([("x-chaos", b"loop".as_slice())]));
+    let decided = pinned.route(&request()).await;
+    assert_eq!(&*decided.answered_by, native::NATIVE_LABEL);
+    assert!(matches!(decided.value, RouteDecision::Send(_)));
+}
+
+#[tokio::test]
+async fn compiled_policies_are_cached_on_disk() {
+    let cache = tempfile::tempdir().unwrap();
+    let first = host_with(&[], Some(cache.path().to_owned()));
+    let (_, from_cache) = first.prepare("failover", artifact("failover"), PolicyOrigin::Embedded).await.unwrap();
+    assert!(!from_cache);
+    let second = host_with(&[], Some(cache.path().to_owned()));
+    let started = Instant::now();
+    let (v, from_cache) = second.prepare("failover", artifact("failover"), PolicyOrigin::Embedded).await.unwrap();
+    assert!(from_cache, "second load should come from the cache");
+    eprintln!("warm-cache load + self-check: {:?}", started.elapsed());
+    assert!(v.route(&request(), Arc::new(CallContext::default())).await.is_ok());
+}

@@ -1,0 +1,166 @@
+//! A real gateway on `127.0.0.1:0`, configured from TOML like a user would.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use switchyard_core::Gateway;
+use switchyard_policy_host::PolicyHost;
+use tokio::sync::oneshot;
+
+/// Builds the TOML of a gateway config.
+#[derive(Debug, Clone, Default)]
+pub struct ConfigBuilder {
+    providers: Vec<String>,
+    routes: Vec<String>,
+    policies: Vec<String>,
+    top: Vec<String>,
+    policy_section: Vec<String>,
+}
+
+impl ConfigBuilder {
+    /// An empty config.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// A top-level line, e.g. `max_body_bytes = 1024`.
+    pub fn top(mut self, line: &str) -> Self {
+        self.top.push(line.to_owned());
+        self
+    }
+
+    /// A line of the `[policy]` table, e.g. `decision_timeout_ms = 5`.
+    pub fn policy(mut self, line: &str) -> Self {
+        self.policy_section.push(line.to_owned());
+        self
+    }
+
+    /// An OpenAI-wire provider.
+    pub fn provider(mut self, name: &str, base_url: &str) -> Self {
+        self.providers.push(format!("[[providers]]\nname = {name:?}\napi = \"openai\"\nbase_url = {base_url:?}\nconnect_timeout_ms = 500\n"));
+        self
+    }
+
+    /// A provider whose key is read from `env_var`.
+    pub fn provider_with_key(mut self, name: &str, base_url: &str, env_var: &str) -> Self {
+        self.providers.push(format!(
+            "[[providers]]\nname = {name:?}\napi = \"openai\"\nbase_url = {base_url:?}\napi_key_env = {env_var:?}\n"
+        ));
+        self
+    }
+
+    /// A route for `model` over `providers` (each asked for `model`), decided by `policy`.
+    pub fn route(mut self, model: &str, policy: Option<&str>, timeout_ms: u64, providers: &[&str]) -> Self {
+        let targets: Vec<String> = providers.iter().map(|p| format!("{{ provider = {p:?}, model = {model:?} }}")).collect();
+        let policy = policy.map(|p| format!("policy = {p:?}\n")).unwrap_or_default();
+        self.routes.push(format!(
+            "[[routes]]\nmodel = {model:?}\n{policy}timeout_ms = {timeout_ms}\ntargets = [{}]\n",
+            targets.join(", ")
+        ));
+        self
+    }
+
+    /// `[policies.NAME]` with these `key = value` lines.
+    pub fn settings(mut self, name: &str, lines: &[&str]) -> Self {
+        self.policies.push(format!("[policies.{name:?}]\n{}\n", lines.join("\n")));
+        self
+    }
+
+    /// The TOML text, with the policy folder set to `policy_dir`.
+    pub fn build(&self, policy_dir: &Path) -> String {
+        let mut out = String::from("listen = \"127.0.0.1:0\"\n");
+        for line in &self.top {
+            out.push_str(line);
+            out.push('\n');
+        }
+        out.push_str(&format!("[policy]\ndir = {:?}\nrescan_interval_ms = 500\n", policy_dir.display().to_string()));
+        for line in &self.policy_section {
+            out.push_str(line);
+            out.push('\n');
+        }
+        for part in self.policies.iter().chain(&self.providers).chain(&self.routes) {
+            out.push_str(part);
+        }
+        out
+    }
+}
+
+/// A running gateway; shuts down when dropped.
+pub struct TestGateway {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    policies: Arc<PolicyHost>,
+    shutdown: Option<oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<()>>,
+    /// The policy folder (a temp dir the gateway watches).
+    pub policy_dir: PathBuf,
+    _temp: Option<tempfile::TempDir>,
+}
+
+impl std::fmt::Debug for TestGateway {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TestGateway").field("addr", &self.addr).finish()
+    }
+}
+
+impl TestGateway {
+    /// Starts a gateway from `config` with a fresh temporary policy folder.
+    pub async fn start(config: &ConfigBuilder) -> TestGateway {
+        Self::start_with_env(config, |_| None).await
+    }
+
+    /// Like [`TestGateway::start`], reading provider keys through `env`.
+    pub async fn start_with_env(config: &ConfigBuilder, env: impl Fn(&str) -> Option<String>) -> TestGateway {
+        let temp = tempfile::tempdir().expect("temp dir");
+        let policy_dir = temp.path().join("policies");
+        std::fs::create_dir_all(&policy_dir).expect("policy dir");
+        let mut gw = Self::start_in(&config.build(&policy_dir), temp.path(), env).await;
+        gw._temp = Some(temp);
+        gw
+    }
+
+    /// Starts a gateway from TOML text; relative paths resolve against `base_dir`.
+    pub async fn start_in(toml: &str, base_dir: &Path, env: impl Fn(&str) -> Option<String>) -> TestGateway {
+        let mut config = switchyard_config::from_str(toml, "test.toml").unwrap_or_else(|e| panic!("{e}\n{toml}"));
+        config.base_dir = base_dir.to_owned();
+        let policy_dir = config.policy_dir();
+        let gateway = Gateway::new(&config, env).await.unwrap_or_else(|e| panic!("gateway failed to start: {e}"));
+        let policies = gateway.policies().clone();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind gateway");
+        let addr = listener.local_addr().expect("gateway addr");
+        let (tx, rx) = oneshot::channel();
+        let task = tokio::spawn(gateway.serve(listener, async {
+            let _ = rx.await;
+        }));
+        TestGateway { addr, policies, shutdown: Some(tx), task: Some(task), policy_dir, _temp: None }
+    }
+
+    /// `http://ADDR`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// The gateway's policy host.
+    pub fn policies(&self) -> &Arc<PolicyHost> {
+        &self.policies
+    }
+
+    /// Stops accepting, lets open requests finish, and waits for that.
+    pub async fn shutdown(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+    }
+}
+
+impl Drop for TestGateway {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}

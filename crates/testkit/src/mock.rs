@@ -1,0 +1,357 @@
+//! Mock LLM providers on loopback that speak OpenAI's chat-completions wire
+//! (JSON and SSE) and play a script of replies: healthy answers, error
+//! statuses with Retry-After, hangs, streams that finish, break or stall.
+
+use std::collections::VecDeque;
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{Request, Response, StatusCode};
+use http_body_util::BodyExt;
+use hyper::body::{Body, Frame, Incoming};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpListener;
+use tokio::sync::{Notify, mpsc};
+
+/// One scripted reply.
+#[derive(Clone, Debug)]
+pub enum Reply {
+    /// A healthy answer: JSON, or SSE when the request asked for a stream.
+    Ok,
+    /// An error status with an OpenAI-style error body and extra headers.
+    Status {
+        /// HTTP status.
+        status: u16,
+        /// Extra response headers (e.g. `retry-after`).
+        headers: Vec<(String, String)>,
+        /// Error body.
+        body: String,
+    },
+    /// Accept the request and never answer.
+    Hang,
+    /// Wait, then reply.
+    Delay(Duration, Box<Reply>),
+    /// Stream these content pieces, `gap` apart, then end as `end` says.
+    Stream {
+        /// Content of each chunk.
+        pieces: Vec<String>,
+        /// Pause before each chunk after the first.
+        gap: Duration,
+        /// How the stream ends.
+        end: StreamEnd,
+    },
+    /// Stream the first piece, then wait for `release` before the rest and `[DONE]`.
+    StreamHeld {
+        /// Content of each chunk.
+        pieces: Vec<String>,
+        /// Notified by the test to let the rest go.
+        release: Arc<Notify>,
+    },
+}
+
+/// How a scripted stream ends.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StreamEnd {
+    /// `data: [DONE]` and a clean end.
+    Done,
+    /// The connection is torn down mid-stream.
+    Cut,
+    /// The body ends cleanly but without `[DONE]`.
+    Truncated,
+    /// Nothing more is sent, ever.
+    Stall,
+}
+
+impl Reply {
+    /// An error status with an OpenAI error body.
+    pub fn status(status: u16) -> Reply {
+        let body = format!(r#"{{"error":{{"message":"mock says {status}","type":"server_error","param":null,"code":null}}}}"#);
+        Reply::Status { status, headers: Vec::new(), body }
+    }
+
+    /// 429 with `Retry-After: secs`.
+    pub fn rate_limited(secs: u32) -> Reply {
+        let body = r#"{"error":{"message":"Rate limit reached","type":"requests","param":null,"code":"rate_limit_exceeded"}}"#;
+        Reply::Status { status: 429, headers: vec![("retry-after".into(), secs.to_string())], body: body.into() }
+    }
+
+    /// A 400 with this OpenAI error code.
+    pub fn bad_request(code: &str, message: &str) -> Reply {
+        let body = serde_json::json!({"error": {"message": message, "type": "invalid_request_error", "param": null, "code": code}});
+        Reply::Status { status: 400, headers: Vec::new(), body: body.to_string() }
+    }
+
+    /// A stream of `pieces` ending as `end` says.
+    pub fn stream(pieces: &[&str], gap: Duration, end: StreamEnd) -> Reply {
+        Reply::Stream { pieces: pieces.iter().map(|s| s.to_string()).collect(), gap, end }
+    }
+}
+
+struct Script {
+    queue: VecDeque<Reply>,
+    cycle: Vec<Reply>,
+    next_in_cycle: usize,
+}
+
+impl Script {
+    fn next(&mut self) -> Reply {
+        if let Some(r) = self.queue.pop_front() {
+            return r;
+        }
+        let r = self.cycle[self.next_in_cycle % self.cycle.len()].clone();
+        self.next_in_cycle += 1;
+        r
+    }
+}
+
+/// What the mock saw of one request.
+#[derive(Clone, Debug, Default)]
+pub struct Seen {
+    /// `model` of the body.
+    pub model: String,
+    /// The `authorization` header, if any.
+    pub authorization: Option<String>,
+    /// The request body.
+    pub body: String,
+}
+
+struct State {
+    name: String,
+    script: Mutex<Script>,
+    received: AtomicUsize,
+    seen: Mutex<Vec<Seen>>,
+}
+
+/// A mock OpenAI-wire provider on `127.0.0.1:<ephemeral>`. Stops when dropped.
+pub struct MockProvider {
+    addr: SocketAddr,
+    state: Arc<State>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for MockProvider {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// A base URL where nothing listens: connections are refused.
+pub fn closed_port_url() -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    drop(listener);
+    format!("http://{addr}")
+}
+
+impl MockProvider {
+    /// Starts a provider named `name` that answers [`Reply::Ok`] forever.
+    pub async fn start(name: &str) -> MockProvider {
+        Self::start_cycling(name, vec![Reply::Ok]).await
+    }
+
+    /// Starts a provider that, once its queue is empty, plays `cycle` round and round.
+    pub async fn start_cycling(name: &str, cycle: Vec<Reply>) -> MockProvider {
+        assert!(!cycle.is_empty(), "a mock needs at least one reply");
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind mock provider");
+        let addr = listener.local_addr().expect("mock addr");
+        let state = Arc::new(State {
+            name: name.to_owned(),
+            script: Mutex::new(Script { queue: VecDeque::new(), cycle, next_in_cycle: 0 }),
+            received: AtomicUsize::new(0),
+            seen: Mutex::new(Vec::new()),
+        });
+        let serving = state.clone();
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else { continue };
+                let _ = stream.set_nodelay(true);
+                let state = serving.clone();
+                tokio::spawn(async move {
+                    let service = service_fn(move |req| answer(state.clone(), req));
+                    let _ = http1::Builder::new().serve_connection(TokioIo::new(stream), service).await;
+                });
+            }
+        });
+        MockProvider { addr, state, task }
+    }
+
+    /// `http://127.0.0.1:PORT`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// The provider's name (it appears in answers: "Hello from NAME").
+    pub fn name(&self) -> &str {
+        &self.state.name
+    }
+
+    /// Requests received so far.
+    pub fn received(&self) -> usize {
+        self.state.received.load(Ordering::SeqCst)
+    }
+
+    /// What the mock saw of each request.
+    pub fn seen(&self) -> Vec<Seen> {
+        self.state.seen.lock().unwrap().clone()
+    }
+
+    /// Plays `reply` for the next `times` requests (before the cycle resumes).
+    pub fn push(&self, reply: Reply, times: usize) {
+        let mut script = self.state.script.lock().unwrap();
+        script.queue.extend(std::iter::repeat_n(reply, times));
+    }
+
+    /// Replaces the cycle played once the queue is empty.
+    pub fn set_cycle(&self, cycle: Vec<Reply>) {
+        assert!(!cycle.is_empty());
+        let mut script = self.state.script.lock().unwrap();
+        script.cycle = cycle;
+        script.next_in_cycle = 0;
+    }
+}
+
+type MockBody = http_body_util::combinators::UnsyncBoxBody<Bytes, std::io::Error>;
+
+fn full(text: String) -> MockBody {
+    http_body_util::Full::new(Bytes::from(text)).map_err(|never: Infallible| match never {}).boxed_unsync()
+}
+
+/// A body fed by a channel; an `Err` item tears the connection down.
+struct ChannelBody(mpsc::Receiver<Result<Bytes, std::io::Error>>);
+
+impl Body for ChannelBody {
+    type Data = Bytes;
+    type Error = std::io::Error;
+    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, std::io::Error>>> {
+        self.0.poll_recv(cx).map(|item| item.map(|r| r.map(Frame::data)))
+    }
+}
+
+fn completion(name: &str, model: &str) -> String {
+    serde_json::json!({
+        "id": "chatcmpl-mock",
+        "object": "chat.completion",
+        "created": 1_700_000_000,
+        "model": model,
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": format!("Hello from {name}")}, "finish_reason": "stop"}],
+        "usage": {"prompt_tokens": 5, "completion_tokens": 3, "total_tokens": 8}
+    })
+    .to_string()
+}
+
+fn chunk(model: &str, content: Option<&str>, finish: Option<&str>) -> Bytes {
+    let delta = match content {
+        Some(c) => serde_json::json!({"content": c}),
+        None => serde_json::json!({}),
+    };
+    let v = serde_json::json!({
+        "id": "chatcmpl-mock", "object": "chat.completion.chunk", "created": 1_700_000_000, "model": model,
+        "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]
+    });
+    Bytes::from(format!("data: {v}\n\n"))
+}
+
+fn sse_response(body: ChannelBody) -> Response<MockBody> {
+    Response::builder()
+        .header("content-type", "text/event-stream")
+        .header("cache-control", "no-cache")
+        .body(body.boxed_unsync())
+        .expect("valid response")
+}
+
+async fn answer(state: Arc<State>, req: Request<Incoming>) -> Result<Response<MockBody>, Infallible> {
+    state.received.fetch_add(1, Ordering::SeqCst);
+    let authorization = req.headers().get("authorization").and_then(|v| v.to_str().ok()).map(str::to_owned);
+    let body = req.into_body().collect().await.map(|c| c.to_bytes()).unwrap_or_default();
+    let json: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+    let model = json["model"].as_str().unwrap_or("unknown").to_owned();
+    let streaming = json["stream"].as_bool().unwrap_or(false);
+    state.seen.lock().unwrap().push(Seen { model: model.clone(), authorization, body: String::from_utf8_lossy(&body).into() });
+    let reply = state.script.lock().unwrap().next();
+    Ok(play(&state.name, &model, streaming, reply).await)
+}
+
+async fn play(name: &str, model: &str, streaming: bool, mut reply: Reply) -> Response<MockBody> {
+    loop {
+        match reply {
+            Reply::Delay(wait, then) => {
+                tokio::time::sleep(wait).await;
+                reply = *then;
+            }
+            Reply::Hang => std::future::pending::<()>().await,
+            Reply::Ok if streaming => {
+                let greeting = format!("Hello from {name}");
+                let pieces: Vec<String> = greeting.split_inclusive(' ').map(str::to_owned).collect();
+                reply = Reply::Stream { pieces, gap: Duration::ZERO, end: StreamEnd::Done };
+            }
+            Reply::Ok => {
+                return Response::builder()
+                    .header("content-type", "application/json")
+                    .header("x-request-id", "req_mock")
+                    .body(full(completion(name, model)))
+                    .expect("valid response");
+            }
+            Reply::Status { status, headers, body } => {
+                let mut b = Response::builder().status(StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR));
+                b = b.header("content-type", "application/json");
+                for (k, v) in headers {
+                    b = b.header(k, v);
+                }
+                return b.body(full(body)).expect("valid response");
+            }
+            Reply::Stream { pieces, gap, end } => {
+                let (tx, rx) = mpsc::channel(16);
+                let model = model.to_owned();
+                tokio::spawn(async move {
+                    for (i, piece) in pieces.iter().enumerate() {
+                        if i > 0 {
+                            tokio::time::sleep(gap).await;
+                        }
+                        if tx.send(Ok(chunk(&model, Some(piece), None))).await.is_err() {
+                            return;
+                        }
+                    }
+                    match end {
+                        StreamEnd::Done => {
+                            let _ = tx.send(Ok(chunk(&model, None, Some("stop")))).await;
+                            let _ = tx.send(Ok(Bytes::from_static(b"data: [DONE]\n\n"))).await;
+                        }
+                        StreamEnd::Cut => {
+                            let _ = tx.send(Err(std::io::Error::other("mock cuts the stream"))).await;
+                        }
+                        StreamEnd::Truncated => {}
+                        StreamEnd::Stall => {
+                            tx.closed().await;
+                        }
+                    }
+                });
+                return sse_response(ChannelBody(rx));
+            }
+            Reply::StreamHeld { pieces, release } => {
+                let (tx, rx) = mpsc::channel(16);
+                let model = model.to_owned();
+                tokio::spawn(async move {
+                    let mut pieces = pieces.into_iter();
+                    if let Some(first) = pieces.next() {
+                        let _ = tx.send(Ok(chunk(&model, Some(&first), None))).await;
+                    }
+                    release.notified().await;
+                    for piece in pieces {
+                        let _ = tx.send(Ok(chunk(&model, Some(&piece), None))).await;
+                    }
+                    let _ = tx.send(Ok(chunk(&model, None, Some("stop")))).await;
+                    let _ = tx.send(Ok(Bytes::from_static(b"data: [DONE]\n\n"))).await;
+                });
+                return sse_response(ChannelBody(rx));
+            }
+        }
+    }
+}
