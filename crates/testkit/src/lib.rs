@@ -17,7 +17,7 @@ pub mod mock;
 
 pub use client::{ChatResponse, StreamingResponse, chat_body, post_chat, post_chat_stream, post_raw};
 pub use harness::{ConfigBuilder, TestGateway};
-pub use mock::{MockProvider, Reply, closed_port_url};
+pub use mock::{MockProvider, Reply, StreamEnd, closed_port_url};
 pub use switchyard_policy_host::embedded::PLUGIN_ARTIFACTS;
 
 /// Path of a component the build wrote from `plugins/` (e.g. `chaos`, `weighted_split`).

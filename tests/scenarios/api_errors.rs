@@ -1,0 +1,78 @@
+//! Bad input gets a 4xx in OpenAI's error format, never a panic or a 5xx.
+
+use crate::*;
+
+async fn gateway(extra: &str) -> (TestGateway, MockProvider) {
+    init_tracing();
+    let provider = MockProvider::start("only").await;
+    let config = ConfigBuilder::new().top(extra).provider("only", &provider.url()).route("m", None, 5000, &["only"]);
+    (TestGateway::start(&config).await, provider)
+}
+
+fn assert_openai_error(r: &ChatResponse, status: u16, needle: &str) {
+    assert_eq!(r.status.as_u16(), status, "{}", r.body);
+    let body = r.json();
+    let message = body["error"]["message"].as_str().expect("error.message");
+    assert!(message.contains(needle), "message {message:?} should mention {needle:?}");
+    assert!(body["error"]["type"].is_string(), "error.type: {body}");
+    assert_eq!(r.header("content-type"), "application/json");
+}
+
+#[tokio::test]
+async fn non_json_body_is_a_400() {
+    let (gw, provider) = gateway("").await;
+    let r = post_raw(&gw.url(), "/v1/chat/completions", "this is not json", &[]).await;
+    assert_openai_error(&r, 400, "not valid JSON");
+    assert_eq!(provider.received(), 0);
+}
+
+#[tokio::test]
+async fn missing_model_is_a_400_naming_the_param() {
+    let (gw, _provider) = gateway("").await;
+    let r = post_raw(&gw.url(), "/v1/chat/completions", r#"{"messages":[]}"#, &[]).await;
+    assert_openai_error(&r, 400, "model");
+    assert_eq!(r.json()["error"]["param"], "model");
+}
+
+#[tokio::test]
+async fn unknown_model_is_a_404_model_not_found() {
+    let (gw, provider) = gateway("").await;
+    let r = post_chat(&gw.url(), "no-such-model").await;
+    assert_openai_error(&r, 404, "no-such-model");
+    assert_eq!(r.json()["error"]["code"], "model_not_found");
+    assert_eq!(provider.received(), 0);
+}
+
+#[tokio::test]
+async fn oversized_body_is_a_413() {
+    let (gw, provider) = gateway("max_body_bytes = 1024").await;
+    let big = chat_body("m", false).replace("Hello?", &"x".repeat(4096));
+    let r = post_raw(&gw.url(), "/v1/chat/completions", big, &[]).await;
+    assert_openai_error(&r, 413, "larger than");
+    assert_eq!(provider.received(), 0);
+    // A body under the limit still works on the same gateway.
+    assert_eq!(post_chat(&gw.url(), "m").await.status, 200);
+}
+
+#[tokio::test]
+async fn wrong_method_and_unknown_path_are_4xx() {
+    let (gw, _provider) = gateway("").await;
+    let r = post_raw(&gw.url(), "/v1/nothing-here", "{}", &[]).await;
+    assert_openai_error(&r, 404, "Unknown request URL");
+    let client_get = hyper_get(&format!("{}/v1/chat/completions", gw.url())).await;
+    assert_eq!(client_get, 405);
+}
+
+#[tokio::test]
+async fn stream_must_be_a_boolean() {
+    let (gw, _provider) = gateway("").await;
+    let r = post_raw(&gw.url(), "/v1/chat/completions", r#"{"model":"m","stream":"yes"}"#, &[]).await;
+    assert_openai_error(&r, 400, "stream");
+}
+
+async fn hyper_get(url: &str) -> u16 {
+    use http_body_util::Empty;
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .build_http::<Empty<bytes::Bytes>>();
+    client.get(url.parse().unwrap()).await.unwrap().status().as_u16()
+}

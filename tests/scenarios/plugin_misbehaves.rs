@@ -1,0 +1,134 @@
+//! A policy that traps, loops, grows memory without end, answers nonsense,
+//! imports what it may not, or is not wasm at all never takes a request down.
+
+use std::time::{Duration, Instant};
+
+use switchyard_policy_host::PolicyEvent;
+
+use crate::hot_reload::wait_for;
+use crate::*;
+
+async fn gateway_with_chaos_policy() -> (TestGateway, MockProvider, MockProvider) {
+    init_tracing();
+    let a = MockProvider::start("a").await;
+    let b = MockProvider::start("b").await;
+    let config = ConfigBuilder::new()
+        .provider("a", &a.url())
+        .provider("b", &b.url())
+        .route("m", Some("chaos"), 5000, &["a", "b"])
+        .policy("decision_timeout_ms = 5")
+        .policy("memory_limit_mib = 32");
+    let gw = TestGateway::start(&config).await;
+    let mut events = gw.policies().events();
+    std::fs::copy(plugin_artifact("chaos"), gw.policy_dir.join("chaos.wasm")).unwrap();
+    if gw.policies().current("chaos").is_none() {
+        wait_for(&mut events, |e| matches!(e, PolicyEvent::Loaded { name, .. } if name == "chaos")).await;
+    }
+    (gw, a, b)
+}
+
+async fn misbehaving_request_is_still_answered(mode: &str) {
+    let (gw, a, _b) = gateway_with_chaos_policy().await;
+    // A well-behaved request first, so the instance pool is warm.
+    assert_eq!(post_chat(&gw.url(), "m").await.status, 200);
+    let started = Instant::now();
+    let r = post_raw(&gw.url(), "/v1/chat/completions", chat_body("m", false), &[("x-chaos", mode)]).await;
+    let took = started.elapsed();
+    assert_eq!(r.status, 200, "{mode}: {}", r.body);
+    assert_eq!(r.header("x-switchyard-policy"), "native@builtin", "{mode}: the native fallback decided");
+    assert_eq!(r.header("x-switchyard-provider"), "a");
+    assert_eq!(gw.policies().failed_decisions(), 1);
+    eprintln!("{mode}: answered in {took:?} (decision deadline 5 ms)");
+    assert!(took < Duration::from_millis(250), "{mode}: took {took:?}");
+    // The gateway and the policy keep working.
+    let r = post_chat(&gw.url(), "m").await;
+    assert_eq!(r.status, 200);
+    assert!(r.header("x-switchyard-policy").starts_with("chaos@"));
+    assert_eq!(a.received(), 3);
+}
+
+#[tokio::test]
+async fn trapping_plugin_falls_back_and_answers() {
+    misbehaving_request_is_still_answered("trap").await;
+}
+
+#[tokio::test]
+async fn looping_plugin_is_interrupted_and_the_request_answered_within_deadline() {
+    misbehaving_request_is_still_answered("loop").await;
+}
+
+#[tokio::test]
+async fn memory_hungry_plugin_is_stopped_and_the_request_answered() {
+    misbehaving_request_is_still_answered("oom").await;
+}
+
+#[tokio::test]
+async fn plugin_naming_an_unknown_target_falls_back() {
+    misbehaving_request_is_still_answered("bad-target").await;
+}
+
+#[tokio::test]
+async fn trapping_new_version_falls_back_to_the_last_good_version() {
+    init_tracing();
+    let a = MockProvider::start("a").await;
+    let gw = TestGateway::start(&ConfigBuilder::new().provider("a", &a.url()).route("m", None, 5000, &["a"])).await;
+    let embedded = post_chat(&gw.url(), "m").await.header("x-switchyard-policy").to_owned();
+    let mut events = gw.policies().events();
+    std::fs::copy(plugin_artifact("chaos"), gw.policy_dir.join("failover.wasm")).unwrap();
+    wait_for(&mut events, |e| matches!(e, PolicyEvent::Loaded { .. })).await;
+    let r = post_raw(&gw.url(), "/v1/chat/completions", chat_body("m", false), &[("x-chaos", "trap")]).await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("x-switchyard-policy"), embedded, "the last good version decided");
+}
+
+async fn bad_file_is_rejected_and_the_old_policy_serves(file: &str, bytes: Vec<u8>, expect_reason: &str) {
+    init_tracing();
+    let a = MockProvider::start("a").await;
+    let config = ConfigBuilder::new().provider("a", &a.url()).route("m", None, 5000, &["a"]);
+    let gw = TestGateway::start(&config).await;
+    let serving = gw.policies().current("failover").map(|v| v.label().to_string());
+    let mut events = gw.policies().events();
+    std::fs::write(gw.policy_dir.join("failover.wasm"), bytes).unwrap();
+    let event = wait_for(&mut events, |e| matches!(e, PolicyEvent::Rejected { .. })).await;
+    let PolicyEvent::Rejected { error, .. } = event else { unreachable!() };
+    assert_eq!(error.reason(), expect_reason, "{file}: {error}");
+    let r = post_chat(&gw.url(), "m").await;
+    assert_eq!(r.status, 200);
+    assert_eq!(gw.policies().current("failover").map(|v| v.label().to_string()), serving);
+}
+
+#[tokio::test]
+async fn file_that_is_not_wasm_is_rejected_and_the_old_policy_serves() {
+    bad_file_is_rejected_and_the_old_policy_serves("not-wasm", b"<html>oops</html>".to_vec(), "compile").await;
+}
+
+#[tokio::test]
+async fn plugin_importing_a_forbidden_interface_is_rejected_naming_it() {
+    init_tracing();
+    let a = MockProvider::start("a").await;
+    let gw = TestGateway::start(&ConfigBuilder::new().provider("a", &a.url()).route("m", None, 5000, &["a"])).await;
+    let mut events = gw.policies().events();
+    std::fs::copy(plugin_artifact("forbidden_import"), gw.policy_dir.join("failover.wasm")).unwrap();
+    let event = wait_for(&mut events, |e| matches!(e, PolicyEvent::Rejected { .. })).await;
+    let PolicyEvent::Rejected { error, .. } = event else { unreachable!() };
+    assert!(error.to_string().contains("acme:exfil/net"), "{error}");
+    assert_eq!(post_chat(&gw.url(), "m").await.status, 200);
+}
+
+#[tokio::test]
+async fn plugin_that_always_traps_is_rejected_at_load() {
+    init_tracing();
+    let a = MockProvider::start("a").await;
+    let config = ConfigBuilder::new()
+        .provider("a", &a.url())
+        .route("m", Some("chaos"), 5000, &["a"])
+        .settings("chaos", &[r#"always = "trap""#]);
+    let gw = TestGateway::start(&config).await;
+    let mut events = gw.policies().events();
+    std::fs::copy(plugin_artifact("chaos"), gw.policy_dir.join("chaos.wasm")).unwrap();
+    let event = wait_for(&mut events, |e| matches!(e, PolicyEvent::Rejected { .. })).await;
+    let PolicyEvent::Rejected { error, .. } = event else { unreachable!() };
+    assert_eq!(error.reason(), "trap");
+    let r = post_chat(&gw.url(), "m").await;
+    assert_eq!((r.status.as_u16(), r.header("x-switchyard-policy")), (200, "native@builtin"));
+}

@@ -1,0 +1,38 @@
+//! Provider keys reach the provider and nothing else.
+
+use crate::*;
+
+#[tokio::test]
+async fn provider_key_is_sent_upstream_and_never_echoed_to_the_client() {
+    init_tracing();
+    let primary = MockProvider::start_cycling("primary", vec![Reply::status(503)]).await;
+    let backup = MockProvider::start("backup").await;
+    let config = ConfigBuilder::new()
+        .provider_with_key("primary", &primary.url(), "PRIMARY_KEY")
+        .provider_with_key("backup", &backup.url(), "BACKUP_KEY")
+        .route("m", None, 5000, &["primary", "backup"]);
+    let env = |var: &str| match var {
+        "PRIMARY_KEY" => Some("sk-primary-secret".to_string()),
+        "BACKUP_KEY" => Some("sk-backup-secret".to_string()),
+        _ => None,
+    };
+    let gw = TestGateway::start_with_env(&config, env).await;
+    // A client header that looks like a credential is not forwarded either.
+    let r = post_raw(&gw.url(), "/v1/chat/completions", chat_body("m", false), &[("authorization", "Bearer client-token")]).await;
+    assert_eq!(r.status, 200);
+    assert_eq!(primary.seen()[0].authorization.as_deref(), Some("Bearer sk-primary-secret"));
+    assert_eq!(backup.seen()[0].authorization.as_deref(), Some("Bearer sk-backup-secret"));
+    let everything = format!("{:?}{}", r.headers, r.body);
+    assert!(!everything.contains("sk-"), "a key leaked to the client: {everything}");
+}
+
+#[tokio::test]
+async fn missing_key_variable_refuses_to_start_with_a_clear_error() {
+    let provider = MockProvider::start("p").await;
+    let config = ConfigBuilder::new().provider_with_key("p", &provider.url(), "NOT_SET_ANYWHERE").route("m", None, 5000, &["p"]);
+    let dir = tempfile::tempdir().unwrap();
+    let mut parsed = switchyard_config::from_str(&config.build(&dir.path().join("policies")), "t.toml").unwrap();
+    parsed.base_dir = dir.path().to_owned();
+    let err = switchyard_core::Gateway::new(&parsed, |_| None).await.unwrap_err().to_string();
+    assert_eq!(err, "provider \"p\": environment variable NOT_SET_ANYWHERE (api_key_env) is not set");
+}
