@@ -85,7 +85,10 @@ impl Exchange {
             if delay >= self.remaining() {
                 return self.give_up("the route's deadline would pass before the next attempt".into());
             }
-            tokio::time::sleep(delay).await;
+            if !delay.is_zero() {
+                // (A zero sleep would still wait for the timer's next 1 ms tick.)
+                tokio::time::sleep(delay).await;
+            }
             step = self.attempt(target, per_try).await;
         }
     }

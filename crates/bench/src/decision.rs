@@ -1,0 +1,66 @@
+//! Warm decision latency of the embedded default policy.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use switchyard_policy_host::*;
+
+pub struct DecisionFigures {
+    pub calls: usize,
+    pub route_p50: Duration,
+    pub route_p99: Duration,
+    pub attempt_p50: Duration,
+    pub attempt_p99: Duration,
+}
+
+pub fn measure(calls: usize) -> DecisionFigures {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    rt.block_on(async {
+        let t = |p: &str| Target { provider: p.into(), model: "gpt-4o-mini".into() };
+        let options = HostOptions {
+            topology: Topology {
+                targets: vec![t("primary"), t("backup"), t("local")],
+                routes: vec![RouteInfo { model: "gpt-4o-mini".into(), targets: vec![0, 1, 2] }],
+            },
+            settings: Default::default(),
+            limits: Limits { decision_timeout: Duration::from_millis(5), memory_limit_bytes: 64 << 20 },
+            cache_dir: None,
+        };
+        let host = PolicyHost::new(options, Arc::new(HealthBook::new(3))).expect("policy host");
+        host.load_embedded().await.expect("embedded policy");
+        let request = RequestInfo { api: Api::OpenaiChat, route: 0, streaming: false, estimated_input_tokens: 250, deadline_ms: 30_000 };
+        let outcome = AttemptOutcome {
+            target: 0,
+            attempt: 1,
+            tried: vec![0],
+            kind: OutcomeKind::Overloaded,
+            http_status: Some(503),
+            retry_after_ms: None,
+            elapsed_ms: 12,
+        };
+        let pinned = host.pin("failover", CallContext::default());
+        for _ in 0..1000 {
+            pinned.route(&request).await;
+        }
+        let mut route = Vec::with_capacity(calls);
+        let mut attempt = Vec::with_capacity(calls);
+        for _ in 0..calls {
+            let s = Instant::now();
+            std::hint::black_box(pinned.route(&request).await);
+            route.push(s.elapsed());
+            let s = Instant::now();
+            std::hint::black_box(pinned.on_attempt(&request, &outcome).await);
+            attempt.push(s.elapsed());
+        }
+        assert_eq!(host.failed_decisions(), 0, "the policy failed decisions during the bench");
+        route.sort();
+        attempt.sort();
+        DecisionFigures {
+            calls,
+            route_p50: crate::pct(&route, 0.5),
+            route_p99: crate::pct(&route, 0.99),
+            attempt_p50: crate::pct(&attempt, 0.5),
+            attempt_p99: crate::pct(&attempt, 0.99),
+        }
+    })
+}

@@ -1,0 +1,136 @@
+//! Latency and throughput of the same request sent directly to a mock
+//! provider, through Switchyard, and through nginx (when installed).
+//! The mock, the gateway and the load generator each get their own runtime.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::client::conn::http1;
+use hyper_util::rt::TokioIo;
+use switchyard_testkit::{ConfigBuilder, MockProvider, chat_body};
+
+pub struct Row {
+    pub name: &'static str,
+    pub p50: Duration,
+    pub p99: Duration,
+    pub throughput: f64,
+}
+
+pub struct HttpFigures {
+    pub rows: Vec<Row>,
+}
+
+fn runtime(threads: usize) -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread().worker_threads(threads).enable_all().build().expect("runtime")
+}
+
+async fn connect(addr: &str) -> http1::SendRequest<Full<Bytes>> {
+    let stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    stream.set_nodelay(true).expect("nodelay");
+    let (sender, conn) = http1::handshake(TokioIo::new(stream)).await.expect("handshake");
+    tokio::spawn(async move {
+        if let Err(e) = conn.await {
+            eprintln!("bench connection failed: {e}");
+        }
+    });
+    sender
+}
+
+async fn one(sender: &mut http1::SendRequest<Full<Bytes>>, host: &str, body: &Bytes) {
+    sender.ready().await.expect("connection ready");
+    let req = http::Request::post("/v1/chat/completions")
+        .header("host", host)
+        .header("content-type", "application/json")
+        .body(Full::new(body.clone()))
+        .expect("request");
+    let response = sender.send_request(req).await.expect("response");
+    assert_eq!(response.status(), 200, "benchmarked path failed");
+    response.into_body().collect().await.expect("body");
+}
+
+fn latency(client: &tokio::runtime::Runtime, addr: &str, n: usize) -> (Duration, Duration) {
+    client.block_on(async {
+        let body = Bytes::from(chat_body("gpt-4o-mini", false));
+        let mut sender = connect(addr).await;
+        for _ in 0..200 {
+            one(&mut sender, addr, &body).await;
+        }
+        let mut samples = Vec::with_capacity(n);
+        for _ in 0..n {
+            let s = Instant::now();
+            one(&mut sender, addr, &body).await;
+            samples.push(s.elapsed());
+        }
+        samples.sort();
+        (crate::pct(&samples, 0.5), crate::pct(&samples, 0.99))
+    })
+}
+
+fn throughput(client: &tokio::runtime::Runtime, addr: &str, conns: usize, for_how_long: Duration) -> f64 {
+    client.block_on(async {
+        let body = Bytes::from(chat_body("gpt-4o-mini", false));
+        let done = Arc::new(AtomicU64::new(0));
+        let stop = Arc::new(AtomicBool::new(false));
+        let mut tasks = Vec::new();
+        for _ in 0..conns {
+            let (done, stop, body, addr) = (done.clone(), stop.clone(), body.clone(), addr.to_owned());
+            tasks.push(tokio::spawn(async move {
+                let mut sender = connect(&addr).await;
+                while !stop.load(Ordering::Relaxed) {
+                    one(&mut sender, &addr, &body).await;
+                    done.fetch_add(1, Ordering::Relaxed);
+                }
+            }));
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let (start_count, started) = (done.load(Ordering::Relaxed), Instant::now());
+        tokio::time::sleep(for_how_long).await;
+        let counted = done.load(Ordering::Relaxed) - start_count;
+        let secs = started.elapsed().as_secs_f64();
+        stop.store(true, Ordering::Relaxed);
+        for t in tasks {
+            let _ = t.await;
+        }
+        counted as f64 / secs
+    })
+}
+
+pub fn measure(n: usize, for_how_long: Duration) -> HttpFigures {
+    let mock_rt = runtime(1);
+    let gateway_rt = runtime(2);
+    let client = runtime(1);
+    let mock = mock_rt.block_on(MockProvider::start("bench"));
+    let mock_addr = mock.url().trim_start_matches("http://").to_owned();
+
+    let temp = tempfile::tempdir().expect("temp dir");
+    let config = ConfigBuilder::new().provider("bench", &mock.url()).route("gpt-4o-mini", None, 30_000, &["bench"]);
+    let toml = config.build(&temp.path().join("policies")).replace("listen = \"127.0.0.1:0\"", "listen = \"127.0.0.1:0\"");
+    let mut parsed = switchyard_config::from_str(&toml, "bench.toml").expect("config");
+    parsed.base_dir = temp.path().to_owned();
+    let gateway_addr = gateway_rt.block_on(async {
+        let gateway = switchyard_core::Gateway::new(&parsed, |_| None).await.expect("gateway");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr").to_string();
+        tokio::spawn(gateway.serve(listener, std::future::pending::<()>()));
+        addr
+    });
+    let nginx = crate::nginx::Nginx::start(&mock_addr);
+
+    let mut paths: Vec<(&'static str, String)> = vec![("direct", mock_addr.clone()), ("switchyard", gateway_addr)];
+    if let Some(n) = &nginx {
+        paths.push(("nginx", n.addr.clone()));
+    }
+    let mut rows = Vec::new();
+    for (name, addr) in &paths {
+        let (p50, p99) = latency(&client, addr, n);
+        rows.push(Row { name, p50, p99, throughput: 0.0 });
+    }
+    for (row, (_, addr)) in rows.iter_mut().zip(&paths) {
+        row.throughput = throughput(&client, addr, 64, for_how_long);
+    }
+    drop(nginx);
+    HttpFigures { rows }
+}

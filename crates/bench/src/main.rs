@@ -1,0 +1,76 @@
+//! `switchyard-bench`: measures, in one run on one machine,
+//! 1. warm policy decision latency (`route`, `on-attempt`) of the embedded
+//!    default policy, through the same pinned-policy path requests use;
+//! 2. gateway added latency (sequential, one keep-alive connection) and
+//!    throughput (64 connections) against a direct call to the same loopback
+//!    mock provider, and against an nginx hop when `nginx` is installed.
+//!
+//! Figures are printed as ratios against the baselines of the same run,
+//! since absolute numbers on a shared 2-core machine move from run to run.
+//! Run: `cargo run --release -p switchyard-bench` (`--quick` for a short run).
+
+#![forbid(unsafe_code)]
+
+mod decision;
+mod http_load;
+mod nginx;
+
+use std::time::Duration;
+
+/// Percentile of sorted samples.
+pub fn pct(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+fn us(d: Duration) -> String {
+    format!("{:.1} µs", d.as_secs_f64() * 1e6)
+}
+
+fn main() {
+    let quick = std::env::args().any(|a| a == "--quick");
+    let scale = if quick { 1 } else { 5 };
+    println!("switchyard bench ({} run)\n", if quick { "quick" } else { "full" });
+
+    let d = decision::measure(20_000 * scale);
+    println!("## Policy decision latency (embedded Rust `failover`, warm instance pool)");
+    println!("| call | p50 | p99 | calls |");
+    println!("|---|---|---|---|");
+    println!("| route | {} | {} | {} |", us(d.route_p50), us(d.route_p99), d.calls);
+    println!("| on-attempt | {} | {} | {} |", us(d.attempt_p50), us(d.attempt_p99), d.calls);
+    println!();
+
+    let h = http_load::measure(2_000 * scale as usize, Duration::from_secs(2 * scale as u64));
+    println!("## Gateway overhead (non-streaming chat completion, loopback mock provider)");
+    println!("| path | p50 | p99 | added p50 | added p99 | throughput (64 conns) |");
+    println!("|---|---|---|---|---|---|");
+    for row in &h.rows {
+        println!(
+            "| {} | {} | {} | {} | {} | {:.0} req/s |",
+            row.name,
+            us(row.p50),
+            us(row.p99),
+            us(row.p50.saturating_sub(h.rows[0].p50)),
+            us(row.p99.saturating_sub(h.rows[0].p99)),
+            row.throughput
+        );
+    }
+    println!();
+    let direct = &h.rows[0];
+    let gateway = h.rows.iter().find(|r| r.name == "switchyard").expect("gateway row");
+    println!("gateway throughput / direct: {:.2}", gateway.throughput / direct.throughput);
+    if let Some(nginx) = h.rows.iter().find(|r| r.name == "nginx") {
+        let added = |r: &http_load::Row, p: fn(&http_load::Row) -> Duration| p(r).as_secs_f64() - p(direct).as_secs_f64();
+        println!(
+            "added latency vs nginx's: p50 {:.2}x, p99 {:.2}x; throughput vs nginx: {:.2}",
+            added(gateway, |r| r.p50) / added(nginx, |r| r.p50).max(1e-9),
+            added(gateway, |r| r.p99) / added(nginx, |r| r.p99).max(1e-9),
+            gateway.throughput / nginx.throughput
+        );
+    } else {
+        println!("nginx not installed: no nginx row (apt-get install nginx to add it)");
+    }
+}

@@ -1,0 +1,53 @@
+//! An nginx reverse proxy in front of the mock, as a baseline hop, when the
+//! machine has nginx. Loopback only; stopped on drop.
+
+use std::process::{Child, Command, Stdio};
+
+pub struct Nginx {
+    pub addr: String,
+    child: Child,
+    _dir: tempfile::TempDir,
+}
+
+impl Nginx {
+    pub fn start(upstream: &str) -> Option<Nginx> {
+        let binary = ["/usr/sbin/nginx", "/usr/bin/nginx"].into_iter().find(|p| std::path::Path::new(p).exists())?;
+        let dir = tempfile::tempdir().ok()?;
+        let port = std::net::TcpListener::bind("127.0.0.1:0").ok()?.local_addr().ok()?.port();
+        let conf = format!(
+            "daemon off; worker_processes 1; pid {dir}/nginx.pid; error_log {dir}/error.log warn;\n\
+             events {{ worker_connections 1024; }}\n\
+             http {{ access_log off; keepalive_requests 10000000; client_body_temp_path {dir}; proxy_temp_path {dir};\n\
+               upstream mock {{ server {upstream}; keepalive 64; keepalive_requests 10000000; }}\n\
+               server {{ listen 127.0.0.1:{port}; location / {{ proxy_pass http://mock; proxy_http_version 1.1;\n\
+                 proxy_set_header Connection \"\"; proxy_buffering off; tcp_nodelay on; }} }} }}\n",
+            dir = dir.path().display()
+        );
+        let conf_path = dir.path().join("nginx.conf");
+        std::fs::write(&conf_path, conf).ok()?;
+        let child = Command::new(binary)
+            .arg("-c")
+            .arg(&conf_path)
+            .arg("-p")
+            .arg(dir.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .ok()?;
+        let addr = format!("127.0.0.1:{port}");
+        for _ in 0..100 {
+            if std::net::TcpStream::connect(&addr).is_ok() {
+                return Some(Nginx { addr, child, _dir: dir });
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        None
+    }
+}
+
+impl Drop for Nginx {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
