@@ -65,7 +65,10 @@ async fn retry_after_is_honoured_not_hammered() {
     // is not asked again.
     for _ in 0..5 {
         let r = post_chat(&gw.url(), "m").await;
-        assert_eq!((r.status.as_u16(), r.header("x-switchyard-provider"), r.header("x-switchyard-attempts")), (200, "backup", "1"));
+        assert_eq!(
+            (r.status.as_u16(), r.header("x-switchyard-provider"), r.header("x-switchyard-attempts")),
+            (200, "backup", "1")
+        );
     }
     assert_eq!(primary.received(), 1, "the primary was retried before its Retry-After passed");
     // After it passes, the primary (now healthy) is tried first again.
@@ -82,7 +85,10 @@ async fn primary_refusing_connections_fails_over_to_backup() {
     let backup = MockProvider::start("backup").await;
     let gw = TestGateway::start(&two_providers(&closed_port_url(), &backup.url())).await;
     let r = post_chat(&gw.url(), "m").await;
-    assert_eq!((r.status.as_u16(), r.header("x-switchyard-provider"), r.header("x-switchyard-attempts")), (200, "backup", "2"));
+    assert_eq!(
+        (r.status.as_u16(), r.header("x-switchyard-provider"), r.header("x-switchyard-attempts")),
+        (200, "backup", "2")
+    );
 }
 
 #[tokio::test]
@@ -134,7 +140,9 @@ async fn all_rate_limited_gives_up_with_their_retry_after() {
 #[tokio::test]
 async fn invalid_request_from_provider_is_passed_on_not_retried() {
     init_tracing();
-    let primary = MockProvider::start_cycling("primary", vec![Reply::bad_request("invalid_value", "temperature must be <= 2")]).await;
+    let primary =
+        MockProvider::start_cycling("primary", vec![Reply::bad_request("invalid_value", "temperature must be <= 2")])
+            .await;
     let backup = MockProvider::start("backup").await;
     let gw = TestGateway::start(&two_providers(&primary.url(), &backup.url())).await;
     let r = post_chat(&gw.url(), "m").await;

@@ -31,7 +31,12 @@ async fn policy_swapped_24_times_under_load_drops_no_request() {
     init_tracing();
     let a = MockProvider::start("a").await;
     let b = MockProvider::start("b").await;
-    let config = ConfigBuilder::new().provider("a", &a.url()).provider("b", &b.url()).route("m", Some("live"), 5000, &["a", "b"]);
+    let config = ConfigBuilder::new().provider("a", &a.url()).provider("b", &b.url()).route(
+        "m",
+        Some("live"),
+        5000,
+        &["a", "b"],
+    );
     let gw = Arc::new(TestGateway::start(&config).await);
     let failover = std::fs::read(plugin_artifact("failover")).unwrap();
     let weighted = std::fs::read(plugin_artifact("weighted_split")).unwrap();
@@ -71,7 +76,10 @@ async fn policy_swapped_24_times_under_load_drops_no_request() {
             assert_eq!(r.status, 200, "{}", r.body);
             if r.header("x-switchyard-policy") == want {
                 providers.push(r.header("x-switchyard-provider").to_owned());
-                if providers.len() >= 60 || (is_weighted && providers.iter().any(|p| p == "b")) || (!is_weighted && providers.len() >= 10) {
+                if providers.len() >= 60
+                    || (is_weighted && providers.iter().any(|p| p == "b"))
+                    || (!is_weighted && providers.len() >= 10)
+                {
                     break;
                 }
             }
@@ -94,7 +102,10 @@ async fn policy_swapped_24_times_under_load_drops_no_request() {
     assert_eq!(failed.load(Ordering::Relaxed), 0, "failed requests during 24 swaps");
     assert!(sent > 24, "the load loop sent only {sent} requests");
     swap_times.sort();
-    eprintln!("24 swaps under load ({sent} requests, 0 failed); new policy serving after p50 {:?}, max {:?}", swap_times[12], swap_times[23]);
+    eprintln!(
+        "24 swaps under load ({sent} requests, 0 failed); new policy serving after p50 {:?}, max {:?}",
+        swap_times[12], swap_times[23]
+    );
 }
 
 #[tokio::test]
@@ -102,7 +113,8 @@ async fn removing_the_file_falls_back_to_the_embedded_policy() {
     init_tracing();
     let a = MockProvider::start("a").await;
     let b = MockProvider::start("b").await;
-    let config = ConfigBuilder::new().provider("a", &a.url()).provider("b", &b.url()).route("m", None, 5000, &["a", "b"]);
+    let config =
+        ConfigBuilder::new().provider("a", &a.url()).provider("b", &b.url()).route("m", None, 5000, &["a", "b"]);
     let gw = TestGateway::start(&config).await;
     let embedded = post_chat(&gw.url(), "m").await.header("x-switchyard-policy").to_owned();
     let mut events = gw.policies().events();
@@ -118,9 +130,18 @@ async fn removing_the_file_falls_back_to_the_embedded_policy() {
 #[tokio::test]
 async fn in_flight_request_finishes_on_the_version_it_started_with() {
     init_tracing();
-    let slow = MockProvider::start_cycling("slow", vec![Reply::Delay(Duration::from_millis(1500), Box::new(Reply::status(503)))]).await;
+    let slow = MockProvider::start_cycling(
+        "slow",
+        vec![Reply::Delay(Duration::from_millis(1500), Box::new(Reply::status(503)))],
+    )
+    .await;
     let b = MockProvider::start("b").await;
-    let config = ConfigBuilder::new().provider("slow", &slow.url()).provider("b", &b.url()).route("m", None, 10_000, &["slow", "b"]);
+    let config = ConfigBuilder::new().provider("slow", &slow.url()).provider("b", &b.url()).route(
+        "m",
+        None,
+        10_000,
+        &["slow", "b"],
+    );
     let gw = TestGateway::start(&config).await;
     let url = gw.url();
     let in_flight = tokio::spawn(async move { post_chat(&url, "m").await });
@@ -138,7 +159,10 @@ async fn in_flight_request_finishes_on_the_version_it_started_with() {
     assert_eq!(r.header("x-switchyard-provider"), "b");
 }
 
-pub async fn wait_for(events: &mut tokio::sync::broadcast::Receiver<PolicyEvent>, want: impl Fn(&PolicyEvent) -> bool) -> PolicyEvent {
+pub async fn wait_for(
+    events: &mut tokio::sync::broadcast::Receiver<PolicyEvent>,
+    want: impl Fn(&PolicyEvent) -> bool,
+) -> PolicyEvent {
     tokio::time::timeout(PATIENCE, async {
         loop {
             match events.recv().await {

@@ -26,5 +26,10 @@ pub fn init_tracing() {
 
 /// Two providers, one route `m` over [primary, backup] with the default policy.
 pub fn two_providers(primary: &str, backup: &str) -> ConfigBuilder {
-    ConfigBuilder::new().provider("primary", primary).provider("backup", backup).route("m", None, 5000, &["primary", "backup"])
+    ConfigBuilder::new().provider("primary", primary).provider("backup", backup).route(
+        "m",
+        None,
+        5000,
+        &["primary", "backup"],
+    )
 }

@@ -18,7 +18,9 @@ async fn provider_key_is_sent_upstream_and_never_echoed_to_the_client() {
     };
     let gw = TestGateway::start_with_env(&config, env).await;
     // A client header that looks like a credential is not forwarded either.
-    let r = post_raw(&gw.url(), "/v1/chat/completions", chat_body("m", false), &[("authorization", "Bearer client-token")]).await;
+    let r =
+        post_raw(&gw.url(), "/v1/chat/completions", chat_body("m", false), &[("authorization", "Bearer client-token")])
+            .await;
     assert_eq!(r.status, 200);
     assert_eq!(primary.seen()[0].authorization.as_deref(), Some("Bearer sk-primary-secret"));
     assert_eq!(backup.seen()[0].authorization.as_deref(), Some("Bearer sk-backup-secret"));
@@ -29,7 +31,8 @@ async fn provider_key_is_sent_upstream_and_never_echoed_to_the_client() {
 #[tokio::test]
 async fn missing_key_variable_refuses_to_start_with_a_clear_error() {
     let provider = MockProvider::start("p").await;
-    let config = ConfigBuilder::new().provider_with_key("p", &provider.url(), "NOT_SET_ANYWHERE").route("m", None, 5000, &["p"]);
+    let config =
+        ConfigBuilder::new().provider_with_key("p", &provider.url(), "NOT_SET_ANYWHERE").route("m", None, 5000, &["p"]);
     let dir = tempfile::tempdir().unwrap();
     let mut parsed = switchyard_config::from_str(&config.build(&dir.path().join("policies")), "t.toml").unwrap();
     parsed.base_dir = dir.path().to_owned();

@@ -18,7 +18,8 @@ async fn gateway_over(primary: &MockProvider, backup: &MockProvider) -> TestGate
 async fn chunks_reach_the_client_while_the_provider_holds_the_rest() {
     let release = Arc::new(Notify::new());
     let pieces = vec!["first ".to_string(), "second ".to_string(), "third".to_string()];
-    let primary = MockProvider::start_cycling("primary", vec![Reply::StreamHeld { pieces, release: release.clone() }]).await;
+    let primary =
+        MockProvider::start_cycling("primary", vec![Reply::StreamHeld { pieces, release: release.clone() }]).await;
     let backup = MockProvider::start("backup").await;
     let gw = gateway_over(&primary, &backup).await;
 
@@ -39,7 +40,9 @@ async fn chunks_reach_the_client_while_the_provider_holds_the_rest() {
 }
 
 async fn broken_stream_ends_with_error_event(end: StreamEnd) {
-    let primary = MockProvider::start_cycling("primary", vec![Reply::stream(&["one ", "two "], Duration::from_millis(20), end)]).await;
+    let primary =
+        MockProvider::start_cycling("primary", vec![Reply::stream(&["one ", "two "], Duration::from_millis(20), end)])
+            .await;
     let backup = MockProvider::start("backup").await;
     let gw = gateway_over(&primary, &backup).await;
     let started = Instant::now();
@@ -76,7 +79,8 @@ async fn stalled_stream_ends_with_an_error_event_after_the_idle_timeout() {
 
 #[tokio::test]
 async fn stream_that_dies_before_its_first_byte_fails_over() {
-    let primary = MockProvider::start_cycling("primary", vec![Reply::stream(&[], Duration::ZERO, StreamEnd::Cut)]).await;
+    let primary =
+        MockProvider::start_cycling("primary", vec![Reply::stream(&[], Duration::ZERO, StreamEnd::Cut)]).await;
     let backup = MockProvider::start("backup").await;
     let gw = gateway_over(&primary, &backup).await;
     let stream = post_chat_stream(&gw.url(), "m").await;

@@ -28,7 +28,13 @@ pub fn measure(calls: usize) -> DecisionFigures {
         };
         let host = PolicyHost::new(options, Arc::new(HealthBook::new(3))).expect("policy host");
         host.load_embedded().await.expect("embedded policy");
-        let request = RequestInfo { api: Api::OpenaiChat, route: 0, streaming: false, estimated_input_tokens: 250, deadline_ms: 30_000 };
+        let request = RequestInfo {
+            api: Api::OpenaiChat,
+            route: 0,
+            streaming: false,
+            estimated_input_tokens: 250,
+            deadline_ms: 30_000,
+        };
         let outcome = AttemptOutcome {
             target: 0,
             attempt: 1,

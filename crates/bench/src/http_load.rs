@@ -10,7 +10,7 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::client::conn::http1;
 use hyper_util::rt::TokioIo;
-use switchyard_testkit::{ConfigBuilder, MockProvider, chat_body};
+use switchyard_testkit::{ConfigBuilder, MockProvider, TestGateway, chat_body};
 
 pub struct Row {
     pub name: &'static str,
@@ -107,16 +107,9 @@ pub fn measure(n: usize, for_how_long: Duration) -> HttpFigures {
 
     let temp = tempfile::tempdir().expect("temp dir");
     let config = ConfigBuilder::new().provider("bench", &mock.url()).route("gpt-4o-mini", None, 30_000, &["bench"]);
-    let toml = config.build(&temp.path().join("policies")).replace("listen = \"127.0.0.1:0\"", "listen = \"127.0.0.1:0\"");
-    let mut parsed = switchyard_config::from_str(&toml, "bench.toml").expect("config");
-    parsed.base_dir = temp.path().to_owned();
-    let gateway_addr = gateway_rt.block_on(async {
-        let gateway = switchyard_core::Gateway::new(&parsed, |_| None).await.expect("gateway");
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let addr = listener.local_addr().expect("addr").to_string();
-        tokio::spawn(gateway.serve(listener, std::future::pending::<()>()));
-        addr
-    });
+    let toml = config.build(&temp.path().join("policies"));
+    let gateway = gateway_rt.block_on(TestGateway::start_in(&toml, temp.path(), |_| None));
+    let gateway_addr = gateway.addr.to_string();
     let nginx = crate::nginx::Nginx::start(&mock_addr);
 
     let mut paths: Vec<(&'static str, String)> = vec![("direct", mock_addr.clone()), ("switchyard", gateway_addr)];
@@ -132,5 +125,6 @@ pub fn measure(n: usize, for_how_long: Duration) -> HttpFigures {
         row.throughput = throughput(&client, addr, 64, for_how_long);
     }
     drop(nginx);
+    drop(gateway);
     HttpFigures { rows }
 }

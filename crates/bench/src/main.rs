@@ -63,7 +63,8 @@ fn main() {
     let gateway = h.rows.iter().find(|r| r.name == "switchyard").expect("gateway row");
     println!("gateway throughput / direct: {:.2}", gateway.throughput / direct.throughput);
     if let Some(nginx) = h.rows.iter().find(|r| r.name == "nginx") {
-        let added = |r: &http_load::Row, p: fn(&http_load::Row) -> Duration| p(r).as_secs_f64() - p(direct).as_secs_f64();
+        let added =
+            |r: &http_load::Row, p: fn(&http_load::Row) -> Duration| p(r).as_secs_f64() - p(direct).as_secs_f64();
         println!(
             "added latency vs nginx's: p50 {:.2}x, p99 {:.2}x; throughput vs nginx: {:.2}",
             added(gateway, |r| r.p50) / added(nginx, |r| r.p50).max(1e-9),

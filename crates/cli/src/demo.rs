@@ -13,11 +13,14 @@ use crate::shutdown_signal;
 pub(crate) async fn demo(listen: &str, policy_dir: &Path) -> anyhow::Result<ExitCode> {
     // The primary answers, then has an outage (503), answers, then rate-limits
     // (429, Retry-After: 1) — round and round. The backup is healthy.
-    let primary = MockProvider::start_cycling("primary", vec![Reply::Ok, Reply::status(503), Reply::Ok, Reply::rate_limited(1)]).await;
+    let primary =
+        MockProvider::start_cycling("primary", vec![Reply::Ok, Reply::status(503), Reply::Ok, Reply::rate_limited(1)])
+            .await;
     let backup = MockProvider::start("backup").await;
     std::fs::create_dir_all(policy_dir).with_context(|| format!("creating {}", policy_dir.display()))?;
     let policy_dir = policy_dir.canonicalize()?;
-    let toml = switchyard_config::demo::demo_config(listen, &primary.url(), &backup.url(), &policy_dir.display().to_string());
+    let toml =
+        switchyard_config::demo::demo_config(listen, &primary.url(), &backup.url(), &policy_dir.display().to_string());
     let config = switchyard_config::from_str(&toml, "<demo>")?;
     let gateway = Gateway::new(&config, |_| None).await?;
     let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| format!("binding {listen}"))?;

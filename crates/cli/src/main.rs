@@ -97,7 +97,9 @@ fn main() -> ExitCode {
             Command::Serve { config } => serve::serve(&config).await,
             Command::Demo { listen, policy_dir } => demo::demo(&listen, &policy_dir).await,
             Command::Validate { config } => serve::validate(&config),
-            Command::Policy { command: PolicyCommand::Check { file, config } } => check::check(&file, config.as_deref()).await,
+            Command::Policy { command: PolicyCommand::Check { file, config } } => {
+                check::check(&file, config.as_deref()).await
+            }
         }
     });
     match result {

@@ -19,13 +19,15 @@ pub(crate) async fn serve(path: &Path) -> anyhow::Result<ExitCode> {
     };
     let gateway = match Gateway::new(&config, |var| std::env::var(var).ok()).await {
         Ok(g) => g,
-        Err(e @ switchyard_core::GatewayError::MissingKey { .. }) | Err(e @ switchyard_core::GatewayError::Provider { .. }) => {
+        Err(e @ switchyard_core::GatewayError::MissingKey { .. })
+        | Err(e @ switchyard_core::GatewayError::Provider { .. }) => {
             eprintln!("error: {e}");
             return Ok(ExitCode::from(EXIT_CONFIG));
         }
         Err(e) => return Err(e).context("starting the gateway"),
     };
-    let listener = tokio::net::TcpListener::bind(&config.listen).await.with_context(|| format!("binding {}", config.listen))?;
+    let listener =
+        tokio::net::TcpListener::bind(&config.listen).await.with_context(|| format!("binding {}", config.listen))?;
     tracing::info!(listen = %config.listen, policy_dir = %config.policy_dir().display(), "switchyard serving");
     gateway.serve(listener, shutdown_signal()).await;
     Ok(ExitCode::SUCCESS)
@@ -60,7 +62,12 @@ pub(crate) fn validate(path: &Path) -> anyhow::Result<ExitCode> {
             "WARNING: not found; the built-in fallback will decide until it is dropped in".to_owned()
         };
         let targets: Vec<String> = r.targets.iter().map(|t| format!("{}/{}", t.provider.get_ref(), t.model)).collect();
-        println!("  route {:?} → [{}] policy {policy:?} ({source}), deadline {} ms", r.model.get_ref(), targets.join(", "), r.timeout_ms);
+        println!(
+            "  route {:?} → [{}] policy {policy:?} ({source}), deadline {} ms",
+            r.model.get_ref(),
+            targets.join(", "),
+            r.timeout_ms
+        );
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -6,8 +6,7 @@ use crate::{Config, ConfigError};
 /// Reads, parses and validates a config file; relative paths in it resolve
 /// against the file's directory.
 pub fn load_file(path: &Path) -> Result<Config, ConfigError> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|source| ConfigError::Io { path: path.to_owned(), source })?;
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io { path: path.to_owned(), source })?;
     let mut config = from_str(&text, &path.display().to_string())?;
     config.base_dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
     Ok(config)

@@ -15,11 +15,11 @@ use switchyard_policy_host::{
 use switchyard_wire::RequestPeek;
 use tokio::time::Instant;
 
+use crate::ResponseBody;
 use crate::gateway::Shared;
 use crate::relay::{Relay, StreamSource};
 use crate::respond::{self, Meta};
 use crate::upstream::{self, AnswerBody, Attempt};
-use crate::ResponseBody;
 
 /// Whatever a policy says, a request makes at most this many attempts.
 pub(crate) const MAX_ATTEMPTS: u32 = 10;
@@ -42,7 +42,14 @@ enum Step {
 }
 
 impl Exchange {
-    pub fn new(shared: Arc<Shared>, route: usize, peek: RequestPeek, body: Bytes, call: CallContext, started: Instant) -> Self {
+    pub fn new(
+        shared: Arc<Shared>,
+        route: usize,
+        peek: RequestPeek,
+        body: Bytes,
+        call: CallContext,
+        started: Instant,
+    ) -> Self {
         let entry = &shared.routes[route];
         let deadline = started + entry.timeout;
         let policy = shared.policies.pin(&entry.policy, call);
@@ -140,8 +147,13 @@ impl Exchange {
                 Step::Attempt { target, delay: Duration::ZERO }
             }
             Degrade::Unavailable(ms) => {
-                let reason = last.map_or_else(|| "the policy sent this request nowhere".to_owned(), |a| a.detail.clone());
-                Step::Answer(respond::unavailable(ms.into(), format!("No provider could answer: {reason}."), &self.meta))
+                let reason =
+                    last.map_or_else(|| "the policy sent this request nowhere".to_owned(), |a| a.detail.clone());
+                Step::Answer(respond::unavailable(
+                    ms.into(),
+                    format!("No provider could answer: {reason}."),
+                    &self.meta,
+                ))
             }
         }
     }
@@ -157,18 +169,31 @@ impl Exchange {
     /// it is, or say what went wrong when there was no answer.
     fn pass_on_failure(&self, attempt: Attempt) -> Response<ResponseBody> {
         match attempt.answer {
-            Some(answer) => self.respond_with(answer.head, match answer.body {
-                AnswerBody::Full(bytes) => respond::full(bytes),
-                AnswerBody::Stream { first, .. } => respond::full(first),
-            }),
+            Some(answer) => self.respond_with(
+                answer.head,
+                match answer.body {
+                    AnswerBody::Full(bytes) => respond::full(bytes),
+                    AnswerBody::Stream { first, .. } => respond::full(first),
+                },
+            ),
             None => {
-                let status = if attempt.kind == OutcomeKind::Timeout { StatusCode::GATEWAY_TIMEOUT } else { StatusCode::BAD_GATEWAY };
+                let status = if attempt.kind == OutcomeKind::Timeout {
+                    StatusCode::GATEWAY_TIMEOUT
+                } else {
+                    StatusCode::BAD_GATEWAY
+                };
                 respond::upstream_failed(status, format!("The provider failed: {}.", attempt.detail), &self.meta)
             }
         }
     }
 
-    fn relay(&self, attempt: Attempt, target: u32, idle: Duration, inflight: Option<switchyard_policy_host::health::InflightGuard>) -> Response<ResponseBody> {
+    fn relay(
+        &self,
+        attempt: Attempt,
+        target: u32,
+        idle: Duration,
+        inflight: Option<switchyard_policy_host::health::InflightGuard>,
+    ) -> Response<ResponseBody> {
         let Some(answer) = attempt.answer else {
             return respond::upstream_failed(StatusCode::BAD_GATEWAY, "The provider's answer was lost.", &self.meta);
         };

@@ -107,7 +107,9 @@ impl Gateway {
                 });
             }
             let key = match &p.api_key_env {
-                Some(var) => Some(env(var).ok_or_else(|| GatewayError::MissingKey { provider: name.clone(), var: var.clone() })?),
+                Some(var) => Some(
+                    env(var).ok_or_else(|| GatewayError::MissingKey { provider: name.clone(), var: var.clone() })?,
+                ),
                 None => None,
             };
             let provider = Provider::new(&name, p.base_url.get_ref(), key, Duration::from_millis(p.connect_timeout_ms))
@@ -117,7 +119,11 @@ impl Gateway {
         let target_provider = topology.targets.iter().map(|t| providers[&t.provider].clone()).collect();
 
         let mut settings = BTreeMap::new();
-        let names = config.policies.keys().cloned().chain(config.routes.iter().map(|r| r.policy_name(&config.policy).to_owned()));
+        let names = config
+            .policies
+            .keys()
+            .cloned()
+            .chain(config.routes.iter().map(|r| r.policy_name(&config.policy).to_owned()));
         for name in names {
             let json = config.policy_settings_json(&name);
             settings.insert(name, json);

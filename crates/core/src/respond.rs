@@ -46,7 +46,12 @@ pub(crate) fn stamp(response: &mut Response<ResponseBody>, meta: &Meta) {
 }
 
 /// An error answer in OpenAI's format.
-pub(crate) fn error(status: StatusCode, err: &OpenAiError, meta: &Meta, retry_after_secs: Option<u64>) -> Response<ResponseBody> {
+pub(crate) fn error(
+    status: StatusCode,
+    err: &OpenAiError,
+    meta: &Meta,
+    retry_after_secs: Option<u64>,
+) -> Response<ResponseBody> {
     let mut response = Response::new(full(err.to_body()));
     *response.status_mut() = status;
     response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
@@ -65,13 +70,23 @@ pub(crate) fn invalid_request(message: impl Into<String>, param: Option<&'static
 /// 404 for a model no route serves.
 pub(crate) fn unknown_model(model: &str) -> Response<ResponseBody> {
     let message = format!("The model `{}` does not exist or you do not have access to it.", truncate(model, 200));
-    error(StatusCode::NOT_FOUND, &OpenAiError::invalid_request(message, Some("model_not_found"), Some("model")), &Meta::none(), None)
+    error(
+        StatusCode::NOT_FOUND,
+        &OpenAiError::invalid_request(message, Some("model_not_found"), Some("model")),
+        &Meta::none(),
+        None,
+    )
 }
 
 /// 413 for a body over `max_body_bytes`.
 pub(crate) fn too_large(limit: usize) -> Response<ResponseBody> {
     let message = format!("The request body is larger than this gateway accepts ({limit} bytes).");
-    error(StatusCode::PAYLOAD_TOO_LARGE, &OpenAiError::invalid_request(message, Some("request_too_large"), None), &Meta::none(), None)
+    error(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        &OpenAiError::invalid_request(message, Some("request_too_large"), None),
+        &Meta::none(),
+        None,
+    )
 }
 
 /// 404 / 405 for paths and methods the gateway does not serve.
@@ -83,7 +98,12 @@ pub(crate) fn not_found(method: &http::Method, path: &str) -> Response<ResponseB
 /// 405 for a known path with the wrong method.
 pub(crate) fn method_not_allowed(method: &http::Method, path: &str) -> Response<ResponseBody> {
     let message = format!("{method} is not allowed on {path}; use POST.");
-    let mut r = error(StatusCode::METHOD_NOT_ALLOWED, &OpenAiError::invalid_request(message, Some("method_not_allowed"), None), &Meta::none(), None);
+    let mut r = error(
+        StatusCode::METHOD_NOT_ALLOWED,
+        &OpenAiError::invalid_request(message, Some("method_not_allowed"), None),
+        &Meta::none(),
+        None,
+    );
     r.headers_mut().insert(header::ALLOW, HeaderValue::from_static("POST"));
     r
 }

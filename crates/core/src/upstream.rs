@@ -37,7 +37,11 @@ pub(crate) struct Provider {
 impl Provider {
     pub fn new(name: &str, base_url: &str, key: Option<String>, connect_timeout: Duration) -> Result<Provider, String> {
         let base = base_url.trim_end_matches('/');
-        let url = if base.ends_with("/v1") { format!("{base}/chat/completions") } else { format!("{base}/v1/chat/completions") };
+        let url = if base.ends_with("/v1") {
+            format!("{base}/chat/completions")
+        } else {
+            format!("{base}/v1/chat/completions")
+        };
         let chat_url: http::Uri = url.parse().map_err(|e| format!("base_url {base_url:?}: {e}"))?;
         let authorization = match key {
             Some(key) => {
@@ -132,16 +136,35 @@ pub(crate) async fn attempt(provider: &Provider, body: Bytes, streaming: bool, t
     let exchange = async {
         let response: Response<Incoming> = match provider.client.request(req).await {
             Ok(r) => r,
-            Err(e) if e.is_connect() => return Attempt::failed(OutcomeKind::ConnectError, started, format!("could not connect: {}", source_chain(&e))),
-            Err(e) => return Attempt::failed(OutcomeKind::Reset, started, format!("connection failed: {}", source_chain(&e))),
+            Err(e) if e.is_connect() => {
+                return Attempt::failed(
+                    OutcomeKind::ConnectError,
+                    started,
+                    format!("could not connect: {}", source_chain(&e)),
+                );
+            }
+            Err(e) => {
+                return Attempt::failed(OutcomeKind::Reset, started, format!("connection failed: {}", source_chain(&e)));
+            }
         };
         let (head, mut incoming) = response.into_parts();
         let status = head.status;
         let retry_after = retry_after(&head);
-        let base = |kind, answer, detail| Attempt { kind, status: Some(status), retry_after, elapsed: started.elapsed(), answer, detail };
+        let base = |kind, answer, detail| Attempt {
+            kind,
+            status: Some(status),
+            retry_after,
+            elapsed: started.elapsed(),
+            answer,
+            detail,
+        };
         if status.is_success() && streaming {
             return match first_data(&mut incoming).await {
-                Ok(Some(first)) => base(OutcomeKind::Success, Some(Answer { head, body: AnswerBody::Stream { first, rest: incoming } }), String::new()),
+                Ok(Some(first)) => base(
+                    OutcomeKind::Success,
+                    Some(Answer { head, body: AnswerBody::Stream { first, rest: incoming } }),
+                    String::new(),
+                ),
                 Ok(None) => base(OutcomeKind::Reset, None, "the stream ended before its first event".into()),
                 Err(e) => base(OutcomeKind::Reset, None, format!("the stream broke before its first event: {e}")),
             };
@@ -159,7 +182,9 @@ pub(crate) async fn attempt(provider: &Provider, body: Bytes, streaming: bool, t
     };
     match tokio::time::timeout(timeout, exchange).await {
         Ok(attempt) => attempt,
-        Err(_) => Attempt::failed(OutcomeKind::Timeout, started, format!("no answer within {} ms", timeout.as_millis())),
+        Err(_) => {
+            Attempt::failed(OutcomeKind::Timeout, started, format!("no answer within {} ms", timeout.as_millis()))
+        }
     }
 }
 

@@ -77,7 +77,11 @@ fn truncate(s: &str, max: usize) -> &str {
 
 pub(crate) fn topology(topo: &d::Topology) -> t::Topology {
     t::Topology {
-        targets: topo.targets.iter().map(|x| t::Target { provider: x.provider.clone(), model: x.model.clone() }).collect(),
+        targets: topo
+            .targets
+            .iter()
+            .map(|x| t::Target { provider: x.provider.clone(), model: x.model.clone() })
+            .collect(),
         routes: topo.routes.iter().map(|r| t::Route { model: r.model.clone(), targets: r.targets.clone() }).collect(),
     }
 }

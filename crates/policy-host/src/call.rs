@@ -15,7 +15,10 @@ fn is_secret(name: &str) -> bool {
 /// Header names a policy may see: `x-*` and a few API ones, never credentials.
 pub fn is_allowed_header(name: &str) -> bool {
     let allowed = name.starts_with("x-")
-        || matches!(name, "user-agent" | "anthropic-version" | "anthropic-beta" | "openai-beta" | "content-type" | "accept");
+        || matches!(
+            name,
+            "user-agent" | "anthropic-version" | "anthropic-beta" | "openai-beta" | "content-type" | "accept"
+        );
     allowed && !is_secret(name)
 }
 

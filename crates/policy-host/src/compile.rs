@@ -109,7 +109,8 @@ pub(crate) fn compile(
         }
     };
     check_imports(&engine.engine, &component)?;
-    let instance_pre = engine.linker.instantiate_pre(&component).map_err(|e| PolicyError::WrongWorld(format!("{e:#}")))?;
+    let instance_pre =
+        engine.linker.instantiate_pre(&component).map_err(|e| PolicyError::WrongWorld(format!("{e:#}")))?;
     let pre = PolicyPre::new(instance_pre).map_err(|e| PolicyError::WrongWorld(format!("{e:#}")))?;
     Ok(Compiled { pre, from_cache })
 }
@@ -120,8 +121,12 @@ mod tests {
 
     #[test]
     fn headers_say_what_the_file_is() {
-        assert!(matches!(check_header(b"hello world"), Err(PolicyError::Compile(m)) if m.contains("not a WebAssembly file")));
-        assert!(matches!(check_header(b"\0asm\x01\0\0\0"), Err(PolicyError::Compile(m)) if m.contains("core wasm module")));
+        assert!(
+            matches!(check_header(b"hello world"), Err(PolicyError::Compile(m)) if m.contains("not a WebAssembly file"))
+        );
+        assert!(
+            matches!(check_header(b"\0asm\x01\0\0\0"), Err(PolicyError::Compile(m)) if m.contains("core wasm module"))
+        );
         assert!(check_header(b"\0asm\x0d\0\x01\0").is_ok());
     }
 }

@@ -136,9 +136,9 @@ impl fmt::Display for RouteDecision {
 
 impl Topology {
     fn route(&self, request: &RequestInfo) -> Result<&RouteInfo, PolicyError> {
-        self.routes
-            .get(request.route as usize)
-            .ok_or_else(|| PolicyError::InvalidDecision(format!("request names route {} of {}", request.route, self.routes.len())))
+        self.routes.get(request.route as usize).ok_or_else(|| {
+            PolicyError::InvalidDecision(format!("request names route {} of {}", request.route, self.routes.len()))
+        })
     }
 
     fn check_route_target(&self, request: &RequestInfo, target: u32) -> Result<(), PolicyError> {
@@ -191,7 +191,10 @@ impl Topology {
             NextStep::Retry(r) => {
                 self.check_route_target(request, r.target)?;
                 if r.delay_ms > MAX_DELAY_MS {
-                    return Err(PolicyError::InvalidDecision(format!("retry delay of {} ms is over an hour", r.delay_ms)));
+                    return Err(PolicyError::InvalidDecision(format!(
+                        "retry delay of {} ms is over an hour",
+                        r.delay_ms
+                    )));
                 }
                 Ok(())
             }

@@ -188,9 +188,10 @@ impl PolicyHost {
         let sha256 = sha256_hex(&bytes);
         let host = self.clone();
         let sha = sha256.clone();
-        let compiled = tokio::task::spawn_blocking(move || compile(&host.engine, &bytes, &sha, host.cache_dir.as_deref()))
-            .await
-            .map_err(|e| PolicyError::Compile(format!("compile task: {e}")))??;
+        let compiled =
+            tokio::task::spawn_blocking(move || compile(&host.engine, &bytes, &sha, host.cache_dir.as_deref()))
+                .await
+                .map_err(|e| PolicyError::Compile(format!("compile task: {e}")))??;
         let version = Arc::new(PolicyVersion::new(VersionParts {
             name: name.to_owned(),
             sha256,
@@ -270,7 +271,8 @@ impl PolicyHost {
         let Some(name) = policy_name(path) else { return };
         let _serial = self.load_lock.lock().await;
         let slot = self.slot(&name);
-        let serving_this = slot.current.load().as_ref().is_some_and(|v| v.origin() == &PolicyOrigin::File(path.to_owned()));
+        let serving_this =
+            slot.current.load().as_ref().is_some_and(|v| v.origin() == &PolicyOrigin::File(path.to_owned()));
         if !serving_this {
             return;
         }

@@ -3,8 +3,8 @@
 //! targets that asked for a wait, then retries with capped exponential
 //! backoff while the deadline allows; gives up with a 503.
 
-use crate::decision::{AttemptOutcome, Degrade, NextStep, Plan, Retry, RequestInfo, RouteDecision, Topology};
 use crate::HealthBook;
+use crate::decision::{AttemptOutcome, Degrade, NextStep, Plan, RequestInfo, Retry, RouteDecision, Topology};
 
 const BASE_BACKOFF_MS: u32 = 100;
 const MAX_BACKOFF_MS: u32 = 1000;
@@ -30,7 +30,12 @@ pub fn route(topology: &Topology, health: &HealthBook, request: &RequestInfo) ->
 }
 
 /// `on-attempt`: move on, then back off, then give up.
-pub fn on_attempt(topology: &Topology, health: &HealthBook, request: &RequestInfo, outcome: &AttemptOutcome) -> NextStep {
+pub fn on_attempt(
+    topology: &Topology,
+    health: &HealthBook,
+    request: &RequestInfo,
+    outcome: &AttemptOutcome,
+) -> NextStep {
     let kind = outcome.kind;
     let retryable = matches!(
         kind,
@@ -70,8 +75,8 @@ pub fn on_attempt(topology: &Topology, health: &HealthBook, request: &RequestInf
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::decision::{Api, RouteInfo, Target};
     use crate::OutcomeKind;
+    use crate::decision::{Api, RouteInfo, Target};
 
     fn topo() -> Topology {
         let t = |p: &str| Target { provider: p.into(), model: "m".into() };
@@ -97,6 +102,9 @@ mod tests {
         assert!(matches!(step, NextStep::Retry(Retry { delay_ms: 400, .. })), "{step:?}");
         let step = on_attempt(&t, &h, &req(100), &failed(1, 2, vec![0, 1], OutcomeKind::Timeout));
         assert!(matches!(step, NextStep::Degrade(Degrade::Unavailable(_))), "{step:?}");
-        assert_eq!(on_attempt(&t, &h, &req(10_000), &failed(0, 1, vec![0], OutcomeKind::InvalidRequest)), NextStep::Accept);
+        assert_eq!(
+            on_attempt(&t, &h, &req(10_000), &failed(0, 1, vec![0], OutcomeKind::InvalidRequest)),
+            NextStep::Accept
+        );
     }
 }

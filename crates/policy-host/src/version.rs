@@ -9,11 +9,11 @@ use std::time::{Duration, Instant};
 use wasmtime::component::Component;
 use wasmtime::{Store, Trap, UpdateDeadline};
 
+use crate::PolicyError;
 use crate::bindings::{self, Policy, PolicyPre};
 use crate::call::CallContext;
 use crate::decision::{AttemptOutcome, NextStep, RequestInfo, RouteDecision, Topology};
 use crate::state::{HostShared, PolicyState};
-use crate::PolicyError;
 
 /// Where a version came from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -201,7 +201,8 @@ impl PolicyVersion {
         let mut inst = self.take().await?;
         inst.store.data_mut().call = Some(call);
         self.arm(&mut inst.store);
-        let result = inst.policy.call_on_attempt(&mut inst.store, bindings::request(request), &bindings::outcome(outcome)).await;
+        let result =
+            inst.policy.call_on_attempt(&mut inst.store, bindings::request(request), &bindings::outcome(outcome)).await;
         match result {
             Ok(step) => {
                 self.give_back(inst);

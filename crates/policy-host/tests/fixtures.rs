@@ -117,7 +117,8 @@ async fn not_wasm_and_core_modules_are_refused() {
 
 #[tokio::test]
 async fn always_misbehaving_policy_fails_its_load_time_check() {
-    for (mode, expect) in [("trap", "trap"), ("loop", "deadline_exceeded"), ("oom", "out_of_memory"), ("bad-target", "invalid_decision")]
+    for (mode, expect) in
+        [("trap", "trap"), ("loop", "deadline_exceeded"), ("oom", "out_of_memory"), ("bad-target", "invalid_decision")]
     {
         let settings = format!(r#"{{"always":"{mode}"}}"#);
         let host = host_with(&[("chaos", &settings)], None);

@@ -45,7 +45,8 @@ impl ChatResponse {
 
 /// A chat-completions body for `model`.
 pub fn chat_body(model: &str, stream: bool) -> String {
-    serde_json::json!({"model": model, "stream": stream, "messages": [{"role": "user", "content": "Hello?"}]}).to_string()
+    serde_json::json!({"model": model, "stream": stream, "messages": [{"role": "user", "content": "Hello?"}]})
+        .to_string()
 }
 
 /// POSTs `body` to `url` + `path` with extra headers and reads the whole answer.
@@ -54,7 +55,8 @@ pub async fn post_raw(url: &str, path: &str, body: impl Into<Bytes>, headers: &[
     for (k, v) in headers {
         req = req.header(*k, *v);
     }
-    let response = client().request(req.body(Full::new(body.into())).expect("request")).await.expect("gateway answered");
+    let response =
+        client().request(req.body(Full::new(body.into())).expect("request")).await.expect("gateway answered");
     let (head, body) = response.into_parts();
     let body = body.collect().await.expect("read body").to_bytes();
     ChatResponse { status: head.status, headers: head.headers, body: String::from_utf8_lossy(&body).into() }

@@ -38,7 +38,9 @@ impl ConfigBuilder {
 
     /// An OpenAI-wire provider.
     pub fn provider(mut self, name: &str, base_url: &str) -> Self {
-        self.providers.push(format!("[[providers]]\nname = {name:?}\napi = \"openai\"\nbase_url = {base_url:?}\nconnect_timeout_ms = 500\n"));
+        self.providers.push(format!(
+            "[[providers]]\nname = {name:?}\napi = \"openai\"\nbase_url = {base_url:?}\nconnect_timeout_ms = 500\n"
+        ));
         self
     }
 
@@ -52,7 +54,8 @@ impl ConfigBuilder {
 
     /// A route for `model` over `providers` (each asked for `model`), decided by `policy`.
     pub fn route(mut self, model: &str, policy: Option<&str>, timeout_ms: u64, providers: &[&str]) -> Self {
-        let targets: Vec<String> = providers.iter().map(|p| format!("{{ provider = {p:?}, model = {model:?} }}")).collect();
+        let targets: Vec<String> =
+            providers.iter().map(|p| format!("{{ provider = {p:?}, model = {model:?} }}")).collect();
         let policy = policy.map(|p| format!("policy = {p:?}\n")).unwrap_or_default();
         self.routes.push(format!(
             "[[routes]]\nmodel = {model:?}\n{policy}timeout_ms = {timeout_ms}\ntargets = [{}]\n",

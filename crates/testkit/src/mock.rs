@@ -73,13 +73,15 @@ pub enum StreamEnd {
 impl Reply {
     /// An error status with an OpenAI error body.
     pub fn status(status: u16) -> Reply {
-        let body = format!(r#"{{"error":{{"message":"mock says {status}","type":"server_error","param":null,"code":null}}}}"#);
+        let body =
+            format!(r#"{{"error":{{"message":"mock says {status}","type":"server_error","param":null,"code":null}}}}"#);
         Reply::Status { status, headers: Vec::new(), body }
     }
 
     /// 429 with `Retry-After: secs`.
     pub fn rate_limited(secs: u32) -> Reply {
-        let body = r#"{"error":{"message":"Rate limit reached","type":"requests","param":null,"code":"rate_limit_exceeded"}}"#;
+        let body =
+            r#"{"error":{"message":"Rate limit reached","type":"requests","param":null,"code":"rate_limit_exceeded"}}"#;
         Reply::Status { status: 429, headers: vec![("retry-after".into(), secs.to_string())], body: body.into() }
     }
 
@@ -230,7 +232,10 @@ struct ChannelBody(mpsc::Receiver<Result<Bytes, std::io::Error>>);
 impl Body for ChannelBody {
     type Data = Bytes;
     type Error = std::io::Error;
-    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, std::io::Error>>> {
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, std::io::Error>>> {
         self.0.poll_recv(cx).map(|item| item.map(|r| r.map(Frame::data)))
     }
 }
@@ -274,7 +279,11 @@ async fn answer(state: Arc<State>, req: Request<Incoming>) -> Result<Response<Mo
     let json: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
     let model = json["model"].as_str().unwrap_or("unknown").to_owned();
     let streaming = json["stream"].as_bool().unwrap_or(false);
-    state.seen.lock().unwrap().push(Seen { model: model.clone(), authorization, body: String::from_utf8_lossy(&body).into() });
+    state.seen.lock().unwrap().push(Seen {
+        model: model.clone(),
+        authorization,
+        body: String::from_utf8_lossy(&body).into(),
+    });
     let reply = state.script.lock().unwrap().next();
     Ok(play(&state.name, &model, streaming, reply).await)
 }
@@ -300,7 +309,8 @@ async fn play(name: &str, model: &str, streaming: bool, mut reply: Reply) -> Res
                     .expect("valid response");
             }
             Reply::Status { status, headers, body } => {
-                let mut b = Response::builder().status(StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR));
+                let mut b = Response::builder()
+                    .status(StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR));
                 b = b.header("content-type", "application/json");
                 for (k, v) in headers {
                     b = b.header(k, v);

@@ -18,7 +18,11 @@ pub struct OpenAiError {
 
 impl OpenAiError {
     /// A 4xx about the client's request.
-    pub fn invalid_request(message: impl Into<String>, code: Option<&'static str>, param: Option<&'static str>) -> Self {
+    pub fn invalid_request(
+        message: impl Into<String>,
+        code: Option<&'static str>,
+        param: Option<&'static str>,
+    ) -> Self {
         OpenAiError { message: message.into(), kind: "invalid_request_error", code, param }
     }
 

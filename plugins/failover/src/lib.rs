@@ -57,8 +57,7 @@ struct Failover;
 
 impl Guest for Failover {
     fn init(settings: String, topology: Topology) -> Result<(), String> {
-        let settings: Settings =
-            serde_json::from_str(&settings).map_err(|e| format!("failover settings: {e}"))?;
+        let settings: Settings = serde_json::from_str(&settings).map_err(|e| format!("failover settings: {e}"))?;
         if settings.max_attempts == 0 {
             return Err("failover settings: max_attempts must be at least 1".into());
         }
@@ -97,11 +96,8 @@ impl Guest for Failover {
         }
         // Everything was tried (or is asking us to wait): retry the target
         // that can be tried soonest, after backoff.
-        let backoff = full_jitter_backoff_ms(
-            outcome.attempt,
-            cfg.settings.base_backoff_ms,
-            cfg.settings.max_backoff_ms,
-        );
+        let backoff =
+            full_jitter_backoff_ms(outcome.attempt, cfg.settings.base_backoff_ms, cfg.settings.max_backoff_ms);
         let candidates = route.targets.iter().copied().filter(|&t| {
             // The same target will not fix an auth or context-length failure.
             !(kind.needs_other_target() && t == outcome.target)

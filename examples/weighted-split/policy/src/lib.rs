@@ -47,11 +47,7 @@ impl Guest for WeightedSplit {
     fn init(settings: String, topology: Topology) -> Result<(), String> {
         let settings: Settings =
             serde_json::from_str(&settings).map_err(|e| format!("weighted-split settings: {e}"))?;
-        let weight = topology
-            .targets
-            .iter()
-            .map(|t| settings.weights.get(&t.provider).copied().unwrap_or(1))
-            .collect();
+        let weight = topology.targets.iter().map(|t| settings.weights.get(&t.provider).copied().unwrap_or(1)).collect();
         let _ = CONFIG.set(Config { weight, per_try_timeout_ms: settings.per_try_timeout_ms, topology });
         Ok(())
     }

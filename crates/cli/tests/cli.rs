@@ -1,0 +1,101 @@
+//! The binary as a user runs it: demo, validate, policy check.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use switchyard_testkit::plugin_artifact;
+
+fn switchyard() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_switchyard"))
+}
+
+#[test]
+fn policy_check_accepts_the_default_policy() {
+    let out = switchyard().args(["policy", "check"]).arg(plugin_artifact("failover")).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains(": ok — failover@"), "{stdout}");
+}
+
+#[test]
+fn policy_check_rejects_a_forbidden_import_naming_it() {
+    let out = switchyard().args(["policy", "check"]).arg(plugin_artifact("forbidden_import")).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(stdout.contains("REJECTED (forbidden_import)") && stdout.contains("acme:exfil/net"), "{stdout}");
+}
+
+#[test]
+fn policy_check_passes_settings_to_init() {
+    let out = switchyard()
+        .args(["policy", "check"])
+        .arg(plugin_artifact("failover"))
+        .args(["--config", r#"{"max_attempts": 0}"#])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(stdout.contains("max_attempts must be at least 1"), "{stdout}");
+}
+
+#[test]
+fn validate_explains_a_bad_config_with_its_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bad.toml");
+    std::fs::write(
+        &path,
+        "[[providers]]\nname = \"a\"\napi = \"openai\"\nbase_url = \"http://127.0.0.1:1\"\n\n[[routes]]\nmodel = \"m\"\ntargets = [{ provider = \"b\", model = \"m\" }]\n",
+    )
+    .unwrap();
+    let out = switchyard().args(["validate", "--config"]).arg(&path).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(64), "{stderr}");
+    assert!(stderr.contains("bad.toml:8: route \"m\" names provider \"b\""), "{stderr}");
+}
+
+#[test]
+fn validate_summarises_the_example_config() {
+    let example = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/failover/switchyard.toml");
+    let out = switchyard().args(["validate", "--config", example]).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("policy \"failover\" (embedded)"), "{stdout}");
+}
+
+#[test]
+fn demo_answers_the_curl_it_prints() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = switchyard()
+        .args(["demo", "--listen", "127.0.0.1:0", "--policy-dir"])
+        .arg(dir.path().join("policies"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut addr = None;
+    for line in stdout.lines() {
+        let line = line.unwrap();
+        if let Some(rest) = line.strip_prefix("Switchyard demo on http://") {
+            addr = Some(rest.trim().to_owned());
+            break;
+        }
+    }
+    let addr = addr.expect("the demo printed its address");
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let answers: Vec<(u16, String)> = rt.block_on(async {
+        let mut out = Vec::new();
+        for _ in 0..4 {
+            let r = switchyard_testkit::post_chat(&format!("http://{addr}"), "gpt-4o-mini").await;
+            out.push((r.status.as_u16(), r.header("x-switchyard-provider").to_owned()));
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        out
+    });
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(answers.iter().all(|(status, _)| *status == 200), "{answers:?}");
+    // The flaky primary's outages are ridden out by the backup.
+    assert!(answers.iter().any(|(_, p)| p == "primary") && answers.iter().any(|(_, p)| p == "backup"), "{answers:?}");
+}

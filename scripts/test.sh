@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Runs every check and test of Switchyard on a fresh machine: installs what is
+# missing (the wasm32-wasip2 target; cargo-nextest is used when present),
+# builds the policy components in plugins/ (through the normal cargo build),
+# lints, and runs all tests. CI calls exactly this script.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+step() { printf '\n== %s\n' "$*"; }
+
+step "toolchain"
+if ! rustup target list --installed 2>/dev/null | grep -qx wasm32-wasip2; then
+  rustup target add wasm32-wasip2
+fi
+cargo --version
+
+step "format"
+cargo fmt --all --check
+
+step "lint (clippy, warnings are errors)"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+step "tests"
+if command -v cargo-nextest >/dev/null 2>&1; then
+  cargo nextest run --workspace --locked --no-fail-fast
+  # nextest does not run doctests
+  cargo test --workspace --doc --locked
+else
+  echo "(cargo-nextest not installed: using cargo test)"
+  cargo test --workspace --locked --no-fail-fast
+fi
