@@ -144,7 +144,11 @@ pub(crate) async fn attempt(provider: &Provider, body: Bytes, streaming: bool, t
                 );
             }
             Err(e) => {
-                return Attempt::failed(OutcomeKind::Reset, started, format!("connection failed: {}", source_chain(&e)));
+                return Attempt::failed(
+                    OutcomeKind::Reset,
+                    started,
+                    format!("connection failed: {}", source_chain(&e)),
+                );
             }
         };
         let (head, mut incoming) = response.into_parts();
