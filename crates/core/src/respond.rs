@@ -3,6 +3,7 @@
 //! every answer. Messages never contain secrets.
 
 use std::sync::Arc;
+use switchyard_wire::text::truncate;
 
 use bytes::Bytes;
 use http::{HeaderValue, Response, StatusCode, header};
@@ -118,15 +119,4 @@ pub(crate) fn unavailable(retry_after_ms: u64, message: impl Into<String>, meta:
 pub(crate) fn upstream_failed(status: StatusCode, message: impl Into<String>, meta: &Meta) -> Response<ResponseBody> {
     let code = if status == StatusCode::GATEWAY_TIMEOUT { "upstream_timeout" } else { "upstream_error" };
     error(status, &OpenAiError::server(message, code), meta, None)
-}
-
-pub(crate) fn truncate(s: &str, max: usize) -> &str {
-    if s.len() <= max {
-        return s;
-    }
-    let mut end = max;
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    &s[..end]
 }

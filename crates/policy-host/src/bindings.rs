@@ -1,6 +1,7 @@
 //! The one `bindgen!` site of the policy world, the host side of its imports,
 //! and conversions between the generated types and [`crate::decision`]'s.
 
+use switchyard_wire::text::truncate;
 use wasmtime::component::HasSelf;
 
 use crate::decision::{self as d, OutcomeKind};
@@ -62,17 +63,6 @@ impl host::Host for PolicyState {
             t::LogLevel::Error => tracing::error!(policy, "{message}"),
         }
     }
-}
-
-fn truncate(s: &str, max: usize) -> &str {
-    if s.len() <= max {
-        return s;
-    }
-    let mut end = max;
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    &s[..end]
 }
 
 pub(crate) fn topology(topo: &d::Topology) -> t::Topology {

@@ -11,6 +11,7 @@
 //! - [`openai_error`]: OpenAI's error JSON, as a body and as an SSE event.
 //! - [`sse`]: [`sse::DoneDetector`], which tells a complete stream from a cut one.
 //! - [`classify`]: [`OutcomeKind`] of a provider answer; `Retry-After` parsing.
+//! - [`text`]: cutting echoed input to size.
 
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
@@ -19,6 +20,7 @@ pub mod classify;
 pub mod openai_error;
 pub mod request;
 pub mod sse;
+pub mod text;
 
 pub use classify::{OutcomeKind, classify_status, parse_retry_after};
 pub use request::{RequestPeek, WireError};
