@@ -22,9 +22,9 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 
 step "tests"
 if command -v cargo-nextest >/dev/null 2>&1; then
-  cargo nextest run --workspace --locked --no-fail-fast
-  # nextest does not run doctests
+  # nextest does not run doctests; run them first so the summary comes last
   cargo test --workspace --doc --locked
+  cargo nextest run --workspace --locked --no-fail-fast
 else
   echo "(cargo-nextest not installed: using cargo test)"
   cargo test --workspace --locked --no-fail-fast
