@@ -33,9 +33,25 @@ pub struct TargetHealth {
 #[derive(Default)]
 struct Stats {
     ewma_latency_ms: Option<f32>,
+    /// Outcomes of the window, oldest first; `failed` counts the failures
+    /// among them, so reading the error rate is O(1).
     recent: VecDeque<(Instant, bool)>,
+    failed: u32,
     consecutive_failures: u32,
     retry_after_until: Option<Instant>,
+}
+
+impl Stats {
+    /// Drops outcomes older than the window (and past the cap).
+    fn prune(&mut self, now: Instant) {
+        while self.recent.len() > WINDOW_CAP
+            || self.recent.front().is_some_and(|(t, _)| now.duration_since(*t) > WINDOW)
+        {
+            if let Some((_, false)) = self.recent.pop_front() {
+                self.failed -= 1;
+            }
+        }
+    }
 }
 
 #[derive(Default)]
@@ -87,9 +103,8 @@ impl HealthBook {
             None => ms,
         });
         s.recent.push_back((now, ok));
-        while s.recent.len() > WINDOW_CAP || s.recent.front().is_some_and(|(t, _)| now.duration_since(*t) > WINDOW) {
-            s.recent.pop_front();
-        }
+        s.failed += u32::from(!ok);
+        s.prune(now);
         s.consecutive_failures = if ok { 0 } else { s.consecutive_failures.saturating_add(1) };
         if let Some(wait) = retry_after {
             s.retry_after_until = Some(now + wait);
@@ -102,12 +117,9 @@ impl HealthBook {
     pub fn get(&self, target: u32) -> Option<TargetHealth> {
         let cell = self.cells.get(target as usize)?;
         let now = Instant::now();
-        let s = cell.stats.lock().unwrap_or_else(|p| p.into_inner());
-        let (total, failed) = s
-            .recent
-            .iter()
-            .filter(|(t, _)| now.duration_since(*t) <= WINDOW)
-            .fold((0u32, 0u32), |(n, f), (_, ok)| (n + 1, f + u32::from(!ok)));
+        let mut s = cell.stats.lock().unwrap_or_else(|p| p.into_inner());
+        s.prune(now);
+        let (total, failed) = (s.recent.len() as u32, s.failed);
         Some(TargetHealth {
             inflight: cell.inflight.load(Ordering::Relaxed),
             ewma_latency_ms: s.ewma_latency_ms.unwrap_or(0.0),
@@ -158,6 +170,17 @@ mod tests {
         tokio::time::advance(Duration::from_secs(40)).await;
         let h = book.get(0).unwrap();
         assert_eq!((h.retry_after_ms, h.error_rate), (None, 0.0));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_window_keeps_its_cap_and_its_count() {
+        let book = HealthBook::new(1);
+        for i in 0..(WINDOW_CAP + 100) {
+            book.record(0, i % 4 == 0, Duration::from_millis(1), None);
+        }
+        let h = book.get(0).unwrap();
+        assert!((h.error_rate - 0.75).abs() < 0.01, "{}", h.error_rate);
+        assert_eq!(book.cells[0].stats.lock().unwrap().recent.len(), WINDOW_CAP);
     }
 
     #[test]
