@@ -23,8 +23,14 @@ pub struct HttpFigures {
     pub rows: Vec<Row>,
 }
 
-fn runtime(threads: usize) -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread().worker_threads(threads).enable_all().build().expect("runtime")
+/// A runtime whose threads are named, so profiles can tell the parts apart.
+fn runtime(name: &str, threads: usize) -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(threads)
+        .thread_name(name)
+        .enable_all()
+        .build()
+        .expect("runtime")
 }
 
 async fn connect(addr: &str) -> http1::SendRequest<Full<Bytes>> {
@@ -99,9 +105,10 @@ fn throughput(client: &tokio::runtime::Runtime, addr: &str, conns: usize, for_ho
 }
 
 pub fn measure(n: usize, for_how_long: Duration) -> HttpFigures {
-    let mock_rt = runtime(1);
-    let gateway_rt = runtime(2);
-    let client = runtime(1);
+    let mock_rt = runtime("bench-mock", 1);
+    let gateway_threads = std::env::var("BENCH_GATEWAY_THREADS").ok().and_then(|v| v.parse().ok()).unwrap_or(2);
+    let gateway_rt = runtime("bench-gateway", gateway_threads);
+    let client = runtime("bench-client", 1);
     let mock = mock_rt.block_on(MockProvider::start("bench"));
     let mock_addr = mock.url().trim_start_matches("http://").to_owned();
 

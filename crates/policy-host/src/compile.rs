@@ -74,6 +74,30 @@ fn store_cached(component: &Component, path: &Path) {
         let _ = std::fs::remove_file(&tmp);
         tracing::debug!(path = %path.display(), "could not cache a compiled policy: {e}");
     }
+    if let Some(dir) = path.parent() {
+        prune_cache(dir, CACHE_KEEP);
+    }
+}
+
+/// Compiled artifacts kept in the cache; older ones are removed.
+const CACHE_KEEP: usize = 32;
+
+/// Keeps the `keep` most recently written artifacts of `dir`.
+fn prune_cache(dir: &Path, keep: usize) {
+    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    let mut artifacts: Vec<(std::time::SystemTime, PathBuf)> = entries
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "cwasm"))
+        .filter_map(|p| Some((std::fs::metadata(&p).ok()?.modified().ok()?, p)))
+        .collect();
+    if artifacts.len() <= keep {
+        return;
+    }
+    artifacts.sort_by(|a, b| b.0.cmp(&a.0));
+    for (_, old) in artifacts.drain(keep..) {
+        let _ = std::fs::remove_file(old);
+    }
 }
 
 fn check_imports(engine: &wasmtime::Engine, component: &Component) -> Result<(), PolicyError> {
@@ -118,6 +142,21 @@ pub(crate) fn compile(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cache_keeps_only_the_newest_artifacts() {
+        let dir = tempfile::tempdir().unwrap();
+        for i in 0..5 {
+            std::fs::write(dir.path().join(format!("{i}.cwasm")), b"x").unwrap();
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        std::fs::write(dir.path().join("keep.txt"), b"x").unwrap();
+        prune_cache(dir.path(), 2);
+        let mut left: Vec<String> =
+            std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+        left.sort();
+        assert_eq!(left, ["3.cwasm", "4.cwasm", "keep.txt"]);
+    }
 
     #[test]
     fn headers_say_what_the_file_is() {
