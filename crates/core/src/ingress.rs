@@ -15,6 +15,9 @@ use crate::{ResponseBody, exchange, respond};
 
 pub(crate) const CHAT_PATH: &str = "/v1/chat/completions";
 
+/// A client gets this long to send its whole request body.
+const BODY_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
 pub(crate) async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Response<ResponseBody> {
     let started = tokio::time::Instant::now();
     match (req.method(), req.uri().path()) {
@@ -33,10 +36,13 @@ async fn chat(shared: Arc<Shared>, req: Request<Incoming>, started: tokio::time:
         return respond::too_large(limit);
     }
     let (parts, body) = req.into_parts();
-    let body = match Limited::new(body, limit).collect().await {
-        Ok(collected) => collected.to_bytes(),
-        Err(e) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => return respond::too_large(limit),
-        Err(e) => return respond::invalid_request(format!("could not read the request body: {e}"), None),
+    let body = match tokio::time::timeout(BODY_READ_TIMEOUT, Limited::new(body, limit).collect()).await {
+        Ok(Ok(collected)) => collected.to_bytes(),
+        Ok(Err(e)) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => {
+            return respond::too_large(limit);
+        }
+        Ok(Err(e)) => return respond::invalid_request(format!("could not read the request body: {e}"), None),
+        Err(_) => return respond::body_timeout(BODY_READ_TIMEOUT),
     };
     let peek = match RequestPeek::parse(&body) {
         Ok(peek) => peek,

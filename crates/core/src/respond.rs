@@ -90,6 +90,17 @@ pub(crate) fn too_large(limit: usize) -> Response<ResponseBody> {
     )
 }
 
+/// 408 for a body that did not arrive in time.
+pub(crate) fn body_timeout(limit: std::time::Duration) -> Response<ResponseBody> {
+    let message = format!("The request body did not arrive within {} s.", limit.as_secs());
+    error(
+        StatusCode::REQUEST_TIMEOUT,
+        &OpenAiError::invalid_request(message, Some("request_timeout"), None),
+        &Meta::none(),
+        None,
+    )
+}
+
 /// 404 / 405 for paths and methods the gateway does not serve.
 pub(crate) fn not_found(method: &http::Method, path: &str) -> Response<ResponseBody> {
     let message = format!("Unknown request URL: {method} {}.", truncate(path, 200));
