@@ -96,7 +96,7 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Serve { config } => serve::serve(&config).await,
             Command::Demo { listen, policy_dir } => demo::demo(&listen, &policy_dir).await,
-            Command::Validate { config } => serve::validate(&config),
+            Command::Validate { config } => serve::validate(&config).await,
             Command::Policy { command: PolicyCommand::Check { file, config } } => {
                 check::check(&file, config.as_deref()).await
             }

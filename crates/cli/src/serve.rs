@@ -4,8 +4,12 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use switchyard_core::Gateway;
+use std::sync::Arc;
+
+use switchyard_core::gateway::policy_host_options;
+use switchyard_core::{Gateway, GatewayError};
 use switchyard_policy_host::embedded;
+use switchyard_policy_host::{HealthBook, PolicyHost, PolicyOrigin};
 
 use crate::{EXIT_CONFIG, shutdown_signal};
 
@@ -19,8 +23,9 @@ pub(crate) async fn serve(path: &Path) -> anyhow::Result<ExitCode> {
     };
     let gateway = match Gateway::new(&config, |var| std::env::var(var).ok()).await {
         Ok(g) => g,
-        Err(e @ switchyard_core::GatewayError::MissingKey { .. })
-        | Err(e @ switchyard_core::GatewayError::Provider { .. }) => {
+        Err(
+            e @ (GatewayError::MissingKey { .. } | GatewayError::Provider { .. } | GatewayError::PolicySettings { .. }),
+        ) => {
             eprintln!("error: {e}");
             return Ok(ExitCode::from(EXIT_CONFIG));
         }
@@ -33,7 +38,7 @@ pub(crate) async fn serve(path: &Path) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-pub(crate) fn validate(path: &Path) -> anyhow::Result<ExitCode> {
+pub(crate) async fn validate(path: &Path) -> anyhow::Result<ExitCode> {
     let config = match switchyard_config::load_file(path) {
         Ok(c) => c,
         Err(e) => {
@@ -52,22 +57,39 @@ pub(crate) fn validate(path: &Path) -> anyhow::Result<ExitCode> {
         };
         println!("  provider {:?} ({:?}) at {} — {key}", p.name.get_ref(), p.api, p.base_url.get_ref());
     }
+    // Load every policy a route uses, with its settings, exactly as `serve` would.
+    let options = policy_host_options(&config);
+    let health = Arc::new(HealthBook::new(options.topology.targets.len()));
+    let host = PolicyHost::new(options, health)?;
+    let mut refused = false;
     for r in &config.routes {
         let policy = r.policy_name(&config.policy);
-        let source = if dir.join(format!("{policy}.wasm")).exists() {
-            "from the policy folder".to_owned()
-        } else if embedded::embedded(policy).is_some() {
-            "embedded".to_owned()
+        let file = dir.join(format!("{policy}.wasm"));
+        let (origin, bytes) = if file.exists() {
+            (
+                "from the policy folder",
+                Some(std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?),
+            )
         } else {
-            "WARNING: not found; the built-in fallback will decide until it is dropped in".to_owned()
+            ("embedded", embedded::embedded(policy).map(<[u8]>::to_vec))
+        };
+        let verdict = match bytes {
+            None => "WARNING: not found; the built-in fallback will decide until it is dropped in".to_owned(),
+            Some(bytes) => match host.prepare(policy, bytes, PolicyOrigin::File(file)).await {
+                Ok((version, _)) => format!("{} ({origin}), settings accepted", version.label()),
+                Err(e) => {
+                    refused = true;
+                    format!("ERROR ({origin}): {e}")
+                }
+            },
         };
         let targets: Vec<String> = r.targets.iter().map(|t| format!("{}/{}", t.provider.get_ref(), t.model)).collect();
         println!(
-            "  route {:?} → [{}] policy {policy:?} ({source}), deadline {} ms",
+            "  route {:?} → [{}] deadline {} ms, policy {policy:?}: {verdict}",
             r.model.get_ref(),
             targets.join(", "),
             r.timeout_ms
         );
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(if refused { ExitCode::from(EXIT_CONFIG) } else { ExitCode::SUCCESS })
 }

@@ -60,7 +60,25 @@ fn validate_summarises_the_example_config() {
     let out = switchyard().args(["validate", "--config", example]).output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
-    assert!(stdout.contains("policy \"failover\" (embedded)"), "{stdout}");
+    assert!(
+        stdout.contains("policy \"failover\": failover@") && stdout.contains("(embedded), settings accepted"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn validate_loads_policies_with_their_settings() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("typo.toml");
+    std::fs::write(
+        &path,
+        "[policies.failover]\nmax_attempt = 3\n[[providers]]\nname = \"a\"\napi = \"openai\"\nbase_url = \"http://127.0.0.1:1\"\n\n[[routes]]\nmodel = \"m\"\ntargets = [{ provider = \"a\", model = \"m\" }]\n",
+    )
+    .unwrap();
+    let out = switchyard().args(["validate", "--config"]).arg(&path).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(64), "{stdout}");
+    assert!(stdout.contains("init refused its settings") && stdout.contains("max_attempt"), "{stdout}");
 }
 
 #[test]
@@ -73,16 +91,18 @@ fn demo_answers_the_curl_it_prints() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
+    // Read the banner on a thread that keeps draining stdout, so the demo
+    // never writes into a closed pipe.
     let stdout = BufReader::new(child.stdout.take().unwrap());
-    let mut addr = None;
-    for line in stdout.lines() {
-        let line = line.unwrap();
-        if let Some(rest) = line.strip_prefix("Switchyard demo on http://") {
-            addr = Some(rest.trim().to_owned());
-            break;
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in stdout.lines().map_while(Result::ok) {
+            if let Some(rest) = line.strip_prefix("Switchyard demo on http://") {
+                let _ = tx.send(rest.trim().to_owned());
+            }
         }
-    }
-    let addr = addr.expect("the demo printed its address");
+    });
+    let addr = rx.recv_timeout(Duration::from_secs(60)).expect("the demo printed its address");
     let rt = tokio::runtime::Runtime::new().unwrap();
     let answers: Vec<(u16, String)> = rt.block_on(async {
         let mut out = Vec::new();

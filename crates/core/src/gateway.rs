@@ -6,7 +6,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use switchyard_config::{Api, Config};
-use switchyard_policy_host::{HealthBook, HostOptions, Limits, PolicyHost, PolicyWatcher, RouteInfo, Target, Topology};
+use switchyard_policy_host::{
+    HealthBook, HostOptions, Limits, PolicyError, PolicyHost, PolicyWatcher, RouteInfo, Target, Topology,
+};
 use tokio::net::TcpListener;
 
 use crate::upstream::Provider;
@@ -30,9 +32,15 @@ pub enum GatewayError {
         /// Why.
         reason: String,
     },
+    /// An embedded policy refused its `[policies.NAME]` settings.
+    #[error("policy settings: {reason}")]
+    PolicySettings {
+        /// The policy's own words.
+        reason: String,
+    },
     /// The policy host failed to start or an embedded policy failed to load.
     #[error("policy host: {0}")]
-    Policy(#[from] switchyard_policy_host::PolicyError),
+    Policy(#[from] PolicyError),
 }
 
 /// One route as the request path needs it.
@@ -91,6 +99,28 @@ fn topology(config: &Config) -> Topology {
     Topology { targets, routes }
 }
 
+/// What the policy host needs from a config: topology, settings per policy
+/// name, limits and the compile cache.
+pub fn policy_host_options(config: &Config) -> HostOptions {
+    let names =
+        config.policies.keys().cloned().chain(config.routes.iter().map(|r| r.policy_name(&config.policy).to_owned()));
+    let settings: BTreeMap<String, String> = names
+        .map(|name| {
+            let json = config.policy_settings_json(&name);
+            (name, json)
+        })
+        .collect();
+    HostOptions {
+        topology: topology(config),
+        settings,
+        limits: Limits {
+            decision_timeout: Duration::from_millis(config.policy.decision_timeout_ms),
+            memory_limit_bytes: (config.policy.memory_limit_mib as usize) << 20,
+        },
+        cache_dir: Some(config.policy_cache_dir()),
+    }
+}
+
 impl Gateway {
     /// Builds the gateway: reads provider keys through `env`, starts the
     /// policy host, loads the embedded policies and the policy folder, and
@@ -118,28 +148,13 @@ impl Gateway {
         }
         let target_provider = topology.targets.iter().map(|t| providers[&t.provider].clone()).collect();
 
-        let mut settings = BTreeMap::new();
-        let names = config
-            .policies
-            .keys()
-            .cloned()
-            .chain(config.routes.iter().map(|r| r.policy_name(&config.policy).to_owned()));
-        for name in names {
-            let json = config.policy_settings_json(&name);
-            settings.insert(name, json);
-        }
+        let options = policy_host_options(config);
         let health = Arc::new(HealthBook::new(topology.targets.len()));
-        let options = HostOptions {
-            topology: topology.clone(),
-            settings,
-            limits: Limits {
-                decision_timeout: Duration::from_millis(config.policy.decision_timeout_ms),
-                memory_limit_bytes: (config.policy.memory_limit_mib as usize) << 20,
-            },
-            cache_dir: Some(config.policy_cache_dir()),
-        };
         let policies = PolicyHost::new(options, health.clone())?;
-        policies.load_embedded().await?;
+        policies.load_embedded().await.map_err(|e| match e {
+            PolicyError::ConfigRejected(reason) => GatewayError::PolicySettings { reason },
+            other => GatewayError::Policy(other),
+        })?;
         let watcher = policies
             .watch(&config.policy_dir(), Duration::from_millis(config.policy.rescan_interval_ms.max(100)))
             .await?;

@@ -94,7 +94,7 @@ fn prune_cache(dir: &Path, keep: usize) {
     if artifacts.len() <= keep {
         return;
     }
-    artifacts.sort_by(|a, b| b.0.cmp(&a.0));
+    artifacts.sort_by_key(|(modified, _)| std::cmp::Reverse(*modified));
     for (_, old) in artifacts.drain(keep..) {
         let _ = std::fs::remove_file(old);
     }
