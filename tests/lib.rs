@@ -1,1 +1,1 @@
-//! Placeholder-free test-only package: the scenarios live in scenarios/.
+//! Test-only package: the end-to-end scenarios live in `scenarios/`.
