@@ -79,7 +79,8 @@ impl Exchange {
                 Step::Attempt { target: plan.targets[0], delay: Duration::ZERO },
                 Duration::from_millis(plan.per_try_timeout_ms.into()),
             ),
-            RouteDecision::Degrade(d) => (self.degrade(d, None), Duration::from_millis(20_000)),
+            // A fallback chosen up front gets the route's whole deadline per try.
+            RouteDecision::Degrade(d) => (self.degrade(d, None), self.shared.routes[self.route].timeout),
         };
         loop {
             let (target, delay) = match step {
@@ -112,9 +113,10 @@ impl Exchange {
         self.tried.push(target);
         let inflight = self.shared.health.start(target);
         let attempt = upstream::attempt(&provider, body, self.peek.stream, per_try.min(remaining)).await;
-        let ok = attempt.kind == OutcomeKind::Success;
-        self.shared.health.record(target, ok, attempt.elapsed, attempt.retry_after);
-        if ok {
+        // A request the provider refused as invalid says nothing about the provider's health.
+        let healthy = !attempt.kind.is_provider_failure();
+        self.shared.health.record(target, healthy, attempt.elapsed, attempt.retry_after);
+        if attempt.kind == OutcomeKind::Success {
             self.meta.provider = Some(provider.name.clone());
             return Step::Answer(self.relay(attempt, target, per_try, inflight));
         }

@@ -31,6 +31,20 @@ pub enum OutcomeKind {
     InvalidResponse,
 }
 
+impl OutcomeKind {
+    /// The provider (or the way to it) failed, as opposed to success or a
+    /// request the provider rightly refused (invalid, filtered, too long).
+    pub fn is_provider_failure(self) -> bool {
+        !matches!(
+            self,
+            OutcomeKind::Success
+                | OutcomeKind::InvalidRequest
+                | OutcomeKind::ContentFiltered
+                | OutcomeKind::ContextTooLong
+        )
+    }
+}
+
 /// Classifies an HTTP answer from its status and (for 400s) its error body,
 /// as OpenAI-compatible providers write it.
 pub fn classify_status(status: u16, body: &[u8]) -> OutcomeKind {
@@ -91,6 +105,14 @@ mod tests {
         assert_eq!(classify_status(502, b""), OutcomeKind::ServerError);
         assert_eq!(classify_status(402, b""), OutcomeKind::Auth);
         assert_eq!(classify_status(404, b""), OutcomeKind::InvalidRequest);
+    }
+
+    #[test]
+    fn client_mistakes_are_not_provider_failures() {
+        assert!(!OutcomeKind::InvalidRequest.is_provider_failure());
+        assert!(!OutcomeKind::ContextTooLong.is_provider_failure());
+        assert!(OutcomeKind::Auth.is_provider_failure());
+        assert!(OutcomeKind::Timeout.is_provider_failure());
     }
 
     #[test]
