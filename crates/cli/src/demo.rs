@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use switchyard_core::Gateway;
-use switchyard_testkit::{MockProvider, Reply};
+use switchyard_mock::{MockProvider, Reply};
 
 use crate::shutdown_signal;
 

@@ -4,7 +4,7 @@
 //! `switchyard demo`. Nothing here mocks the gateway's own parts.
 //!
 //! # Layout
-//! - [`mock`]: [`MockProvider`] and its [`Reply`] script.
+//! - [`MockProvider`] and its [`Reply`] script, re-exported from `switchyard-mock`.
 //! - [`harness`]: [`TestGateway`] and [`ConfigBuilder`].
 //! - [`client`]: plain and streaming requests to the gateway.
 
@@ -13,11 +13,10 @@
 
 pub mod client;
 pub mod harness;
-pub mod mock;
 
 pub use client::{ChatResponse, StreamingResponse, chat_body, post_chat, post_chat_stream, post_raw};
 pub use harness::{ConfigBuilder, TestGateway};
-pub use mock::{MockProvider, Reply, StreamEnd, closed_port_url};
+pub use switchyard_mock::{MockProvider, Reply, StreamEnd, closed_port_url};
 pub use switchyard_policy_host::embedded::PLUGIN_ARTIFACTS;
 
 /// Path of a component the build wrote from `plugins/` (e.g. `chaos`, `weighted_split`).

@@ -1,6 +1,11 @@
 //! Mock LLM providers on loopback that speak OpenAI's chat-completions wire
 //! (JSON and SSE) and play a script of replies: healthy answers, error
 //! statuses with Retry-After, hangs, streams that finish, break or stall.
+//! `switchyard demo` runs two of them; the tests and the bench use them as
+//! the providers whose outages the gateway must ride out.
+
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
 
 use std::collections::VecDeque;
 use std::convert::Infallible;
