@@ -9,6 +9,7 @@ mod hot_reload;
 mod plugin_misbehaves;
 mod secrets;
 mod streaming;
+mod tls;
 
 use std::time::Duration;
 

@@ -97,6 +97,11 @@ pub struct Provider {
     /// Give up connecting after this long. Default 2000.
     #[serde(default = "default_connect_timeout")]
     pub connect_timeout_ms: u64,
+    /// PEM file of extra root certificates to trust for this provider (an
+    /// internal CA in front of a self-hosted model), in addition to the
+    /// bundled public roots. Relative to the config file. Default none.
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
 }
 
 /// `[[routes]]`: a client-facing model and its targets.

@@ -142,7 +142,18 @@ impl Gateway {
                 ),
                 None => None,
             };
-            let provider = Provider::new(&name, p.base_url.get_ref(), key, Duration::from_millis(p.connect_timeout_ms))
+            let extra_roots = match &p.ca_file {
+                Some(file) => {
+                    let path = config.base_dir.join(file);
+                    Some(std::fs::read(&path).map_err(|e| GatewayError::Provider {
+                        provider: name.clone(),
+                        reason: format!("ca_file {}: {e}", path.display()),
+                    })?)
+                }
+                None => None,
+            };
+            let connect_timeout = Duration::from_millis(p.connect_timeout_ms);
+            let provider = Provider::new(&name, p.base_url.get_ref(), key, connect_timeout, extra_roots.as_deref())
                 .map_err(|reason| GatewayError::Provider { provider: name.clone(), reason })?;
             providers.insert(name, Arc::new(provider));
         }

@@ -35,7 +35,14 @@ pub(crate) struct Provider {
 }
 
 impl Provider {
-    pub fn new(name: &str, base_url: &str, key: Option<String>, connect_timeout: Duration) -> Result<Provider, String> {
+    /// A provider at `base_url`; `extra_roots` (PEM) are trusted besides the bundled public roots.
+    pub fn new(
+        name: &str,
+        base_url: &str,
+        key: Option<String>,
+        connect_timeout: Duration,
+        extra_roots: Option<&[u8]>,
+    ) -> Result<Provider, String> {
         let base = base_url.trim_end_matches('/');
         let url = if base.ends_with("/v1") {
             format!("{base}/chat/completions")
@@ -57,10 +64,11 @@ impl Provider {
         http.enforce_http(false);
         http.set_connect_timeout(Some(connect_timeout));
         http.set_keepalive(Some(Duration::from_secs(60)));
+        // HTTP/2 when the provider offers it over TLS (ALPN), HTTP/1.1 otherwise.
         let https = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_webpki_roots()
+            .with_tls_config(tls_config(extra_roots)?)
             .https_or_http()
-            .enable_http1()
+            .enable_all_versions()
             .wrap_connector(http);
         let client = Client::builder(TokioExecutor::new())
             .pool_timer(TokioTimer::new())
@@ -68,6 +76,29 @@ impl Provider {
             .build(https);
         Ok(Provider { name: name.into(), chat_url, authorization, client })
     }
+}
+
+fn tls_config(extra_roots: Option<&[u8]>) -> Result<rustls::ClientConfig, String> {
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore { roots: webpki_roots::TLS_SERVER_ROOTS.to_vec() };
+    if let Some(pem) = extra_roots {
+        let mut added = 0;
+        for cert in CertificateDer::pem_slice_iter(pem) {
+            let cert = cert.map_err(|e| format!("ca_file: {e}"))?;
+            roots.add(cert).map_err(|e| format!("ca_file: {e}"))?;
+            added += 1;
+        }
+        if added == 0 {
+            return Err("ca_file holds no PEM certificate".into());
+        }
+    }
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    Ok(rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| format!("TLS setup: {e}"))?
+        .with_root_certificates(roots)
+        .with_no_client_auth())
 }
 
 /// What one attempt produced.

@@ -20,9 +20,9 @@ use bytes::Bytes;
 use http::{Request, Response, StatusCode};
 use http_body_util::BodyExt;
 use hyper::body::{Body, Frame, Incoming};
-use hyper::server::conn::http1;
 use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
 use tokio::net::TcpListener;
 use tokio::sync::{Notify, mpsc};
 
@@ -128,6 +128,8 @@ pub struct Seen {
     pub authorization: Option<String>,
     /// The request body.
     pub body: String,
+    /// HTTP version the request came over.
+    pub version: http::Version,
 }
 
 struct State {
@@ -142,6 +144,8 @@ pub struct MockProvider {
     addr: SocketAddr,
     state: Arc<State>,
     task: tokio::task::JoinHandle<()>,
+    /// PEM of the self-signed certificate, when serving TLS.
+    ca_pem: Option<String>,
 }
 
 impl Drop for MockProvider {
@@ -166,6 +170,32 @@ impl MockProvider {
 
     /// Starts a provider that, once its queue is empty, plays `cycle` round and round.
     pub async fn start_cycling(name: &str, cycle: Vec<Reply>) -> MockProvider {
+        Self::start_with(name, cycle, None).await
+    }
+
+    /// Like [`MockProvider::start_cycling`], over TLS with a fresh self-signed
+    /// certificate for `localhost`, offering HTTP/2 and HTTP/1.1 (ALPN).
+    pub async fn start_tls(name: &str, cycle: Vec<Reply>) -> MockProvider {
+        let certified = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).expect("self-signed cert");
+        let cert = certified.cert.der().clone();
+        let key = rustls::pki_types::PrivateKeyDer::try_from(certified.signing_key.serialize_der()).expect("key");
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let mut config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .expect("TLS versions")
+            .with_no_client_auth()
+            .with_single_cert(vec![cert], key)
+            .expect("TLS server config");
+        config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+        let tls = (tokio_rustls::TlsAcceptor::from(Arc::new(config)), certified.cert.pem());
+        Self::start_with(name, cycle, Some(tls)).await
+    }
+
+    async fn start_with(
+        name: &str,
+        cycle: Vec<Reply>,
+        tls: Option<(tokio_rustls::TlsAcceptor, String)>,
+    ) -> MockProvider {
         assert!(!cycle.is_empty(), "a mock needs at least one reply");
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind mock provider");
         let addr = listener.local_addr().expect("mock addr");
@@ -176,18 +206,43 @@ impl MockProvider {
             seen: Mutex::new(Vec::new()),
         });
         let serving = state.clone();
+        let (acceptor, ca_pem) = match tls {
+            Some((acceptor, pem)) => (Some(acceptor), Some(pem)),
+            None => (None, None),
+        };
         let task = tokio::spawn(async move {
             loop {
                 let Ok((stream, _)) = listener.accept().await else { continue };
                 let _ = stream.set_nodelay(true);
                 let state = serving.clone();
+                let acceptor = acceptor.clone();
                 tokio::spawn(async move {
                     let service = service_fn(move |req| answer(state.clone(), req));
-                    let _ = http1::Builder::new().serve_connection(TokioIo::new(stream), service).await;
+                    let server = auto::Builder::new(TokioExecutor::new());
+                    match acceptor {
+                        Some(acceptor) => {
+                            if let Ok(tls) = acceptor.accept(stream).await {
+                                let _ = server.serve_connection(TokioIo::new(tls), service).await;
+                            }
+                        }
+                        None => {
+                            let _ = server.serve_connection(TokioIo::new(stream), service).await;
+                        }
+                    }
                 });
             }
         });
-        MockProvider { addr, state, task }
+        MockProvider { addr, state, task, ca_pem }
+    }
+
+    /// `https://localhost:PORT` for a TLS mock.
+    pub fn tls_url(&self) -> String {
+        format!("https://localhost:{}", self.addr.port())
+    }
+
+    /// The PEM certificate a client must trust to reach a TLS mock.
+    pub fn ca_pem(&self) -> Option<&str> {
+        self.ca_pem.as_deref()
     }
 
     /// `http://127.0.0.1:PORT`.
@@ -280,6 +335,7 @@ fn sse_response(body: ChannelBody) -> Response<MockBody> {
 async fn answer(state: Arc<State>, req: Request<Incoming>) -> Result<Response<MockBody>, Infallible> {
     state.received.fetch_add(1, Ordering::SeqCst);
     let authorization = req.headers().get("authorization").and_then(|v| v.to_str().ok()).map(str::to_owned);
+    let version = req.version();
     let body = req.into_body().collect().await.map(|c| c.to_bytes()).unwrap_or_default();
     let json: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
     let model = json["model"].as_str().unwrap_or("unknown").to_owned();
@@ -288,6 +344,7 @@ async fn answer(state: Arc<State>, req: Request<Incoming>) -> Result<Response<Mo
         model: model.clone(),
         authorization,
         body: String::from_utf8_lossy(&body).into(),
+        version,
     });
     let reply = state.script.lock().unwrap().next();
     Ok(play(&state.name, &model, streaming, reply).await)

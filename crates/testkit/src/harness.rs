@@ -44,6 +44,15 @@ impl ConfigBuilder {
         self
     }
 
+    /// A provider that trusts the root certificates in `ca_file` (PEM).
+    pub fn provider_with_ca(mut self, name: &str, base_url: &str, ca_file: &Path) -> Self {
+        self.providers.push(format!(
+            "[[providers]]\nname = {name:?}\napi = \"openai\"\nbase_url = {base_url:?}\nca_file = {:?}\n",
+            ca_file.display().to_string()
+        ));
+        self
+    }
+
     /// A provider whose key is read from `env_var`.
     pub fn provider_with_key(mut self, name: &str, base_url: &str, env_var: &str) -> Self {
         self.providers.push(format!(
