@@ -22,8 +22,8 @@ pub enum PolicyError {
     /// `init` refused the settings.
     #[error("init refused its settings: {0}")]
     ConfigRejected(String),
-    /// The call ran past the decision deadline.
-    #[error("decision ran past its {0} ms deadline")]
+    /// The call ran past its deadline (the decision deadline, or the init allowance).
+    #[error("ran past its {0} ms deadline")]
     DeadlineExceeded(u64),
     /// The instance tried to grow memory past the limit.
     #[error("grew memory past the {0} MiB limit")]

@@ -51,8 +51,9 @@ pub(crate) struct PolicyState {
     pub call: Option<Arc<CallContext>>,
     pub rng: SmallRng,
     pub policy_label: Arc<str>,
-    /// When the current call started, for the deadline.
+    /// When the current call started, and how long it may run.
     pub call_started: std::time::Instant,
+    pub call_timeout: std::time::Duration,
 }
 
 impl PolicyState {
@@ -70,6 +71,7 @@ impl PolicyState {
             rng: SmallRng::from_rng(&mut rand::rng()),
             policy_label,
             call_started: std::time::Instant::now(),
+            call_timeout: std::time::Duration::ZERO,
         }
     }
 }

@@ -15,6 +15,9 @@ use crate::call::CallContext;
 use crate::decision::{AttemptOutcome, NextStep, RequestInfo, RouteDecision, Topology};
 use crate::state::{HostShared, PolicyState};
 
+/// How long instantiation plus `init` may run.
+pub const INIT_TIMEOUT: Duration = Duration::from_secs(1);
+
 /// Where a version came from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PolicyOrigin {
@@ -114,9 +117,16 @@ impl PolicyVersion {
         self.pre.instance_pre().component()
     }
 
-    fn arm(&self, store: &mut Store<PolicyState>) {
-        store.data_mut().call_started = Instant::now();
+    /// Starts the clock of a call that may run for `timeout`.
+    fn arm(store: &mut Store<PolicyState>, timeout: Duration) {
+        let state = store.data_mut();
+        state.call_started = Instant::now();
+        state.call_timeout = timeout;
         store.set_epoch_deadline(1);
+    }
+
+    fn arm_decision(&self, store: &mut Store<PolicyState>) {
+        Self::arm(store, self.limits.decision_timeout);
     }
 
     fn classify(&self, err: wasmtime::Error, state: &PolicyState) -> PolicyError {
@@ -124,7 +134,7 @@ impl PolicyVersion {
             return PolicyError::OutOfMemory((self.limits.memory_limit_bytes / (1024 * 1024)) as u64);
         }
         match err.downcast_ref::<Trap>() {
-            Some(Trap::Interrupt) => PolicyError::DeadlineExceeded(self.limits.decision_timeout.as_millis() as u64),
+            Some(Trap::Interrupt) => PolicyError::DeadlineExceeded(state.call_timeout.as_millis() as u64),
             Some(trap) => PolicyError::Trap(trap.to_string()),
             None => PolicyError::Trap(format!("{err:#}")),
         }
@@ -135,22 +145,24 @@ impl PolicyVersion {
         let state = PolicyState::new(self.shared.clone(), self.limits.memory_limit_bytes, self.label.clone());
         let mut store = Store::new(self.pre.engine(), state);
         store.limiter(|s| &mut s.limiter);
-        let timeout = self.limits.decision_timeout;
         // Past the deadline the guest traps; before it, a long call yields to
         // the executor every tick instead of holding a worker thread.
         store.epoch_deadline_callback(move |ctx| {
-            if ctx.data().call_started.elapsed() >= timeout {
+            let state = ctx.data();
+            if state.call_started.elapsed() >= state.call_timeout {
                 Ok(UpdateDeadline::Interrupt)
             } else {
                 Ok(UpdateDeadline::Yield(1))
             }
         });
-        self.arm(&mut store);
+        // Instantiation and `init` may build tables from the settings and the
+        // topology: they get a start-up allowance, not the decision deadline.
+        Self::arm(&mut store, INIT_TIMEOUT.max(self.limits.decision_timeout));
         let policy = match self.pre.instantiate_async(&mut store).await {
             Ok(p) => p,
             Err(e) => return Err(PolicyError::Instantiate(self.classify(e, store.data()).to_string())),
         };
-        self.arm(&mut store);
+        Self::arm(&mut store, INIT_TIMEOUT.max(self.limits.decision_timeout));
         let topology = bindings::topology(&self.topology);
         match policy.call_init(&mut store, &self.settings, &topology).await {
             Ok(Ok(())) => Ok(Instance { store, policy }),
@@ -179,7 +191,7 @@ impl PolicyVersion {
     pub async fn route(&self, request: &RequestInfo, call: Arc<CallContext>) -> Result<RouteDecision, PolicyError> {
         let mut inst = self.take().await?;
         inst.store.data_mut().call = Some(call);
-        self.arm(&mut inst.store);
+        self.arm_decision(&mut inst.store);
         match inst.policy.call_route(&mut inst.store, bindings::request(request)).await {
             Ok(decision) => {
                 self.give_back(inst);
@@ -200,7 +212,7 @@ impl PolicyVersion {
     ) -> Result<NextStep, PolicyError> {
         let mut inst = self.take().await?;
         inst.store.data_mut().call = Some(call);
-        self.arm(&mut inst.store);
+        self.arm_decision(&mut inst.store);
         let result =
             inst.policy.call_on_attempt(&mut inst.store, bindings::request(request), &bindings::outcome(outcome)).await;
         match result {

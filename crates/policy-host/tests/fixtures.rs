@@ -135,6 +135,16 @@ async fn refused_settings_are_config_rejected() {
 }
 
 #[tokio::test]
+async fn init_that_never_returns_is_interrupted_after_the_init_allowance() {
+    let host = host_with(&[("chaos", r#""loop-in-init""#)], None);
+    let started = Instant::now();
+    let err = prepare(&host, "chaos", "chaos").await.unwrap_err();
+    assert_eq!(err, PolicyError::DeadlineExceeded(1000));
+    let took = started.elapsed();
+    assert!(took >= Duration::from_millis(1000) && took < Duration::from_secs(5), "{took:?}");
+}
+
+#[tokio::test]
 async fn failover_refuses_unknown_settings() {
     let host = host_with(&[("failover", r#"{"max_attempt":3}"#)], None);
     let err = prepare(&host, "failover", "failover").await.unwrap_err();
