@@ -37,7 +37,7 @@ async fn misbehaving_request_is_still_answered(mode: &str) {
     assert_eq!(r.status, 200, "{mode}: {}", r.body);
     assert_eq!(r.header("x-switchyard-policy"), "native@builtin", "{mode}: the native fallback decided");
     assert_eq!(r.header("x-switchyard-provider"), "a");
-    assert_eq!(gw.policies().failed_decisions(), 1);
+    assert!(gw.policies().failed_decisions() >= 1);
     eprintln!("{mode}: answered in {took:?} (decision deadline 5 ms)");
     assert!(took < Duration::from_millis(250), "{mode}: took {took:?}");
     // The gateway and the policy keep working.

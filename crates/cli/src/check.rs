@@ -7,7 +7,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use switchyard_policy_host::{HealthBook, HostOptions, Limits, PolicyHost, PolicyOrigin, RouteInfo, Target, Topology};
+use switchyard_policy_host::{
+    HealthBook, HostOptions, Limits, PolicyHost, PolicyOrigin, RouteInfo, Target, Topology, conformance,
+};
+use switchyard_wire::text::truncate;
 
 use crate::EXIT_CONFIG;
 
@@ -38,18 +41,36 @@ pub(crate) async fn check(file: &Path, settings: Option<&str>) -> anyhow::Result
     };
     let host = PolicyHost::new(options, Arc::new(HealthBook::new(3)))?;
     let started = std::time::Instant::now();
-    match host.prepare(&name, bytes, PolicyOrigin::File(file.to_owned())).await {
-        Ok((version, _)) => {
-            println!("{}: ok — {}", file.display(), version.label());
-            println!("  satisfies switchyard:policy/policy@0.1.0; imports only WASI and switchyard:policy/host");
-            println!("  compiled, instantiated, init accepted its settings, sample decisions valid within 5 ms");
-            println!("  load + checks took {} ms", started.elapsed().as_millis());
-            Ok(ExitCode::SUCCESS)
-        }
+    let size = bytes.len();
+    let version = match host.prepare(&name, bytes, PolicyOrigin::File(file.to_owned())).await {
+        Ok((version, _)) => version,
         Err(e) => {
             println!("{}: REJECTED ({}) — {e}", file.display(), e.reason());
-            Ok(ExitCode::FAILURE)
+            return Ok(ExitCode::FAILURE);
         }
+    };
+    let loaded = started.elapsed();
+    println!("{}: {} ({} KiB)", file.display(), version.label(), size.div_ceil(1024));
+    println!("  world      switchyard:policy/policy@0.1.0 — satisfied");
+    let imports = version.imports();
+    println!("  imports    {}", if imports.is_empty() { "none".to_owned() } else { imports.join(", ") });
+    println!("  load       {} ms (compile, link, init, load-time checks)", loaded.as_millis());
+    let report = conformance::run(&host, &version).await;
+    println!("  scenarios");
+    for s in &report.scenarios {
+        println!("    {} {} — {}", if s.passed { "ok  " } else { "FAIL" }, s.name, truncate(&s.detail, 160));
+    }
+    let us = |d: std::time::Duration| format!("{:.1} µs", d.as_secs_f64() * 1e6);
+    println!("  instantiate {} (fresh instance + init, median)", us(report.instantiate));
+    println!("  route       p50 {} p99 {}", us(report.route.0), us(report.route.1));
+    println!("  on-attempt  p50 {} p99 {}", us(report.on_attempt.0), us(report.on_attempt.1));
+    println!("  memory      {} KiB high-water (limit 64 MiB)", report.memory_high_water / 1024);
+    if report.passed() {
+        println!("ok");
+        Ok(ExitCode::SUCCESS)
+    } else {
+        println!("FAILED: {} scenario(s)", report.scenarios.iter().filter(|s| !s.passed).count());
+        Ok(ExitCode::FAILURE)
     }
 }
 

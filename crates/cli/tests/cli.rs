@@ -15,7 +15,37 @@ fn policy_check_accepts_the_default_policy() {
     let out = switchyard().args(["policy", "check"]).arg(plugin_artifact("failover")).output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
-    assert!(stdout.contains(": ok — failover@"), "{stdout}");
+    assert!(stdout.contains(": failover@") && stdout.contains("satisfied"), "{stdout}");
+    assert!(stdout.contains("ok   on-attempt: 429 with Retry-After: 30"), "{stdout}");
+    assert!(stdout.contains("route       p50") && stdout.contains("KiB high-water"), "{stdout}");
+    assert_eq!(stdout.lines().last(), Some("ok"), "{stdout}");
+}
+
+#[test]
+fn policy_check_flags_a_policy_that_ignores_retry_after() {
+    let out = switchyard()
+        .args(["policy", "check"])
+        .arg(plugin_artifact("chaos"))
+        .args(["--config", r#""hammer""#])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(stdout.contains("FAIL on-attempt: 429 with Retry-After: 30"), "{stdout}");
+    assert!(stdout.contains("before its Retry-After of 30000 ms"), "{stdout}");
+}
+
+#[test]
+fn policy_check_rejects_a_policy_that_misbehaves_at_load() {
+    let out = switchyard()
+        .args(["policy", "check"])
+        .arg(plugin_artifact("chaos"))
+        .args(["--config", r#"{"always": "loop"}"#])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(stdout.contains("REJECTED (deadline_exceeded)"), "{stdout}");
 }
 
 #[test]

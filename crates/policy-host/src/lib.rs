@@ -18,12 +18,14 @@
 //! - [`health`]: passive per-target health that policies read.
 //! - [`native`]: the last-resort policy compiled into the gateway.
 //! - [`embedded`]: the components built from `plugins/` into the binary.
+//! - [`conformance`]: the scenarios `switchyard policy check` runs.
 
 #![deny(missing_docs)]
 
 mod bindings;
 mod call;
 mod compile;
+pub mod conformance;
 pub mod decision;
 pub mod embedded;
 mod engine;

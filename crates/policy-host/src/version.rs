@@ -6,7 +6,6 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use wasmtime::component::Component;
 use wasmtime::{Store, Trap, UpdateDeadline};
 
 use crate::PolicyError;
@@ -112,9 +111,10 @@ impl PolicyVersion {
         &self.origin
     }
 
-    /// The underlying component (for inspection tools).
-    pub fn component(&self) -> &Component {
-        self.pre.instance_pre().component()
+    /// The names of the interfaces the component imports.
+    pub fn imports(&self) -> Vec<String> {
+        let component = self.pre.instance_pre().component();
+        component.component_type().imports(self.pre.engine()).map(|(name, _)| name.to_owned()).collect()
     }
 
     /// Starts the clock of a call that may run for `timeout`.
@@ -224,6 +224,15 @@ impl PolicyVersion {
             }
             Err(e) => Err(self.classify(e, inst.store.data())),
         }
+    }
+
+    /// Instantiates and `init`s a fresh instance into the pool; returns how long it took.
+    pub async fn warm_instance(&self) -> Result<Duration, PolicyError> {
+        let started = Instant::now();
+        let instance = self.instantiate().await?;
+        let took = started.elapsed();
+        self.give_back(instance);
+        Ok(took)
     }
 
     /// Largest linear memory any pooled instance has asked for, bytes.

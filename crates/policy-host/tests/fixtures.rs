@@ -14,10 +14,20 @@ fn topology() -> Topology {
 }
 
 fn host_with(settings: &[(&str, &str)], cache_dir: Option<std::path::PathBuf>) -> Arc<PolicyHost> {
+    // Generous enough that a preempted thread on a loaded CI machine does not
+    // overrun it; the loop test sets the 5 ms default itself.
+    host_with_deadline(settings, cache_dir, Duration::from_millis(50))
+}
+
+fn host_with_deadline(
+    settings: &[(&str, &str)],
+    cache_dir: Option<std::path::PathBuf>,
+    deadline: Duration,
+) -> Arc<PolicyHost> {
     let options = HostOptions {
         topology: topology(),
         settings: settings.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
-        limits: Limits { decision_timeout: Duration::from_millis(5), memory_limit_bytes: 32 << 20 },
+        limits: Limits { decision_timeout: deadline, memory_limit_bytes: 32 << 20 },
         cache_dir,
     };
     PolicyHost::new(options, Arc::new(HealthBook::new(2))).unwrap()
@@ -73,7 +83,7 @@ async fn trapping_decision_is_a_trap() {
 
 #[tokio::test]
 async fn looping_decision_is_interrupted_at_its_deadline() {
-    let host = host_with(&[], None);
+    let host = host_with_deadline(&[], None, Duration::from_millis(5));
     let v = prepare(&host, "chaos", "chaos").await.unwrap();
     let started = Instant::now();
     let err = v.route(&request(), chaos_call("loop")).await.unwrap_err();

@@ -87,6 +87,11 @@ impl ConfigBuilder {
             out.push('\n');
         }
         out.push_str(&format!("[policy]\ndir = {:?}\nrescan_interval_ms = 500\n", policy_dir.display().to_string()));
+        // A 5 ms wall-clock deadline can be overrun by a preempted thread on a
+        // loaded 2-core CI machine; tests about deadlines set their own.
+        if !self.policy_section.iter().any(|l| l.trim_start().starts_with("decision_timeout_ms")) {
+            out.push_str("decision_timeout_ms = 50\n");
+        }
         for line in &self.policy_section {
             out.push_str(line);
             out.push('\n');

@@ -1,0 +1,191 @@
+//! The conformance kit behind `switchyard policy check`: scripted scenarios
+//! run against a loaded version with the gateway's real host, plus the
+//! figures a plugin author wants (decision latency, instantiation time,
+//! memory high-water mark). Any failed scenario is a violation.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::{
+    Api, AttemptOutcome, CallContext, NextStep, OutcomeKind, PolicyError, PolicyHost, PolicyVersion, RequestInfo,
+    RouteDecision,
+};
+
+/// How one scenario went.
+#[derive(Debug, Clone)]
+pub struct ScenarioResult {
+    /// What was asked.
+    pub name: &'static str,
+    /// The policy answered validly (and, where the scenario says so, sensibly).
+    pub passed: bool,
+    /// The answer, or what was wrong with it.
+    pub detail: String,
+}
+
+/// Everything `policy check` reports.
+#[derive(Debug, Clone)]
+pub struct Report {
+    /// The scenarios, in order.
+    pub scenarios: Vec<ScenarioResult>,
+    /// Instantiation + `init` of a fresh instance, median of several.
+    pub instantiate: Duration,
+    /// Warm `route` latency, p50 and p99.
+    pub route: (Duration, Duration),
+    /// Warm `on-attempt` latency, p50 and p99.
+    pub on_attempt: (Duration, Duration),
+    /// Largest linear memory an instance asked for, bytes.
+    pub memory_high_water: usize,
+}
+
+impl Report {
+    /// No scenario failed.
+    pub fn passed(&self) -> bool {
+        self.scenarios.iter().all(|s| s.passed)
+    }
+}
+
+/// Warm calls of each function timed for the latency figures.
+const WARM_CALLS: usize = 2000;
+
+fn request(route: u32, deadline_ms: u32) -> RequestInfo {
+    RequestInfo { api: Api::OpenaiChat, route, streaming: false, estimated_input_tokens: 250, deadline_ms }
+}
+
+fn outcome(tried: &[u32], kind: OutcomeKind, status: Option<u16>, retry_after_ms: Option<u32>) -> AttemptOutcome {
+    AttemptOutcome {
+        target: *tried.last().unwrap_or(&0),
+        attempt: tried.len() as u32,
+        tried: tried.to_vec(),
+        kind,
+        http_status: status,
+        retry_after_ms,
+        elapsed_ms: 40,
+    }
+}
+
+fn verdict<T: std::fmt::Debug>(name: &'static str, result: Result<T, PolicyError>) -> ScenarioResult {
+    match result {
+        Ok(answer) => ScenarioResult { name, passed: true, detail: format!("{answer:?}") },
+        Err(e) => ScenarioResult { name, passed: false, detail: e.to_string() },
+    }
+}
+
+fn percentiles(mut samples: Vec<Duration>) -> (Duration, Duration) {
+    samples.sort();
+    let at = |p: f64| samples[((samples.len() - 1) as f64 * p).round() as usize];
+    (at(0.5), at(0.99))
+}
+
+/// Runs every scenario against `version`, which `host` loaded.
+pub async fn run(host: &Arc<PolicyHost>, version: &Arc<PolicyVersion>) -> Report {
+    let topology = host.topology().clone();
+    let plain = Arc::new(CallContext::default());
+    let mut scenarios = Vec::new();
+
+    for (index, route) in topology.routes.iter().enumerate() {
+        let name = if route.model == "*" { "route: the any-model route (`*`)" } else { "route: healthy targets" };
+        scenarios.push(verdict(name, version.route(&request(index as u32, 30_000), plain.clone()).await));
+    }
+    let first = &topology.routes[0].targets;
+    let req = request(0, 30_000);
+    scenarios.push(verdict(
+        "on-attempt: first target answered 503",
+        version.on_attempt(&req, &outcome(&first[..1], OutcomeKind::Overloaded, Some(503), None), plain.clone()).await,
+    ));
+    scenarios.push(verdict(
+        "on-attempt: first target refused the connection",
+        version.on_attempt(&req, &outcome(&first[..1], OutcomeKind::ConnectError, None, None), plain.clone()).await,
+    ));
+    scenarios.push(verdict(
+        "on-attempt: every target failed",
+        version.on_attempt(&req, &outcome(first, OutcomeKind::ServerError, Some(500), None), plain.clone()).await,
+    ));
+    scenarios.push(verdict(
+        "on-attempt: 400 invalid request",
+        version
+            .on_attempt(&req, &outcome(&first[..1], OutcomeKind::InvalidRequest, Some(400), None), plain.clone())
+            .await,
+    ));
+    scenarios.push(verdict("route: 1 ms left before the deadline", version.route(&request(0, 1), plain.clone()).await));
+    let crowded: Vec<(String, Vec<u8>)> = (0..500).map(|i| (format!("x-header-{i}"), vec![b'v'; 64])).collect();
+    let crowded = Arc::new(CallContext::from_headers(crowded.iter().map(|(n, v)| (n.as_str(), v.as_slice()))));
+    scenarios.push(verdict("route: 500 request headers", version.route(&req, crowded).await));
+
+    let instantiate = {
+        let mut samples = Vec::new();
+        for _ in 0..5 {
+            match version.warm_instance().await {
+                Ok(took) => samples.push(took),
+                Err(e) => scenarios.push(ScenarioResult { name: "instantiate", passed: false, detail: e.to_string() }),
+            }
+        }
+        if samples.is_empty() { Duration::ZERO } else { percentiles(samples).0 }
+    };
+    let (mut routes, mut attempts) = (Vec::new(), Vec::new());
+    let failed = outcome(&first[..1], OutcomeKind::Overloaded, Some(503), None);
+    let (mut overruns, mut errors) = (0, Vec::new());
+    for _ in 0..WARM_CALLS {
+        let s = Instant::now();
+        let routed = version.route(&req, plain.clone()).await.map(drop);
+        routes.push(s.elapsed());
+        let s = Instant::now();
+        let stepped = version.on_attempt(&req, &failed, plain.clone()).await.map(drop);
+        attempts.push(s.elapsed());
+        for result in [routed, stepped] {
+            match result {
+                Ok(()) => {}
+                Err(PolicyError::DeadlineExceeded(_)) => overruns += 1,
+                Err(e) => errors.push(e.to_string()),
+            }
+        }
+    }
+    // A rare overrun of a wall-clock deadline can be the machine, not the
+    // policy (a busy host preempts the thread); anything else is the policy.
+    let tolerated = 2 * WARM_CALLS / 200;
+    scenarios.push(ScenarioResult {
+        name: "4000 warm decisions",
+        passed: errors.is_empty() && overruns <= tolerated,
+        detail: match (errors.first(), overruns) {
+            (Some(e), _) => format!("{} failed: {e}", errors.len()),
+            (None, 0) => "all valid, all within the deadline".into(),
+            (None, n) => {
+                format!("{n} ran past the deadline (tolerated: {tolerated}, as a loaded machine can cause them)")
+            }
+        },
+    });
+
+    // Last, as it leaves a Retry-After in the health book.
+    let limited = first[0];
+    host.health().record(limited, false, Duration::from_millis(40), Some(Duration::from_secs(30)));
+    let step = version
+        .on_attempt(&req, &outcome(&first[..1], OutcomeKind::RateLimited, Some(429), Some(30_000)), plain.clone())
+        .await;
+    scenarios.push(match step {
+        Ok(NextStep::Retry(r)) if r.target == limited && r.delay_ms < 30_000 => ScenarioResult {
+            name: "on-attempt: 429 with Retry-After: 30",
+            passed: false,
+            detail: format!(
+                "retries the rate-limited target after {} ms, before its Retry-After of 30000 ms",
+                r.delay_ms
+            ),
+        },
+        other => verdict("on-attempt: 429 with Retry-After: 30", other),
+    });
+    let routed = version.route(&req, plain).await;
+    scenarios.push(match routed {
+        Ok(RouteDecision::Send(plan)) if plan.targets.first() == Some(&limited) && first.len() > 1 => ScenarioResult {
+            name: "route: first target still in its Retry-After",
+            passed: true,
+            detail: format!("{plan:?} (note: sends to the rate-limited target first)"),
+        },
+        other => verdict("route: first target still in its Retry-After", other),
+    });
+
+    Report {
+        scenarios,
+        instantiate,
+        route: percentiles(routes),
+        on_attempt: percentiles(attempts),
+        memory_high_water: version.memory_high_water(),
+    }
+}
