@@ -6,6 +6,7 @@
 
 mod check;
 mod demo;
+mod new;
 mod serve;
 
 use std::path::PathBuf;
@@ -52,6 +53,17 @@ enum Command {
         /// The TOML config.
         #[arg(long, short)]
         config: PathBuf,
+    },
+    /// Scaffold a policy project from a template.
+    New {
+        /// Policy name (the `.wasm` file stem routes refer to).
+        name: String,
+        /// Language of the project.
+        #[arg(long, value_enum)]
+        lang: new::Lang,
+        /// Folder to create the project in.
+        #[arg(long, default_value = ".")]
+        dir: PathBuf,
     },
     /// Policy tools.
     Policy {
@@ -100,6 +112,7 @@ fn main() -> ExitCode {
             Command::Policy { command: PolicyCommand::Check { file, config } } => {
                 check::check(&file, config.as_deref()).await
             }
+            Command::New { name, lang, dir } => new::new(&name, lang, &dir),
         }
     });
     match result {

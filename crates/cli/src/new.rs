@@ -1,0 +1,77 @@
+//! `switchyard new NAME --lang rust`: scaffolds a policy project from the
+//! templates in `plugins/templates/`, embedded in the binary so no network
+//! is needed beyond the language's own package registry at build time.
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use anyhow::Context;
+
+use crate::EXIT_CONFIG;
+
+/// Languages with a template.
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+pub(crate) enum Lang {
+    /// Rust with wit-bindgen, built for wasm32-wasip2.
+    Rust,
+}
+
+/// `(path in the project, contents)`; `{{name}}`, `{{crate_name}}` and
+/// `{{crate_file}}` are filled in.
+const RUST: &[(&str, &str)] = &[
+    ("Cargo.toml", include_str!("../../../plugins/templates/rust/Cargo.toml")),
+    ("build.sh", include_str!("../../../plugins/templates/rust/build.sh")),
+    ("README.md", include_str!("../../../plugins/templates/rust/README.md")),
+    ("src/lib.rs", include_str!("../../../plugins/templates/rust/src/lib.rs")),
+    ("wit/policy.wit", include_str!("../../../wit/policy.wit")),
+];
+
+/// A policy name is its file stem: lower-case letters, digits and dashes.
+fn valid_name(name: &str) -> bool {
+    name.starts_with(|c: char| c.is_ascii_lowercase())
+        && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        && name.len() <= 64
+}
+
+pub(crate) fn new(name: &str, lang: Lang, parent: &Path) -> anyhow::Result<ExitCode> {
+    if !valid_name(name) {
+        eprintln!(
+            "error: {name:?} is not a policy name: use lower-case letters, digits and dashes, starting with a letter"
+        );
+        return Ok(ExitCode::from(EXIT_CONFIG));
+    }
+    let dir = parent.join(name);
+    if dir.exists() {
+        eprintln!("error: {} already exists", dir.display());
+        return Ok(ExitCode::from(EXIT_CONFIG));
+    }
+    let files = match lang {
+        Lang::Rust => RUST,
+    };
+    for (path, template) in files {
+        let target = dir.join(path);
+        std::fs::create_dir_all(target.parent().unwrap_or(&dir))
+            .with_context(|| format!("creating {}", dir.display()))?;
+        let text = template
+            .replace("{{name}}", name)
+            .replace("{{crate_name}}", name)
+            .replace("{{crate_file}}", &name.replace('-', "_"));
+        std::fs::write(&target, text).with_context(|| format!("writing {}", target.display()))?;
+    }
+    make_executable(&dir.join("build.sh"))?;
+    println!("created {} ({lang:?} policy)", dir.display());
+    println!("  cd {} && ./build.sh && switchyard policy check {name}.wasm", dir.display());
+    Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(unix)]
+fn make_executable(path: &Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755))
+        .with_context(|| format!("chmod {}", path.display()))
+}
+
+#[cfg(not(unix))]
+fn make_executable(_path: &Path) -> anyhow::Result<()> {
+    Ok(())
+}

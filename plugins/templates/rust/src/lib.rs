@@ -1,0 +1,89 @@
+//! {{name}}: a Switchyard failover policy.
+
+use std::sync::OnceLock;
+
+wit_bindgen::generate!({ path: "wit", world: "policy" });
+
+use switchyard::policy::host;
+use switchyard::policy::types::*;
+
+/// What `init` derived from its arguments (the same in every instance).
+struct Config {
+    max_attempts: u32,
+    topology: Topology,
+}
+
+static CONFIG: OnceLock<Config> = OnceLock::new();
+
+fn config() -> &'static Config {
+    CONFIG.get().expect("init runs before any decision")
+}
+
+/// Reads `"max_attempts": N` from the settings JSON (default 4).
+fn max_attempts(settings: &str) -> Result<u32, String> {
+    let Some(rest) = settings.split("\"max_attempts\"").nth(1) else { return Ok(4) };
+    let digits: String = rest.trim_start_matches([' ', ':']).chars().take_while(char::is_ascii_digit).collect();
+    match digits.parse::<u32>() {
+        Ok(n) if n > 0 => Ok(n),
+        _ => Err(format!("max_attempts must be a whole number above 0 in {settings}")),
+    }
+}
+
+/// Milliseconds the provider asked us to wait before trying `target` again.
+fn wait_ms(target: u32) -> u32 {
+    host::health(target).and_then(|h| h.retry_after_ms).unwrap_or(0)
+}
+
+fn retryable(kind: OutcomeKind) -> bool {
+    matches!(
+        kind,
+        OutcomeKind::ConnectError
+            | OutcomeKind::Timeout
+            | OutcomeKind::Reset
+            | OutcomeKind::RateLimited
+            | OutcomeKind::Overloaded
+            | OutcomeKind::ServerError
+            | OutcomeKind::Auth
+    )
+}
+
+struct Policy;
+
+impl Guest for Policy {
+    fn init(settings: String, topology: Topology) -> Result<(), String> {
+        let max_attempts = max_attempts(&settings)?;
+        let _ = CONFIG.set(Config { max_attempts, topology });
+        Ok(())
+    }
+
+    fn route(request: RequestInfo) -> RouteDecision {
+        let route = &config().topology.routes[request.route as usize];
+        let mut targets = route.targets.clone();
+        targets.sort_by_key(|&t| wait_ms(t) > 0);
+        RouteDecision::Send(Plan { targets, per_try_timeout_ms: request.deadline_ms.clamp(1, 20_000) })
+    }
+
+    fn on_attempt(request: RequestInfo, outcome: AttemptOutcome) -> NextStep {
+        let cfg = config();
+        if !retryable(outcome.kind) {
+            return NextStep::Accept;
+        }
+        let give_up = NextStep::Degrade(Degrade::Unavailable(outcome.retry_after_ms.unwrap_or(1000).max(1000)));
+        if outcome.attempt >= cfg.max_attempts {
+            return give_up;
+        }
+        let route = &cfg.topology.routes[request.route as usize];
+        if let Some(&next) = route.targets.iter().find(|t| !outcome.tried.contains(t) && wait_ms(**t) == 0) {
+            return NextStep::Retry(Retry { target: next, delay_ms: 0 });
+        }
+        // Every target tried: the one free soonest, after full-jitter backoff.
+        let ceiling = 100u32.saturating_mul(1 << outcome.attempt.min(5)).min(2000);
+        let backoff = (host::random() * f64::from(ceiling)) as u32;
+        match route.targets.iter().map(|&t| (wait_ms(t).max(backoff), t)).min() {
+            Some((wait, target)) if wait < request.deadline_ms / 2 => NextStep::Retry(Retry { target, delay_ms: wait }),
+            _ => give_up,
+        }
+    }
+}
+
+export!(Policy);
