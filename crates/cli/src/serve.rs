@@ -13,14 +13,13 @@ use switchyard_policy_host::{HealthBook, PolicyHost, PolicyOrigin};
 
 use crate::{EXIT_CONFIG, shutdown_signal};
 
+/// The config at `path`, or `None` after saying what is wrong with it.
+fn load(path: &Path) -> Option<switchyard_config::Config> {
+    switchyard_config::load_file(path).map_err(|e| eprintln!("error: {e}")).ok()
+}
+
 pub(crate) async fn serve(path: &Path) -> anyhow::Result<ExitCode> {
-    let config = match switchyard_config::load_file(path) {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return Ok(ExitCode::from(EXIT_CONFIG));
-        }
-    };
+    let Some(config) = load(path) else { return Ok(ExitCode::from(EXIT_CONFIG)) };
     let gateway = match Gateway::new(&config, |var| std::env::var(var).ok()).await {
         Ok(g) => g,
         Err(
@@ -39,13 +38,7 @@ pub(crate) async fn serve(path: &Path) -> anyhow::Result<ExitCode> {
 }
 
 pub(crate) async fn validate(path: &Path) -> anyhow::Result<ExitCode> {
-    let config = match switchyard_config::load_file(path) {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return Ok(ExitCode::from(EXIT_CONFIG));
-        }
-    };
+    let Some(config) = load(path) else { return Ok(ExitCode::from(EXIT_CONFIG)) };
     let dir = config.policy_dir();
     println!("{}: ok", path.display());
     println!("  listen {}; policy folder {}", config.listen, dir.display());
