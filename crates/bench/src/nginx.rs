@@ -15,7 +15,7 @@ impl Nginx {
         let dir = tempfile::tempdir().ok()?;
         let port = std::net::TcpListener::bind("127.0.0.1:0").ok()?.local_addr().ok()?.port();
         let conf = format!(
-            "daemon off; worker_processes 1; pid {dir}/nginx.pid; error_log {dir}/error.log warn;\n\
+            "daemon off; master_process off; worker_processes 1; pid {dir}/nginx.pid; error_log {dir}/error.log warn;\n\
              events {{ worker_connections 1024; }}\n\
              http {{ access_log off; keepalive_requests 10000000; client_body_temp_path {dir}; proxy_temp_path {dir};\n\
                upstream mock {{ server {upstream}; keepalive 64; keepalive_requests 10000000; }}\n\
