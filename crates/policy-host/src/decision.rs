@@ -2,8 +2,6 @@
 //! stay private to [`crate::bindings`]), and the checks every decision passes
 //! before the gateway acts on it.
 
-use std::fmt;
-
 pub use switchyard_wire::OutcomeKind;
 
 use crate::PolicyError;
@@ -127,12 +125,6 @@ pub enum NextStep {
 
 /// Longest wait a policy may ask for (before an attempt, or as Retry-After).
 pub const MAX_DELAY_MS: u32 = 3_600_000;
-
-impl fmt::Display for RouteDecision {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{self:?}")
-    }
-}
 
 impl Topology {
     fn route(&self, request: &RequestInfo) -> Result<&RouteInfo, PolicyError> {

@@ -138,7 +138,7 @@ impl PolicyHost {
         self.events.subscribe()
     }
 
-    /// Counts every version swap (load or removal); tests wait on it.
+    /// Version swaps so far (loads and removals), for status and debugging.
     pub fn generation(&self) -> u64 {
         self.generation.load(Ordering::Acquire)
     }
