@@ -4,6 +4,7 @@
 //! the client sees.
 
 mod api_errors;
+mod degradation;
 mod failover;
 mod hot_reload;
 mod plugin_misbehaves;
