@@ -1,9 +1,7 @@
 //! A policy that degrades: a fallback target outside the route, or a clean
 //! 503 with the Retry-After it chose.
 
-use crate::hot_reload::wait_for;
 use crate::*;
-use switchyard_policy_host::PolicyEvent;
 
 async fn gateway_with_local_fallback() -> (TestGateway, MockProvider, MockProvider) {
     init_tracing();
@@ -15,11 +13,7 @@ async fn gateway_with_local_fallback() -> (TestGateway, MockProvider, MockProvid
         .route("m", Some("chaos"), 5000, &["cloud"])
         .route("llama", None, 5000, &["local"]);
     let gw = TestGateway::start(&config).await;
-    let mut events = gw.policies().events();
-    std::fs::copy(plugin_artifact("chaos"), gw.policy_dir.join("chaos.wasm")).unwrap();
-    if gw.policies().current("chaos").is_none() {
-        wait_for(&mut events, |e| matches!(e, PolicyEvent::Loaded { name, .. } if name == "chaos")).await;
-    }
+    install_policy(&gw, "chaos", "chaos").await;
     (gw, cloud, local)
 }
 

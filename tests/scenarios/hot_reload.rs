@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use switchyard_policy_host::{PolicyEvent, sha256_hex};
+use switchyard_policy_host::sha256_hex;
 
 use crate::*;
 
@@ -157,21 +157,4 @@ async fn in_flight_request_finishes_on_the_version_it_started_with() {
     assert!(r.header("x-switchyard-policy").starts_with("failover@"));
     assert_ne!(r.header("x-switchyard-policy"), label("failover", &weighted));
     assert_eq!(r.header("x-switchyard-provider"), "b");
-}
-
-pub async fn wait_for(
-    events: &mut tokio::sync::broadcast::Receiver<PolicyEvent>,
-    want: impl Fn(&PolicyEvent) -> bool,
-) -> PolicyEvent {
-    tokio::time::timeout(PATIENCE, async {
-        loop {
-            match events.recv().await {
-                Ok(e) if want(&e) => return e,
-                Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
-                Err(e) => panic!("event channel closed: {e}"),
-            }
-        }
-    })
-    .await
-    .expect("the policy event never came")
 }

@@ -14,6 +14,7 @@ mod tls;
 
 use std::time::Duration;
 
+pub use switchyard_policy_host::PolicyEvent;
 pub use switchyard_testkit::*;
 
 /// Patience for things that should happen "soon" on a loaded 2-core CI box.
@@ -34,4 +35,30 @@ pub fn two_providers(primary: &str, backup: &str) -> ConfigBuilder {
         5000,
         &["primary", "backup"],
     )
+}
+
+/// Waits (with [`PATIENCE`]) for the first policy event that `want` accepts.
+pub async fn wait_for(
+    events: &mut tokio::sync::broadcast::Receiver<PolicyEvent>,
+    want: impl Fn(&PolicyEvent) -> bool,
+) -> PolicyEvent {
+    tokio::time::timeout(PATIENCE, async {
+        loop {
+            match events.recv().await {
+                Ok(e) if want(&e) => return e,
+                Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                Err(e) => panic!("event channel closed: {e}"),
+            }
+        }
+    })
+    .await
+    .expect("the policy event never came")
+}
+
+/// Copies the built component `artifact` into the gateway's policy folder as
+/// `NAME.wasm` and waits until it serves.
+pub async fn install_policy(gw: &TestGateway, name: &str, artifact: &str) {
+    let mut events = gw.policies().events();
+    std::fs::copy(plugin_artifact(artifact), gw.policy_dir.join(format!("{name}.wasm"))).unwrap();
+    wait_for(&mut events, |e| matches!(e, PolicyEvent::Loaded { name: loaded, .. } if loaded == name)).await;
 }

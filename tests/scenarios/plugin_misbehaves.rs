@@ -3,9 +3,6 @@
 
 use std::time::{Duration, Instant};
 
-use switchyard_policy_host::PolicyEvent;
-
-use crate::hot_reload::wait_for;
 use crate::*;
 
 async fn gateway_with_chaos_policy() -> (TestGateway, MockProvider, MockProvider) {
@@ -21,11 +18,7 @@ async fn gateway_with_chaos_policy() -> (TestGateway, MockProvider, MockProvider
         .policy("decision_timeout_ms = 20")
         .policy("memory_limit_mib = 32");
     let gw = TestGateway::start(&config).await;
-    let mut events = gw.policies().events();
-    std::fs::copy(plugin_artifact("chaos"), gw.policy_dir.join("chaos.wasm")).unwrap();
-    if gw.policies().current("chaos").is_none() {
-        wait_for(&mut events, |e| matches!(e, PolicyEvent::Loaded { name, .. } if name == "chaos")).await;
-    }
+    install_policy(&gw, "chaos", "chaos").await;
     (gw, a, b)
 }
 
@@ -75,9 +68,7 @@ async fn trapping_new_version_falls_back_to_the_last_good_version() {
     let a = MockProvider::start("a").await;
     let gw = TestGateway::start(&ConfigBuilder::new().provider("a", &a.url()).route("m", None, 5000, &["a"])).await;
     let embedded = post_chat(&gw.url(), "m").await.header("x-switchyard-policy").to_owned();
-    let mut events = gw.policies().events();
-    std::fs::copy(plugin_artifact("chaos"), gw.policy_dir.join("failover.wasm")).unwrap();
-    wait_for(&mut events, |e| matches!(e, PolicyEvent::Loaded { .. })).await;
+    install_policy(&gw, "failover", "chaos").await;
     let r = post_raw(&gw.url(), "/v1/chat/completions", chat_body("m", false), &[("x-chaos", "trap")]).await;
     assert_eq!(r.status, 200);
     assert_eq!(r.header("x-switchyard-policy"), embedded, "the last good version decided");
