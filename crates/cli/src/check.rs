@@ -1,7 +1,7 @@
 //! `switchyard policy check FILE.wasm`: load a component with the gateway's
 //! real host (same limits, same linker) and say whether it can serve.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,7 +14,7 @@ use switchyard_wire::text::truncate;
 
 use crate::EXIT_CONFIG;
 
-pub(crate) async fn check(file: &Path, settings: Option<&str>) -> anyhow::Result<ExitCode> {
+pub(crate) async fn check(file: &Path, settings: Option<&str>, cache_dir: Option<PathBuf>) -> anyhow::Result<ExitCode> {
     let Some(name) = switchyard_policy_host::host::policy_name(file) else {
         eprintln!("error: {} is not a NAME.wasm file", file.display());
         return Ok(ExitCode::from(EXIT_CONFIG));
@@ -37,13 +37,13 @@ pub(crate) async fn check(file: &Path, settings: Option<&str>) -> anyhow::Result
         topology,
         settings: [(name.clone(), settings)].into(),
         limits: Limits { decision_timeout: Duration::from_millis(5), memory_limit_bytes: 64 << 20 },
-        cache_dir: None,
+        cache_dir,
     };
     let host = PolicyHost::new(options, Arc::new(HealthBook::new(3)))?;
     let started = std::time::Instant::now();
     let size = bytes.len();
-    let version = match host.prepare(&name, bytes, PolicyOrigin::File(file.to_owned())).await {
-        Ok((version, _)) => version,
+    let (version, from_cache) = match host.prepare(&name, bytes, PolicyOrigin::File(file.to_owned())).await {
+        Ok(loaded) => loaded,
         Err(e) => {
             println!("{}: REJECTED ({}) — {e}", file.display(), e.reason());
             return Ok(ExitCode::FAILURE);
@@ -54,7 +54,8 @@ pub(crate) async fn check(file: &Path, settings: Option<&str>) -> anyhow::Result
     println!("  world      switchyard:policy/policy@0.1.0 — satisfied");
     let imports = version.imports();
     println!("  imports    {}", if imports.is_empty() { "none".to_owned() } else { imports.join(", ") });
-    println!("  load       {} ms (compile, link, init, load-time checks)", loaded.as_millis());
+    let how = if from_cache { "from the compile cache" } else { "compile" };
+    println!("  load       {} ms ({how}, link, init, load-time checks)", loaded.as_millis());
     let report = conformance::run(&host, &version).await;
     println!("  scenarios");
     for s in &report.scenarios {

@@ -81,6 +81,11 @@ enum PolicyCommand {
         /// Settings JSON handed to the policy's `init` (default `{}`).
         #[arg(long)]
         config: Option<String>,
+        /// Keep the compiled code in this folder; point it at a gateway's
+        /// cache (`<policy dir>/.cache` by default) and the checked file
+        /// loads there without compiling again.
+        #[arg(long)]
+        cache_dir: Option<PathBuf>,
     },
 }
 
@@ -109,8 +114,8 @@ fn main() -> ExitCode {
             Command::Serve { config } => serve::serve(&config).await,
             Command::Demo { listen, policy_dir } => demo::demo(&listen, &policy_dir).await,
             Command::Validate { config } => serve::validate(&config).await,
-            Command::Policy { command: PolicyCommand::Check { file, config } } => {
-                check::check(&file, config.as_deref()).await
+            Command::Policy { command: PolicyCommand::Check { file, config, cache_dir } } => {
+                check::check(&file, config.as_deref(), cache_dir).await
             }
             Command::New { name, lang, dir } => new::new(&name, lang, &dir),
         }

@@ -1,4 +1,4 @@
-//! `switchyard new NAME --lang rust`: scaffolds a policy project from the
+//! `switchyard new NAME --lang rust|c|python|js`: scaffolds a policy project from the
 //! templates in `plugins/templates/`, embedded in the binary so no network
 //! is needed beyond the language's own package registry at build time.
 
@@ -14,17 +14,32 @@ use crate::EXIT_CONFIG;
 pub(crate) enum Lang {
     /// Rust with wit-bindgen, built for wasm32-wasip2.
     Rust,
+    /// C with wit-bindgen's C generator, compiled by `zig cc` (PyPI `ziglang`),
+    /// made a component by `wasm-tools component new`.
+    C,
+    /// Python with componentize-py.
+    Python,
+    /// JavaScript with componentize-js.
+    Js,
+}
+
+/// The gateway's world, copied into every scaffold.
+const WIT: (&str, &str) = ("wit/policy.wit", include_str!("../../../wit/policy.wit"));
+
+macro_rules! template {
+    ($lang:literal: $($path:literal),+ $(,)?) => {
+        &[$(($path, include_str!(concat!("../../../plugins/templates/", $lang, "/", $path)))),+, WIT]
+    };
 }
 
 /// `(path in the project, contents)`; `{{name}}`, `{{crate_name}}` and
 /// `{{crate_file}}` are filled in.
-const RUST: &[(&str, &str)] = &[
-    ("Cargo.toml", include_str!("../../../plugins/templates/rust/Cargo.toml")),
-    ("build.sh", include_str!("../../../plugins/templates/rust/build.sh")),
-    ("README.md", include_str!("../../../plugins/templates/rust/README.md")),
-    ("src/lib.rs", include_str!("../../../plugins/templates/rust/src/lib.rs")),
-    ("wit/policy.wit", include_str!("../../../wit/policy.wit")),
-];
+type Files = &'static [(&'static str, &'static str)];
+
+const RUST: Files = template!("rust": "Cargo.toml", "build.sh", "README.md", "src/lib.rs", ".gitignore");
+const C: Files = template!("c": "policy.c", "build.sh", "README.md", ".gitignore");
+const PYTHON: Files = template!("python": "app.py", "build.sh", "README.md", ".gitignore");
+const JS: Files = template!("js": "policy.js", "package.json", "build.sh", "README.md", ".gitignore");
 
 /// A policy name is its file stem: lower-case letters, digits and dashes.
 fn valid_name(name: &str) -> bool {
@@ -47,6 +62,9 @@ pub(crate) fn new(name: &str, lang: Lang, parent: &Path) -> anyhow::Result<ExitC
     }
     let files = match lang {
         Lang::Rust => RUST,
+        Lang::C => C,
+        Lang::Python => PYTHON,
+        Lang::Js => JS,
     };
     for (path, template) in files {
         let target = dir.join(path);

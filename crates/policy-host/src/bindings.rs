@@ -36,6 +36,11 @@ impl host::Host for PolicyState {
             error_rate: h.error_rate,
             consecutive_failures: h.consecutive_failures,
             retry_after_ms: h.retry_after_ms,
+            breaker: match h.breaker {
+                crate::health::BreakerState::Closed => t::BreakerState::Closed,
+                crate::health::BreakerState::Open => t::BreakerState::Open,
+                crate::health::BreakerState::HalfOpen => t::BreakerState::HalfOpen,
+            },
         })
     }
 

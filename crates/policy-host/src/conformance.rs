@@ -171,7 +171,7 @@ pub async fn run(host: &Arc<PolicyHost>, version: &Arc<PolicyVersion>) -> Report
         },
         other => verdict("on-attempt: 429 with Retry-After: 30", other),
     });
-    let routed = version.route(&req, plain).await;
+    let routed = version.route(&req, plain.clone()).await;
     scenarios.push(match routed {
         Ok(RouteDecision::Send(plan)) if plan.targets.first() == Some(&limited) && first.len() > 1 => ScenarioResult {
             name: "route: first target still in its Retry-After",
@@ -180,6 +180,38 @@ pub async fn run(host: &Arc<PolicyHost>, version: &Arc<PolicyVersion>) -> Report
         },
         other => verdict("route: first target still in its Retry-After", other),
     });
+
+    // The breaker, on the last route (the first's first target is in its
+    // Retry-After by now): its first target's opens, then every target's.
+    let last = topology.routes.len() as u32 - 1;
+    let (req, targets) = (request(last, 30_000), &topology.routes[last as usize].targets);
+    let trip = |target: u32| {
+        for _ in 0..5 {
+            host.health().record(target, false, Duration::from_millis(40), None);
+        }
+    };
+    trip(targets[0]);
+    scenarios.push(match version.route(&req, plain.clone()).await {
+        Ok(RouteDecision::Send(plan)) if plan.targets.first() == Some(&targets[0]) && targets.len() > 1 => {
+            ScenarioResult {
+                name: "route: first target's breaker open",
+                passed: true,
+                detail: format!("{plan:?} (note: sends to the target whose breaker is open first)"),
+            }
+        }
+        other => verdict("route: first target's breaker open", other),
+    });
+    for &target in targets {
+        trip(target);
+    }
+    scenarios.push(verdict(
+        "route: every target's breaker open (no candidate left)",
+        version.route(&req, plain.clone()).await,
+    ));
+    scenarios.push(verdict(
+        "on-attempt: every target tried, every breaker open",
+        version.on_attempt(&req, &outcome(targets, OutcomeKind::Overloaded, Some(503), None), plain).await,
+    ));
 
     Report {
         scenarios,

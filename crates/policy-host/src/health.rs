@@ -1,5 +1,6 @@
 //! Passive health per target, gathered from real traffic by the gateway and
-//! read by policies through the `health` host import.
+//! read by policies through the `health` host import, with a circuit breaker
+//! per target driven by the same outcomes.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -14,6 +15,27 @@ const WINDOW: Duration = Duration::from_secs(30);
 const WINDOW_CAP: usize = 512;
 /// Weight of the newest sample in the latency average.
 const EWMA_ALPHA: f32 = 0.2;
+/// The breaker opens after this many failures in a row...
+const OPEN_AFTER_CONSECUTIVE: u32 = 5;
+/// ...or when at least this many outcomes of the window...
+const OPEN_MIN_SAMPLES: usize = 20;
+/// ...failed at this rate or more.
+const OPEN_ERROR_RATE: f32 = 0.5;
+/// An open breaker turns half-open after this long, or after the provider's
+/// Retry-After when that is longer.
+const COOL_DOWN: Duration = Duration::from_secs(5);
+
+/// Where a target's circuit breaker stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BreakerState {
+    /// Traffic flows.
+    Closed,
+    /// The target failed too often: send it nothing until the cool-down ends.
+    Open,
+    /// The cool-down ended: the next attempt is a probe; its success closes
+    /// the breaker, its failure opens it again.
+    HalfOpen,
+}
 
 /// A snapshot of one target's health, as policies see it.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -28,6 +50,8 @@ pub struct TargetHealth {
     pub consecutive_failures: u32,
     /// The provider asked us to wait this many more ms.
     pub retry_after_ms: Option<u32>,
+    /// The target's circuit breaker.
+    pub breaker: BreakerState,
 }
 
 #[derive(Default)]
@@ -39,6 +63,8 @@ struct Stats {
     failed: u32,
     consecutive_failures: u32,
     retry_after_until: Option<Instant>,
+    /// `Some` while the breaker is open (or half-open once this has passed).
+    open_until: Option<Instant>,
 }
 
 impl Stats {
@@ -51,6 +77,35 @@ impl Stats {
                 self.failed -= 1;
             }
         }
+    }
+
+    fn breaker(&self, now: Instant) -> BreakerState {
+        match self.open_until {
+            None => BreakerState::Closed,
+            Some(until) if now < until => BreakerState::Open,
+            Some(_) => BreakerState::HalfOpen,
+        }
+    }
+
+    /// Moves the breaker after an outcome has been counted.
+    fn trip_or_reset(&mut self, now: Instant, ok: bool) {
+        let cool_down = || {
+            let retry_after = self.retry_after_until.map_or(Duration::ZERO, |t| t.saturating_duration_since(now));
+            now + COOL_DOWN.max(retry_after)
+        };
+        self.open_until = match (self.breaker(now), ok) {
+            (_, true) => None,
+            (BreakerState::Closed, false) => {
+                let tripped = self.consecutive_failures >= OPEN_AFTER_CONSECUTIVE
+                    || (self.recent.len() >= OPEN_MIN_SAMPLES
+                        && self.failed as f32 >= OPEN_ERROR_RATE * self.recent.len() as f32);
+                tripped.then(cool_down)
+            }
+            // A failed probe opens it for another cool-down.
+            (BreakerState::HalfOpen, false) => Some(cool_down()),
+            // An attempt that started before it opened: the cool-down stands.
+            (BreakerState::Open, false) => self.open_until,
+        };
     }
 }
 
@@ -111,6 +166,7 @@ impl HealthBook {
         } else if ok {
             s.retry_after_until = None;
         }
+        s.trip_or_reset(now, ok);
     }
 
     /// The health of `target` now; `None` for an unknown target.
@@ -130,6 +186,7 @@ impl HealthBook {
                 .and_then(|until| until.checked_duration_since(now))
                 .map(|d| u32::try_from(d.as_millis()).unwrap_or(u32::MAX))
                 .filter(|&ms| ms > 0),
+            breaker: s.breaker(now),
         })
     }
 
@@ -181,6 +238,47 @@ mod tests {
         let h = book.get(0).unwrap();
         assert!((h.error_rate - 0.75).abs() < 0.01, "{}", h.error_rate);
         assert_eq!(book.cells[0].stats.lock().unwrap().recent.len(), WINDOW_CAP);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_breaker_opens_after_five_failures_in_a_row_and_a_probe_closes_it() {
+        let book = HealthBook::new(1);
+        for _ in 0..4 {
+            book.record(0, false, Duration::from_millis(5), None);
+        }
+        assert_eq!(book.get(0).unwrap().breaker, BreakerState::Closed);
+        book.record(0, false, Duration::from_millis(5), None);
+        assert_eq!(book.get(0).unwrap().breaker, BreakerState::Open);
+        tokio::time::advance(COOL_DOWN).await;
+        assert_eq!(book.get(0).unwrap().breaker, BreakerState::HalfOpen);
+        book.record(0, false, Duration::from_millis(5), None);
+        assert_eq!(book.get(0).unwrap().breaker, BreakerState::Open, "a failed probe opens it again");
+        tokio::time::advance(COOL_DOWN).await;
+        book.record(0, true, Duration::from_millis(5), None);
+        assert_eq!(book.get(0).unwrap().breaker, BreakerState::Closed);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_breaker_stays_open_through_a_longer_retry_after() {
+        let book = HealthBook::new(1);
+        for _ in 0..5 {
+            book.record(0, false, Duration::from_millis(5), Some(Duration::from_secs(20)));
+        }
+        tokio::time::advance(COOL_DOWN * 2).await;
+        assert_eq!(book.get(0).unwrap().breaker, BreakerState::Open);
+        tokio::time::advance(Duration::from_secs(11)).await;
+        assert_eq!(book.get(0).unwrap().breaker, BreakerState::HalfOpen);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_breaker_opens_on_a_high_error_rate_without_a_streak() {
+        let book = HealthBook::new(1);
+        for i in 0..(OPEN_MIN_SAMPLES - 1) {
+            book.record(0, i % 3 == 0, Duration::from_millis(5), None);
+        }
+        assert_eq!(book.get(0).unwrap().breaker, BreakerState::Closed, "too few samples yet");
+        book.record(0, false, Duration::from_millis(5), None);
+        assert_eq!(book.get(0).unwrap().breaker, BreakerState::Open);
     }
 
     #[test]

@@ -44,7 +44,7 @@ pub use decision::{
     Topology,
 };
 pub use error::PolicyError;
-pub use health::{HealthBook, TargetHealth};
+pub use health::{BreakerState, HealthBook, TargetHealth};
 pub use host::{Decided, HostOptions, PinnedPolicy, PolicyEvent, PolicyHost};
 pub use version::{Limits, PolicyOrigin, PolicyVersion};
 pub use watcher::PolicyWatcher;

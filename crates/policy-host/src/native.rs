@@ -1,6 +1,6 @@
 //! The last resort, built into the gateway: used only when no policy
 //! component can answer a decision. Tries the route's targets in order, skips
-//! targets that asked for a wait, then retries with capped exponential
+//! targets that asked for a wait or whose breaker is open, then retries with capped exponential
 //! backoff while the deadline allows; gives up with a 503.
 
 use crate::HealthBook;
@@ -19,13 +19,18 @@ fn wait_ms(health: &HealthBook, target: u32) -> u32 {
     health.get(target).and_then(|h| h.retry_after_ms).unwrap_or(0)
 }
 
-/// `route`: the route's targets in order, waiting ones last.
+/// No Retry-After running and the breaker not open.
+fn available(health: &HealthBook, target: u32) -> bool {
+    health.get(target).is_none_or(|h| h.retry_after_ms.is_none() && h.breaker != crate::BreakerState::Open)
+}
+
+/// `route`: the route's targets in order, waiting and open ones last.
 pub fn route(topology: &Topology, health: &HealthBook, request: &RequestInfo) -> RouteDecision {
     let Some(route) = topology.routes.get(request.route as usize) else {
         return RouteDecision::Degrade(Degrade::Unavailable(1000));
     };
     let mut targets = route.targets.clone();
-    targets.sort_by_key(|&t| wait_ms(health, t) > 0);
+    targets.sort_by_key(|&t| !available(health, t));
     RouteDecision::Send(Plan { targets, per_try_timeout_ms: PER_TRY_TIMEOUT_MS.min(request.deadline_ms).max(1) })
 }
 
@@ -55,7 +60,7 @@ pub fn on_attempt(
     if outcome.attempt >= MAX_ATTEMPTS {
         return if other_target { NextStep::Accept } else { give_up };
     }
-    let untried = route.targets.iter().copied().find(|t| !outcome.tried.contains(t) && wait_ms(health, *t) == 0);
+    let untried = route.targets.iter().copied().find(|t| !outcome.tried.contains(t) && available(health, *t));
     if let Some(target) = untried {
         return NextStep::Retry(Retry { target, delay_ms: 0 });
     }

@@ -72,8 +72,9 @@ impl Guest for Failover {
         let cfg = config();
         let route = &cfg.topology.routes[request.route as usize];
         let mut targets = route.targets.clone();
-        // Stable: targets with a running Retry-After keep their order, at the back.
-        targets.sort_by_key(|&t| wait_requested_ms(t) > 0);
+        // Stable: targets with a running Retry-After or an open breaker keep
+        // their order, at the back.
+        targets.sort_by_key(|&t| !is_available(t));
         RouteDecision::Send(Plan {
             targets,
             per_try_timeout_ms: cfg.settings.per_try_timeout_ms.min(request.deadline_ms).max(1),
@@ -90,8 +91,9 @@ impl Guest for Failover {
             return give_up(kind, &outcome);
         }
         let route = &cfg.topology.routes[request.route as usize];
-        // Move on at once to an untried target that is not asking us to wait.
-        if let Some(next) = untried(route, &outcome.tried).find(|&t| wait_requested_ms(t) == 0) {
+        // Move on at once to an untried target that is not asking us to wait
+        // and whose breaker is not open.
+        if let Some(next) = untried(route, &outcome.tried).find(|&t| is_available(t)) {
             return NextStep::Retry(Retry { target: next, delay_ms: 0 });
         }
         // Everything was tried (or is asking us to wait): retry the target

@@ -61,6 +61,18 @@ pub fn wait_requested_ms(target: u32) -> u32 {
     host::health(target).and_then(|h| h.retry_after_ms).unwrap_or(0)
 }
 
+/// The target's circuit breaker is open: it failed too often and its
+/// cool-down is running.
+pub fn breaker_open(target: u32) -> bool {
+    host::health(target).is_some_and(|h| h.breaker == BreakerState::Open)
+}
+
+/// Whether sending to `target` now is reasonable: no Retry-After running and
+/// the breaker not open.
+pub fn is_available(target: u32) -> bool {
+    host::health(target).is_none_or(|h| h.breaker != BreakerState::Open && h.retry_after_ms.is_none_or(|ms| ms == 0))
+}
+
 impl OutcomeKind {
     /// A failure that another attempt may fix (the same or another target).
     pub fn is_retryable(self) -> bool {

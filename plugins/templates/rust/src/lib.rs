@@ -34,6 +34,11 @@ fn wait_ms(target: u32) -> u32 {
     host::health(target).and_then(|h| h.retry_after_ms).unwrap_or(0)
 }
 
+/// No Retry-After running and the breaker not open.
+fn available(target: u32) -> bool {
+    host::health(target).is_none_or(|h| h.retry_after_ms.is_none() && h.breaker != BreakerState::Open)
+}
+
 fn retryable(kind: OutcomeKind) -> bool {
     matches!(
         kind,
@@ -59,7 +64,8 @@ impl Guest for Policy {
     fn route(request: RequestInfo) -> RouteDecision {
         let route = &config().topology.routes[request.route as usize];
         let mut targets = route.targets.clone();
-        targets.sort_by_key(|&t| wait_ms(t) > 0);
+        // Stable: unavailable targets keep their order, at the back.
+        targets.sort_by_key(|&t| !available(t));
         RouteDecision::Send(Plan { targets, per_try_timeout_ms: request.deadline_ms.clamp(1, 20_000) })
     }
 
@@ -73,7 +79,7 @@ impl Guest for Policy {
             return give_up;
         }
         let route = &cfg.topology.routes[request.route as usize];
-        if let Some(&next) = route.targets.iter().find(|t| !outcome.tried.contains(t) && wait_ms(**t) == 0) {
+        if let Some(&next) = route.targets.iter().find(|t| !outcome.tried.contains(t) && available(**t)) {
             return NextStep::Retry(Retry { target: next, delay_ms: 0 });
         }
         // Every target tried: the one free soonest, after full-jitter backoff.

@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Builds {{name}}.wasm next to this script: `wit-bindgen c` generates the
+# bindings into gen/, `zig cc` (from PyPI's ziglang) compiles them with
+# policy.c for wasm32-wasi, `wasm-tools component new` makes the component.
+# Installs what is missing under $SWITCHYARD_TOOLS (default .tools/):
+# wit-bindgen-cli and wasm-tools with cargo, ziglang with pip.
+set -euo pipefail
+cd "$(dirname "$0")"
+WIT_BINDGEN_VERSION=0.63.0
+WASM_TOOLS_VERSION=1.263.0
+ZIG_VERSION=0.17.1
+tools="${SWITCHYARD_TOOLS:-$PWD/.tools}"
+mkdir -p "$tools"
+tools="$(cd "$tools" && pwd)"
+
+cargo_tool() { # binary crate version
+  local bin="$tools/cargo-$1-$3/bin/$1"
+  if [ ! -x "$bin" ]; then
+    command -v cargo >/dev/null || { echo "error: $2 is installed with cargo: get it from https://rustup.rs" >&2; exit 1; }
+    cargo install --quiet --locked --root "$tools/cargo-$1-$3" "$2" --version "$3" >&2
+  fi
+  echo "$bin"
+}
+wit_bindgen="$(cargo_tool wit-bindgen wit-bindgen-cli "$WIT_BINDGEN_VERSION")"
+wasm_tools="$(cargo_tool wasm-tools wasm-tools "$WASM_TOOLS_VERSION")"
+zig_venv="$tools/ziglang-$ZIG_VERSION"
+if [ ! -x "$zig_venv/bin/python" ] || ! "$zig_venv/bin/python" -m ziglang version >/dev/null 2>&1; then
+  python3 -m venv "$zig_venv"
+  "$zig_venv/bin/pip" install --quiet --disable-pip-version-check "ziglang==$ZIG_VERSION"
+fi
+
+rm -rf gen
+"$wit_bindgen" c wit --world policy --out-dir gen >/dev/null
+mkdir -p gen/build
+# A reactor (no main); the policy world's exports are the entry points.
+"$zig_venv/bin/python" -m ziglang cc -target wasm32-wasi -mexec-model=reactor -O2 -s -Wl,-z,stack-size=1048576 -Wall -Werror \
+  -o gen/build/core.wasm policy.c gen/policy.c gen/policy_component_type.o
+"$wasm_tools" component new gen/build/core.wasm -o "{{name}}.wasm"
+"$wasm_tools" validate "{{name}}.wasm"
+echo "built $(pwd)/{{name}}.wasm"

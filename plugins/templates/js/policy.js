@@ -1,0 +1,85 @@
+// {{name}}: a Switchyard failover policy in JavaScript.
+//
+// Targets in route order, unavailable ones (a Retry-After running or the
+// breaker open) last; after a retryable failure move on at once to an untried
+// available target; when every target was tried, back off with full jitter and
+// never retry a target before its Retry-After; give up with a 503 when the wait
+// does not fit the deadline. Settings: `{"max_attempts": N}` (default 4).
+
+import { health, random } from "switchyard:policy/host@0.1.0";
+
+const RETRYABLE = new Set([
+  "connect-error",
+  "timeout",
+  "reset",
+  "rate-limited",
+  "overloaded",
+  "server-error",
+  "auth",
+]);
+
+// What `init` derived from its arguments (the same in every instance).
+let maxAttempts = 4;
+let routes = [];
+
+/** Milliseconds the provider asked us to wait before trying `target` again. */
+function waitMs(target) {
+  return health(target)?.retryAfterMs ?? 0;
+}
+
+/** No Retry-After running and the breaker not open. */
+function available(target) {
+  const h = health(target);
+  return h === undefined || (h.retryAfterMs === undefined && h.breaker !== "open");
+}
+
+export function init(settings, topology) {
+  let parsed;
+  try {
+    parsed = JSON.parse(settings);
+  } catch (e) {
+    throw `settings are not JSON: ${e.message}`;
+  }
+  const value = parsed?.max_attempts ?? 4;
+  if (!Number.isInteger(value) || value < 1) {
+    throw `max_attempts must be a whole number above 0 in ${settings}`;
+  }
+  maxAttempts = value;
+  routes = topology.routes.map((route) => Array.from(route.targets));
+}
+
+export function route(request) {
+  const targets = routes[request.route];
+  const ordered = [...targets.filter(available), ...targets.filter((t) => !available(t))];
+  return { tag: "send", val: { targets: ordered, perTryTimeoutMs: Math.min(Math.max(request.deadlineMs, 1), 20000) } };
+}
+
+export function onAttempt(request, outcome) {
+  if (!RETRYABLE.has(outcome.kind)) {
+    return { tag: "accept" };
+  }
+  const giveUp = { tag: "degrade", val: { tag: "unavailable", val: Math.max(outcome.retryAfterMs ?? 1000, 1000) } };
+  if (outcome.attempt >= maxAttempts) {
+    return giveUp;
+  }
+  const targets = routes[request.route];
+  const tried = Array.from(outcome.tried);
+  const next = targets.find((t) => !tried.includes(t) && available(t));
+  if (next !== undefined) {
+    return { tag: "retry", val: { target: next, delayMs: 0 } };
+  }
+  // Every target tried: the one free soonest, after full-jitter backoff.
+  const ceiling = Math.min(100 * 2 ** Math.min(outcome.attempt, 5), 2000);
+  const backoff = Math.floor(random() * ceiling);
+  let best = undefined;
+  for (const target of targets) {
+    const wait = Math.max(waitMs(target), backoff);
+    if (best === undefined || wait < best.wait || (wait === best.wait && target < best.target)) {
+      best = { wait, target };
+    }
+  }
+  if (best.wait < Math.floor(request.deadlineMs / 2)) {
+    return { tag: "retry", val: { target: best.target, delayMs: best.wait } };
+  }
+  return giveUp;
+}

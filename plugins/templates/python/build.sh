@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Builds {{name}}.wasm next to this script with componentize-py, installed
+# from PyPI into a virtualenv if missing ($SWITCHYARD_TOOLS, default .tools/).
+set -euo pipefail
+cd "$(dirname "$0")"
+COMPONENTIZE_PY_VERSION=0.25.1
+tools="${SWITCHYARD_TOOLS:-$PWD/.tools}"
+venv="$tools/python-$COMPONENTIZE_PY_VERSION"
+if [ ! -x "$venv/bin/componentize-py" ]; then
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install --quiet --disable-pip-version-check "componentize-py==$COMPONENTIZE_PY_VERSION"
+fi
+"$venv/bin/componentize-py" --wit-path wit --world policy componentize app --output "{{name}}.wasm"
+echo "built $(pwd)/{{name}}.wasm"
