@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Runs every check and test of Switchyard on a fresh machine: installs what is
-# missing (the wasm32-wasip2 target; cargo-nextest is used when present),
-# builds the policy components in plugins/ (through the normal cargo build),
-# lints, and runs all tests. CI calls exactly this script.
+# missing (the wasm32-wasip2 target; the policy templates' tools, under
+# target/tools; cargo-nextest is used when present), builds the policy
+# components in plugins/ (through the normal cargo build), lints, builds every
+# policy template the way a user would, and runs all tests. CI calls exactly
+# this script.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -19,6 +21,19 @@ cargo fmt --all --check
 
 step "lint (clippy, warnings are errors)"
 cargo clippy --workspace --all-targets --locked -- -D warnings
+
+step "policy templates: scaffold and build each language (installs its tools under target/tools once)"
+# Needs python3 (with venv), node + npm, and cargo; the languages' tools come
+# from crates.io (wit-bindgen-cli, wasm-tools), PyPI (componentize-py,
+# ziglang) and npm (componentize-js). The tests in crates/cli/tests/languages.rs
+# build them again from fresh scaffolds, check them and hot-swap them in.
+export SWITCHYARD_TOOLS="$PWD/target/tools"
+cargo build --locked -p switchyard
+for lang in rust c python js; do
+  rm -rf "target/ci-templates/$lang-policy"
+  ./target/debug/switchyard new "$lang-policy" --lang "$lang" --dir target/ci-templates >/dev/null
+  CARGO_TARGET_DIR="$PWD/target/scaffold-builds" "target/ci-templates/$lang-policy/build.sh"
+done
 
 step "tests"
 if command -v cargo-nextest >/dev/null 2>&1; then

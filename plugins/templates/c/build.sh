@@ -13,16 +13,18 @@ tools="${SWITCHYARD_TOOLS:-$PWD/.tools}"
 mkdir -p "$tools"
 tools="$(cd "$tools" && pwd)"
 
-cargo_tool() { # binary crate version
+cargo_tool() { # binary crate version features
   local bin="$tools/cargo-$1-$3/bin/$1"
   if [ ! -x "$bin" ]; then
     command -v cargo >/dev/null || { echo "error: $2 is installed with cargo: get it from https://rustup.rs" >&2; exit 1; }
-    cargo install --quiet --locked --root "$tools/cargo-$1-$3" "$2" --version "$3" >&2
+    echo "installing $2 $3 into $tools (once; takes a few minutes)" >&2
+    cargo install --quiet --locked --root "$tools/cargo-$1-$3" "$2" --version "$3" \
+      --no-default-features --features "$4" >&2
   fi
   echo "$bin"
 }
-wit_bindgen="$(cargo_tool wit-bindgen wit-bindgen-cli "$WIT_BINDGEN_VERSION")"
-wasm_tools="$(cargo_tool wasm-tools wasm-tools "$WASM_TOOLS_VERSION")"
+wit_bindgen="$(cargo_tool wit-bindgen wit-bindgen-cli "$WIT_BINDGEN_VERSION" c)"
+wasm_tools="$(cargo_tool wasm-tools wasm-tools "$WASM_TOOLS_VERSION" component,validate)"
 zig_venv="$tools/ziglang-$ZIG_VERSION"
 if [ ! -x "$zig_venv/bin/python" ] || ! "$zig_venv/bin/python" -m ziglang version >/dev/null 2>&1; then
   python3 -m venv "$zig_venv"
@@ -30,7 +32,7 @@ if [ ! -x "$zig_venv/bin/python" ] || ! "$zig_venv/bin/python" -m ziglang versio
 fi
 
 rm -rf gen
-"$wit_bindgen" c wit --world policy --out-dir gen >/dev/null
+"$wit_bindgen" c wit --world policy --out-dir gen >/dev/null 2>&1
 mkdir -p gen/build
 # A reactor (no main); the policy world's exports are the entry points.
 "$zig_venv/bin/python" -m ziglang cc -target wasm32-wasi -mexec-model=reactor -O2 -s -Wl,-z,stack-size=1048576 -Wall -Werror \
