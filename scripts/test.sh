@@ -28,12 +28,7 @@ step "policy templates: scaffold and build each language (installs its tools und
 # ziglang) and npm (componentize-js). The tests in crates/cli/tests/languages.rs
 # build them again from fresh scaffolds, check them and hot-swap them in.
 export SWITCHYARD_TOOLS="$PWD/target/tools"
-cargo build --locked -p switchyard
-for lang in rust c python js; do
-  rm -rf "target/ci-templates/$lang-policy"
-  ./target/debug/switchyard new "$lang-policy" --lang "$lang" --dir target/ci-templates >/dev/null
-  CARGO_TARGET_DIR="$PWD/target/scaffold-builds" "target/ci-templates/$lang-policy/build.sh"
-done
+scripts/build-templates.sh
 
 step "tests"
 if command -v cargo-nextest >/dev/null 2>&1; then

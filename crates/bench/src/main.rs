@@ -3,16 +3,22 @@
 //!    default policy, through the same pinned-policy path requests use;
 //! 2. gateway added latency (sequential, one keep-alive connection) and
 //!    throughput (64 connections) against a direct call to the same loopback
-//!    mock provider, and against an nginx hop when `nginx` is installed.
+//!    mock provider, and against an nginx hop when `nginx` is installed;
+//! 3. the same policy in Rust, C, Python and JavaScript (the templates, built
+//!    by `scripts/build-templates.sh`): size, load cold and from the compile
+//!    cache, instantiation, warm decision latency.
 //!
 //! Figures are printed as ratios against the baselines of the same run,
 //! since absolute numbers on a shared 2-core machine move from run to run.
-//! Run: `cargo run --release -p switchyard-bench` (`--quick` for a short run).
+//! Run: `cargo run --release -p switchyard-bench` (`--quick` for a short run,
+//! `--languages` for the language table only, `--templates DIR` for where the
+//! built templates are; default `target/ci-templates`).
 
 #![forbid(unsafe_code)]
 
 mod decision;
 mod http_load;
+mod languages;
 mod nginx;
 
 use std::time::Duration;
@@ -30,10 +36,24 @@ fn us(d: Duration) -> String {
     format!("{:.1} µs", d.as_secs_f64() * 1e6)
 }
 
+fn ms(d: Duration) -> String {
+    format!("{:.0} ms", d.as_secs_f64() * 1e3)
+}
+
 fn main() {
-    let quick = std::env::args().any(|a| a == "--quick");
+    let args: Vec<String> = std::env::args().collect();
+    let quick = args.iter().any(|a| a == "--quick");
     let scale = if quick { 1 } else { 5 };
+    let templates = args
+        .iter()
+        .position(|a| a == "--templates")
+        .and_then(|i| args.get(i + 1))
+        .map_or_else(|| std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/ci-templates"), Into::into);
     println!("switchyard bench ({} run)\n", if quick { "quick" } else { "full" });
+    if args.iter().any(|a| a == "--languages") {
+        language_table(&templates, 10_000 * scale);
+        return;
+    }
 
     let d = decision::measure(20_000 * scale);
     println!("## Policy decision latency (embedded Rust `failover`, warm instance pool)");
@@ -74,4 +94,39 @@ fn main() {
     } else {
         println!("nginx not installed: no nginx row (apt-get install nginx to add it)");
     }
+    println!();
+    language_table(&templates, 10_000 * scale);
+}
+
+fn language_table(dir: &std::path::Path, calls: usize) {
+    println!("## The same policy in each language (templates; warm instance pool, 5 ms decision deadline)");
+    println!(
+        "| language | component | load, cold | load, cached | instantiate | route p50 / p99 | on-attempt p50 / p99 |"
+    );
+    println!("|---|---|---|---|---|---|---|");
+    let mut missing = Vec::new();
+    for lang in languages::LANGUAGES {
+        let file = languages::component(dir, lang);
+        if !file.exists() {
+            missing.push(file);
+            continue;
+        }
+        let r = languages::measure(lang, &file, calls);
+        println!(
+            "| {} | {} KiB | {} | {} | {} | {} / {} | {} / {} |",
+            r.lang,
+            r.size.div_ceil(1024),
+            ms(r.cold_load),
+            ms(r.cached_load),
+            us(r.instantiate),
+            us(r.route.0),
+            us(r.route.1),
+            us(r.on_attempt.0),
+            us(r.on_attempt.1)
+        );
+    }
+    for file in missing {
+        println!("(not built: {}; run scripts/build-templates.sh)", file.display());
+    }
+    println!();
 }
