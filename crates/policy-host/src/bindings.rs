@@ -44,6 +44,10 @@ impl host::Host for PolicyState {
         })
     }
 
+    fn available(&mut self, target: u32) -> bool {
+        self.shared.health.available(target)
+    }
+
     fn header(&mut self, name: String) -> Option<String> {
         self.call.as_ref()?.header(&name).map(str::to_owned)
     }

@@ -190,6 +190,14 @@ impl HealthBook {
         })
     }
 
+    /// No Retry-After running and the breaker not open; false for an unknown target.
+    pub fn available(&self, target: u32) -> bool {
+        let Some(cell) = self.cells.get(target as usize) else { return false };
+        let now = Instant::now();
+        let s = cell.stats.lock().unwrap_or_else(|p| p.into_inner());
+        s.retry_after_until.is_none_or(|until| until <= now) && s.breaker(now) != BreakerState::Open
+    }
+
     /// The soonest moment any of `targets` may be tried again, as a wait from now.
     pub fn soonest_retry_after(&self, targets: &[u32]) -> Option<Duration> {
         targets
@@ -222,6 +230,7 @@ mod tests {
         let book = HealthBook::new(1);
         book.record(0, false, Duration::from_millis(5), Some(Duration::from_secs(2)));
         assert_eq!(book.get(0).unwrap().retry_after_ms, Some(2000));
+        assert!(!book.available(0) && !book.available(9));
         tokio::time::advance(Duration::from_millis(1500)).await;
         assert_eq!(book.get(0).unwrap().retry_after_ms, Some(500));
         tokio::time::advance(Duration::from_secs(40)).await;
@@ -249,7 +258,9 @@ mod tests {
         assert_eq!(book.get(0).unwrap().breaker, BreakerState::Closed);
         book.record(0, false, Duration::from_millis(5), None);
         assert_eq!(book.get(0).unwrap().breaker, BreakerState::Open);
+        assert!(!book.available(0));
         tokio::time::advance(COOL_DOWN).await;
+        assert!(book.available(0), "half-open lets a probe through");
         assert_eq!(book.get(0).unwrap().breaker, BreakerState::HalfOpen);
         book.record(0, false, Duration::from_millis(5), None);
         assert_eq!(book.get(0).unwrap().breaker, BreakerState::Open, "a failed probe opens it again");

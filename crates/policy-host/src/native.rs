@@ -19,9 +19,8 @@ fn wait_ms(health: &HealthBook, target: u32) -> u32 {
     health.get(target).and_then(|h| h.retry_after_ms).unwrap_or(0)
 }
 
-/// No Retry-After running and the breaker not open.
 fn available(health: &HealthBook, target: u32) -> bool {
-    health.get(target).is_none_or(|h| h.retry_after_ms.is_none() && h.breaker != crate::BreakerState::Open)
+    health.available(target)
 }
 
 /// `route`: the route's targets in order, waiting and open ones last.

@@ -70,7 +70,7 @@ pub fn breaker_open(target: u32) -> bool {
 /// Whether sending to `target` now is reasonable: no Retry-After running and
 /// the breaker not open.
 pub fn is_available(target: u32) -> bool {
-    host::health(target).is_none_or(|h| h.breaker != BreakerState::Open && h.retry_after_ms.is_none_or(|ms| ms == 0))
+    host::available(target)
 }
 
 impl OutcomeKind {

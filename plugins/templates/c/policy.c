@@ -45,12 +45,9 @@ static uint32_t wait_ms(uint32_t target) {
   return h.retry_after_ms.val;
 }
 
-// No Retry-After running and the breaker not open.
-static bool available(uint32_t target) {
-  target_health_t h;
-  if (!switchyard_policy_host_health(target, &h)) return true;
-  return !h.retry_after_ms.is_some && h.breaker != SWITCHYARD_POLICY_TYPES_BREAKER_STATE_OPEN;
-}
+// No Retry-After running and the breaker not open (asked of the host,
+// which keeps both).
+static bool available(uint32_t target) { return switchyard_policy_host_available(target); }
 
 static bool contains(const policy_list_u32_t *list, uint32_t value) {
   for (size_t i = 0; i < list->len; i++) {

@@ -34,9 +34,10 @@ fn wait_ms(target: u32) -> u32 {
     host::health(target).and_then(|h| h.retry_after_ms).unwrap_or(0)
 }
 
-/// No Retry-After running and the breaker not open.
+/// No Retry-After running and the breaker not open (asked of the host,
+/// which keeps both).
 fn available(target: u32) -> bool {
-    host::health(target).is_none_or(|h| h.retry_after_ms.is_none() && h.breaker != BreakerState::Open)
+    host::available(target)
 }
 
 fn retryable(kind: OutcomeKind) -> bool {
