@@ -53,6 +53,20 @@ fn validate(config: Config, text: &str, origin: &str) -> Result<Config, ConfigEr
     if p.default.is_empty() {
         return Err(invalid(None, "policy.default must name a policy".into()));
     }
+    let b = &config.breaker;
+    if b.failures == 0 || !(0.0..=1.0).contains(&b.error_rate) || b.half_open_probes == 0 {
+        return Err(invalid(
+            None,
+            "breaker: failures and half_open_probes must be at least 1, error_rate within 0..=1".into(),
+        ));
+    }
+    if b.cool_down_ms == 0 || b.max_cool_down_ms < b.cool_down_ms {
+        return Err(invalid(None, "breaker: cool_down_ms must be at least 1 and at most max_cool_down_ms".into()));
+    }
+    let r = &config.retry_budget;
+    if !(r.ratio >= 0.0 && r.ratio.is_finite()) || r.window_ms == 0 {
+        return Err(invalid(None, "retry_budget: ratio must be 0 or more, window_ms at least 1".into()));
+    }
 
     let mut names = HashSet::new();
     for provider in &config.providers {

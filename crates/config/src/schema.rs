@@ -24,6 +24,15 @@ pub struct Config {
     /// Where policies come from and the limits they run under.
     #[serde(default)]
     pub policy: PolicySection,
+    /// Each target's circuit breaker.
+    #[serde(default)]
+    pub breaker: BreakerSection,
+    /// How many retries the whole gateway may make, relative to its traffic.
+    #[serde(default)]
+    pub retry_budget: RetryBudgetSection,
+    /// The response cache policies degrade to (`degrade: cached`).
+    #[serde(default)]
+    pub cache: CacheSection,
     /// Settings per policy name, handed to that policy's `init` as JSON.
     #[serde(default)]
     pub policies: BTreeMap<String, toml::Table>,
@@ -68,6 +77,77 @@ impl Default for PolicySection {
             cache_dir: None,
             rescan_interval_ms: 2000,
         }
+    }
+}
+
+/// `[breaker]`: when a target's circuit breaker opens and how it recovers.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BreakerSection {
+    /// Open after this many failures in a row. Default 5.
+    pub failures: u32,
+    /// ...or when at least this share of the last 30 s of attempts failed. Default 0.5.
+    pub error_rate: f64,
+    /// ...counted only once there are this many attempts in the window. Default 20.
+    pub min_requests: u32,
+    /// Stay open this long before letting a probe through (longer when the
+    /// provider's Retry-After is). Default 5000.
+    pub cool_down_ms: u64,
+    /// Each failed probe doubles the cool-down, up to this. Default 60000.
+    pub max_cool_down_ms: u64,
+    /// Probes in flight at once while half-open. Default 1.
+    pub half_open_probes: u32,
+}
+
+impl Default for BreakerSection {
+    fn default() -> Self {
+        BreakerSection {
+            failures: 5,
+            error_rate: 0.5,
+            min_requests: 20,
+            cool_down_ms: 5000,
+            max_cool_down_ms: 60_000,
+            half_open_probes: 1,
+        }
+    }
+}
+
+/// `[retry_budget]`: retries across the gateway may be at most `ratio` of the
+/// requests of the last `window_ms` (at least `min_retries`), so an outage
+/// does not multiply the load on a struggling provider.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RetryBudgetSection {
+    /// Retries per client request allowed over the window. Default 0.5.
+    pub ratio: f64,
+    /// Retries always allowed per window, whatever the traffic. Default 10.
+    pub min_retries: u32,
+    /// The window. Default 10000.
+    pub window_ms: u64,
+}
+
+impl Default for RetryBudgetSection {
+    fn default() -> Self {
+        RetryBudgetSection { ratio: 0.5, min_retries: 10, window_ms: 10_000 }
+    }
+}
+
+/// `[cache]`: successful non-streamed answers, kept in memory for
+/// `degrade: cached` (exact match on the normalised request).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CacheSection {
+    /// How long an answer may be served from the cache; 0 turns the cache off. Default 300000.
+    pub ttl_ms: u64,
+    /// Most answers kept (the oldest go first). Default 10000.
+    pub max_entries: usize,
+    /// Larger answers are not kept. Default 1 MiB.
+    pub max_body_bytes: usize,
+}
+
+impl Default for CacheSection {
+    fn default() -> Self {
+        CacheSection { ttl_ms: 300_000, max_entries: 10_000, max_body_bytes: 1 << 20 }
     }
 }
 

@@ -1,7 +1,10 @@
 //! One client request from the policy's `route` decision to the final
 //! answer. Every choice — which target, whether to retry, how long to wait,
-//! when to give up or degrade — is asked of the request's policy; this file
-//! only carries the choices out, within the route's deadline.
+//! when to hedge, give up or degrade — is asked of the request's policy; this
+//! file carries the choices out, within the route's deadline, and holds the
+//! gateway's own guard rails: a target whose circuit breaker is open gets no
+//! traffic while another target of the route would take it, and retries
+//! come out of the gateway-wide retry budget.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,10 +19,13 @@ use switchyard_wire::RequestPeek;
 use tokio::time::Instant;
 
 use crate::ResponseBody;
+use crate::cache::CacheKey;
 use crate::gateway::Shared;
+use crate::hedge::{Raced, race};
 use crate::relay::{Relay, StreamSource};
 use crate::respond::{self, Meta};
-use crate::upstream::{self, AnswerBody, Attempt};
+use crate::upstream::{self, AnswerBody, Attempt, Provider};
+use switchyard_policy_host::health::InflightGuard;
 
 /// Whatever a policy says, a request makes at most this many attempts.
 pub(crate) const MAX_ATTEMPTS: u32 = 10;
@@ -37,8 +43,23 @@ pub(crate) struct Exchange {
 
 /// What to do next after a decision.
 enum Step {
-    Attempt { target: u32, delay: Duration },
+    Attempt {
+        target: u32,
+        delay: Duration,
+        /// A retry (spends the retry budget), not the first attempt or a fallback.
+        retry: bool,
+        /// Hedge after this long with the first of these targets the breaker admits.
+        hedge: Option<(Duration, Vec<u32>)>,
+    },
     Answer(Response<ResponseBody>),
+}
+
+/// One attempt that ran to its end.
+struct Finished {
+    target: u32,
+    provider: Arc<Provider>,
+    attempt: Attempt,
+    inflight: Option<InflightGuard>,
 }
 
 impl Exchange {
@@ -74,18 +95,27 @@ impl Exchange {
     pub async fn run(mut self) -> Response<ResponseBody> {
         let decided = self.policy.route(&self.request_info()).await;
         self.meta.policy = Some(decided.answered_by);
+        self.shared.budget.record_request();
         let (mut step, per_try) = match decided.value {
             RouteDecision::Send(plan) => (
-                Step::Attempt { target: plan.targets[0], delay: Duration::ZERO },
+                Step::Attempt {
+                    target: plan.targets[0],
+                    delay: Duration::ZERO,
+                    retry: false,
+                    hedge: plan
+                        .hedge_after_ms
+                        .map(|ms| (Duration::from_millis(ms.into()), plan.targets[1..].to_vec()))
+                        .filter(|(_, rest)| !rest.is_empty()),
+                },
                 Duration::from_millis(plan.per_try_timeout_ms.into()),
             ),
             // A fallback chosen up front gets the route's whole deadline per try.
             RouteDecision::Degrade(d) => (self.degrade(d, None), self.shared.routes[self.route].timeout),
         };
         loop {
-            let (target, delay) = match step {
+            let (target, delay, retry, hedge) = match step {
                 Step::Answer(response) => return response,
-                Step::Attempt { target, delay } => (target, delay),
+                Step::Attempt { target, delay, retry, hedge } => (target, delay, retry, hedge),
             };
             if self.meta.attempts >= MAX_ATTEMPTS {
                 return self.give_up(format!("gave up after {MAX_ATTEMPTS} attempts"));
@@ -93,29 +123,90 @@ impl Exchange {
             if delay >= self.remaining() {
                 return self.give_up("the route's deadline would pass before the next attempt".into());
             }
+            if retry && !self.shared.budget.try_retry() {
+                tracing::warn!(route = %self.peek.model, "retry budget spent: failing fast");
+                return self.cached_or_unavailable(1000, "the gateway's retry budget is spent");
+            }
             if !delay.is_zero() {
                 // (A zero sleep would still wait for the timer's next 1 ms tick.)
                 tokio::time::sleep(delay).await;
             }
-            step = self.attempt(target, per_try).await;
+            step = self.attempt(target, per_try, hedge).await;
         }
     }
 
-    async fn attempt(&mut self, target: u32, per_try: Duration) -> Step {
+    /// `wanted`, if its breaker admits an attempt; else the first of the
+    /// route's other targets whose breaker does; else (every breaker open)
+    /// `wanted` all the same.
+    fn admit(&self, wanted: u32) -> (u32, Option<InflightGuard>) {
+        let health = &self.shared.health;
+        if let Some(guard) = health.admit(wanted) {
+            return (wanted, Some(guard));
+        }
+        let route = &self.shared.topology.routes[self.route].targets;
+        if route.contains(&wanted) {
+            for &other in route.iter().filter(|&&t| t != wanted) {
+                if let Some(guard) = health.admit(other) {
+                    tracing::debug!(wanted, instead = other, "breaker open: sending to another target of the route");
+                    return (other, Some(guard));
+                }
+            }
+        }
+        (wanted, health.start(wanted))
+    }
+
+    /// Starts an attempt at `target`; the future owns all it needs, so a
+    /// hedge can drop it (which closes its connection and records nothing).
+    fn launch(
+        &mut self,
+        target: u32,
+        inflight: Option<InflightGuard>,
+        timeout: Duration,
+    ) -> impl Future<Output = Finished> + use<> {
+        self.meta.attempts += 1;
+        self.tried.push(target);
+        let provider = self.shared.target_provider[target as usize].clone();
+        let model = &self.shared.topology.targets[target as usize].model;
+        let body = switchyard_wire::request::with_model(&self.body, &self.peek.model, model);
+        let (health, streaming) = (self.shared.health.clone(), self.peek.stream);
+        async move {
+            let attempt = upstream::attempt(&provider, body, streaming, timeout).await;
+            // A request the provider refused as invalid says nothing about the provider's health.
+            health.record(target, !attempt.kind.is_provider_failure(), attempt.elapsed, attempt.retry_after);
+            Finished { target, provider, attempt, inflight }
+        }
+    }
+
+    async fn attempt(&mut self, wanted: u32, per_try: Duration, hedge: Option<(Duration, Vec<u32>)>) -> Step {
         let remaining = self.remaining();
         if remaining.is_zero() {
             return Step::Answer(self.give_up("the route's deadline passed".into()));
         }
-        let provider = self.shared.target_provider[target as usize].clone();
-        let model = &self.shared.topology.targets[target as usize].model;
-        let body = switchyard_wire::request::with_model(&self.body, &self.peek.model, model);
-        self.meta.attempts += 1;
-        self.tried.push(target);
-        let inflight = self.shared.health.start(target);
-        let attempt = upstream::attempt(&provider, body, self.peek.stream, per_try.min(remaining)).await;
-        // A request the provider refused as invalid says nothing about the provider's health.
-        let healthy = !attempt.kind.is_provider_failure();
-        self.shared.health.record(target, healthy, attempt.elapsed, attempt.retry_after);
+        let timeout = per_try.min(remaining);
+        let (target, inflight) = self.admit(wanted);
+        let first = self.launch(target, inflight, timeout);
+        let Raced { winner, earlier_failure } = match hedge {
+            Some((after, candidates)) if after < timeout => {
+                let second = || {
+                    let health = &self.shared.health;
+                    let (target, guard) = candidates
+                        .iter()
+                        .filter(|&&t| t != target)
+                        .find_map(|&t| health.admit(t).map(|g| (t, g)))?;
+                    if !self.shared.budget.try_retry() {
+                        return None;
+                    }
+                    tracing::debug!(first = wanted, hedge = target, "hedging");
+                    Some(self.launch(target, Some(guard), timeout.saturating_sub(after)))
+                };
+                race(first, after, second, |f: &Finished| f.attempt.kind == OutcomeKind::Success).await
+            }
+            _ => Raced { winner: first.await, earlier_failure: None },
+        };
+        if let Some(failed) = earlier_failure {
+            tracing::debug!(provider = %failed.provider.name, kind = ?failed.attempt.kind, "hedged attempt failed: {}", failed.attempt.detail);
+        }
+        let Finished { target, provider, attempt, inflight } = winner;
         if attempt.kind == OutcomeKind::Success {
             self.meta.provider = Some(provider.name.clone());
             return Step::Answer(self.relay(attempt, target, per_try, inflight));
@@ -137,7 +228,12 @@ impl Exchange {
                 self.meta.provider = Some(provider.name.clone());
                 Step::Answer(self.pass_on_failure(attempt))
             }
-            NextStep::Retry(r) => Step::Attempt { target: r.target, delay: Duration::from_millis(r.delay_ms.into()) },
+            NextStep::Retry(r) => Step::Attempt {
+                target: r.target,
+                delay: Duration::from_millis(r.delay_ms.into()),
+                retry: true,
+                hedge: None,
+            },
             NextStep::Degrade(d) => self.degrade(d, Some(&attempt)),
         }
     }
@@ -146,7 +242,11 @@ impl Exchange {
         match degrade {
             Degrade::Fallback(target) => {
                 self.meta.degraded = Some("fallback");
-                Step::Attempt { target, delay: Duration::ZERO }
+                Step::Attempt { target, delay: Duration::ZERO, retry: false, hedge: None }
+            }
+            Degrade::Cached(ms) => {
+                let reason = last.map_or("the policy sent this request nowhere", |a| a.detail.as_str()).to_owned();
+                Step::Answer(self.cached_or_unavailable(ms.into(), &reason))
             }
             Degrade::Unavailable(ms) => {
                 let reason =
@@ -158,6 +258,30 @@ impl Exchange {
                 ))
             }
         }
+    }
+
+    fn cache_key(&self) -> Option<CacheKey> {
+        if !self.shared.cache_enabled || self.peek.stream {
+            return None;
+        }
+        CacheKey::of(&self.peek.model, &self.body)
+    }
+
+    /// The answer to an identical earlier request from the response cache
+    /// (marked degraded), else 503 with `Retry-After` of `retry_after_ms`.
+    fn cached_or_unavailable(&mut self, retry_after_ms: u64, why: &str) -> Response<ResponseBody> {
+        if let Some(hit) = self.cache_key().and_then(|key| self.shared.cache.get(&key)) {
+            self.meta.degraded = Some("cached");
+            self.meta.provider = Some(hit.provider.as_str().into());
+            let mut response = Response::new(respond::full(hit.body));
+            response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+            if let Ok(age) = HeaderValue::from_str(&hit.age.as_secs().to_string()) {
+                response.headers_mut().insert(header::AGE, age);
+            }
+            respond::stamp(&mut response, &self.meta);
+            return response;
+        }
+        respond::unavailable(retry_after_ms, format!("No provider could answer: {why}."), &self.meta)
     }
 
     /// 503 with the soonest Retry-After any of the route's targets asked for.
@@ -194,13 +318,21 @@ impl Exchange {
         attempt: Attempt,
         target: u32,
         idle: Duration,
-        inflight: Option<switchyard_policy_host::health::InflightGuard>,
+        inflight: Option<InflightGuard>,
     ) -> Response<ResponseBody> {
         let Some(answer) = attempt.answer else {
             return respond::upstream_failed(StatusCode::BAD_GATEWAY, "The provider's answer was lost.", &self.meta);
         };
         let body = match answer.body {
-            AnswerBody::Full(bytes) => respond::full(bytes),
+            AnswerBody::Full(bytes) => {
+                if answer.head.status == StatusCode::OK
+                    && self.meta.degraded.is_none()
+                    && let Some(key) = self.cache_key()
+                {
+                    self.shared.cache.put(key, bytes.clone(), self.meta.provider.as_deref().unwrap_or("none"));
+                }
+                respond::full(bytes)
+            }
             AnswerBody::Stream { first, rest } => {
                 let source = StreamSource {
                     health: self.shared.health.clone(),

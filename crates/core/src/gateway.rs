@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use switchyard_config::{Api, Config};
 use switchyard_policy_host::{
-    HealthBook, HostOptions, Limits, PolicyError, PolicyHost, PolicyWatcher, RouteInfo, Target, Topology,
+    BreakerConfig, HealthBook, HostOptions, Limits, PolicyError, PolicyHost, PolicyWatcher, RouteInfo, Target, Topology,
 };
 use tokio::net::TcpListener;
 
@@ -60,6 +60,9 @@ pub(crate) struct Shared {
     pub topology: Arc<Topology>,
     pub policies: Arc<PolicyHost>,
     pub health: Arc<HealthBook>,
+    pub budget: crate::budget::RetryBudget,
+    pub cache: Arc<dyn crate::cache::ResponseCache>,
+    pub cache_enabled: bool,
     pub max_body_bytes: usize,
 }
 
@@ -160,7 +163,16 @@ impl Gateway {
         let target_provider = topology.targets.iter().map(|t| providers[&t.provider].clone()).collect();
 
         let options = policy_host_options(config);
-        let health = Arc::new(HealthBook::new(topology.targets.len()));
+        let b = &config.breaker;
+        let breaker = BreakerConfig {
+            failures: b.failures,
+            error_rate: b.error_rate as f32,
+            min_requests: b.min_requests as usize,
+            cool_down: Duration::from_millis(b.cool_down_ms),
+            max_cool_down: Duration::from_millis(b.max_cool_down_ms),
+            half_open_probes: b.half_open_probes,
+        };
+        let health = Arc::new(HealthBook::with_breaker(topology.targets.len(), breaker));
         let policies = PolicyHost::new(options, health.clone())?;
         policies.load_embedded().await.map_err(|e| match e {
             PolicyError::ConfigRejected(reason) => GatewayError::PolicySettings { reason },
@@ -198,6 +210,17 @@ impl Gateway {
             topology: Arc::new(topology),
             policies,
             health,
+            budget: crate::budget::RetryBudget::new(
+                config.retry_budget.ratio,
+                config.retry_budget.min_retries,
+                Duration::from_millis(config.retry_budget.window_ms),
+            ),
+            cache: Arc::new(crate::cache::MemoryCache::new(
+                Duration::from_millis(config.cache.ttl_ms),
+                config.cache.max_entries,
+                config.cache.max_body_bytes,
+            )),
+            cache_enabled: config.cache.ttl_ms > 0 && config.cache.max_entries > 0,
             max_body_bytes: config.max_body_bytes,
         };
         Ok(Gateway { shared: Arc::new(shared), _watcher: watcher })

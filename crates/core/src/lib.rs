@@ -9,14 +9,21 @@
 //! - `ingress`: method/path, body limit, peek `model`/`stream`, find the route.
 //! - `exchange`: one client request from policy `route` to final answer;
 //!   every retry and failover decision is asked of the policy here.
+//! - `hedge`: the first attempt, raced against a second one after the plan's
+//!   hedge delay.
 //! - `upstream`: one attempt at one target, classified.
+//! - `budget`: the gateway-wide retry budget; [`cache`]: the response cache
+//!   `degrade: cached` answers from.
 //! - `relay`: the SSE relay, which ends a broken stream with an error event.
 //! - `respond`: the only place errors become client responses.
 
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+mod budget;
+pub mod cache;
 mod exchange;
+mod hedge;
 pub mod gateway;
 mod ingress;
 mod relay;
@@ -37,6 +44,6 @@ pub mod headers {
     pub const ATTEMPTS: &str = "x-switchyard-attempts";
     /// `name@sha12` of the policy version that decided.
     pub const POLICY: &str = "x-switchyard-policy";
-    /// Set when the answer is degraded (`fallback`).
+    /// Set when the answer is degraded (`fallback` or `cached`).
     pub const DEGRADED: &str = "x-switchyard-degraded";
 }

@@ -33,6 +33,7 @@ impl host::Host for PolicyState {
         self.shared.health.get(target).map(|h| t::TargetHealth {
             inflight: h.inflight,
             ewma_latency_ms: h.ewma_latency_ms,
+            latency_p95_ms: h.latency_p95_ms,
             error_rate: h.error_rate,
             consecutive_failures: h.consecutive_failures,
             retry_after_ms: h.retry_after_ms,
@@ -72,6 +73,32 @@ impl host::Host for PolicyState {
             t::LogLevel::Error => tracing::error!(policy, "{message}"),
         }
     }
+
+    fn state_get(&mut self, key: String) -> Option<String> {
+        self.kv.get(&key)
+    }
+
+    fn state_set(&mut self, key: String, value: String, ttl_ms: Option<u32>) -> Result<(), String> {
+        self.kv.set(&key, value, ttl(ttl_ms)).map_err(|e| e.to_string())
+    }
+
+    fn state_compare_and_swap(
+        &mut self,
+        key: String,
+        expected: Option<String>,
+        value: String,
+        ttl_ms: Option<u32>,
+    ) -> Result<bool, String> {
+        self.kv.compare_and_swap(&key, expected.as_deref(), value, ttl(ttl_ms)).map_err(|e| e.to_string())
+    }
+
+    fn state_delete(&mut self, key: String) {
+        self.kv.delete(&key);
+    }
+}
+
+fn ttl(ms: Option<u32>) -> Option<std::time::Duration> {
+    ms.map(|ms| std::time::Duration::from_millis(ms.into()))
 }
 
 pub(crate) fn topology(topo: &d::Topology) -> t::Topology {
@@ -130,6 +157,7 @@ pub(crate) fn outcome(o: &d::AttemptOutcome) -> t::AttemptOutcome {
 fn degrade(g: t::Degrade) -> d::Degrade {
     match g {
         t::Degrade::Fallback(x) => d::Degrade::Fallback(x),
+        t::Degrade::Cached(ms) => d::Degrade::Cached(ms),
         t::Degrade::Unavailable(ms) => d::Degrade::Unavailable(ms),
     }
 }
@@ -137,7 +165,11 @@ fn degrade(g: t::Degrade) -> d::Degrade {
 pub(crate) fn route_decision(r: t::RouteDecision) -> d::RouteDecision {
     match r {
         t::RouteDecision::Send(p) => {
-            d::RouteDecision::Send(d::Plan { targets: p.targets, per_try_timeout_ms: p.per_try_timeout_ms })
+            d::RouteDecision::Send(d::Plan {
+                targets: p.targets,
+                per_try_timeout_ms: p.per_try_timeout_ms,
+                hedge_after_ms: p.hedge_after_ms,
+            })
         }
         t::RouteDecision::Degrade(g) => d::RouteDecision::Degrade(degrade(g)),
     }

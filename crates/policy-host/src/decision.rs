@@ -64,6 +64,9 @@ pub struct Plan {
     pub targets: Vec<u32>,
     /// Per-attempt timeout to response headers (and between stream chunks), ms.
     pub per_try_timeout_ms: u32,
+    /// Start the plan's next target in parallel when the first has not
+    /// answered after this many ms.
+    pub hedge_after_ms: Option<u32>,
 }
 
 /// What to answer when the policy stops sending to the route's providers.
@@ -71,6 +74,8 @@ pub struct Plan {
 pub enum Degrade {
     /// Send to this target (any route's), e.g. a local or cheaper model.
     Fallback(u32),
+    /// Answer from the response cache; on a miss, 503 with `Retry-After` of this many ms.
+    Cached(u32),
     /// Answer 503 with `Retry-After` of this many ms.
     Unavailable(u32),
 }
@@ -150,7 +155,7 @@ impl Topology {
             Degrade::Fallback(t) if t as usize >= self.targets.len() => {
                 Err(PolicyError::InvalidDecision(format!("fallback target {t} does not exist")))
             }
-            Degrade::Unavailable(ms) if ms > MAX_DELAY_MS => {
+            Degrade::Unavailable(ms) | Degrade::Cached(ms) if ms > MAX_DELAY_MS => {
                 Err(PolicyError::InvalidDecision(format!("Retry-After of {ms} ms is over an hour")))
             }
             _ => Ok(()),
@@ -169,6 +174,11 @@ impl Topology {
                 }
                 if plan.per_try_timeout_ms == 0 {
                     return Err(PolicyError::InvalidDecision("per-try timeout of 0 ms".into()));
+                }
+                if let Some(ms) = plan.hedge_after_ms
+                    && (ms == 0 || ms > MAX_DELAY_MS)
+                {
+                    return Err(PolicyError::InvalidDecision(format!("hedge after {ms} ms (must be 1 ms to an hour)")));
                 }
                 Ok(())
             }

@@ -15,15 +15,38 @@ const WINDOW: Duration = Duration::from_secs(30);
 const WINDOW_CAP: usize = 512;
 /// Weight of the newest sample in the latency average.
 const EWMA_ALPHA: f32 = 0.2;
-/// The breaker opens after this many failures in a row...
-const OPEN_AFTER_CONSECUTIVE: u32 = 5;
-/// ...or when at least this many outcomes of the window...
-const OPEN_MIN_SAMPLES: usize = 20;
-/// ...failed at this rate or more.
-const OPEN_ERROR_RATE: f32 = 0.5;
-/// An open breaker turns half-open after this long, or after the provider's
-/// Retry-After when that is longer.
-const COOL_DOWN: Duration = Duration::from_secs(5);
+/// The latency p95 is taken over this many latest successful attempts.
+const LATENCY_SAMPLES: usize = 128;
+
+/// When a target's circuit breaker opens and how it recovers.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct BreakerConfig {
+    /// Open after this many failures in a row...
+    pub failures: u32,
+    /// ...or when this share of the window's outcomes failed...
+    pub error_rate: f32,
+    /// ...once the window holds at least this many.
+    pub min_requests: usize,
+    /// Open this long before a probe may go (or the Retry-After, when longer).
+    pub cool_down: Duration,
+    /// Each failed probe doubles the cool-down, up to this.
+    pub max_cool_down: Duration,
+    /// Probes in flight at once while half-open.
+    pub half_open_probes: u32,
+}
+
+impl Default for BreakerConfig {
+    fn default() -> Self {
+        BreakerConfig {
+            failures: 5,
+            error_rate: 0.5,
+            min_requests: 20,
+            cool_down: Duration::from_secs(5),
+            max_cool_down: Duration::from_secs(60),
+            half_open_probes: 1,
+        }
+    }
+}
 
 /// Where a target's circuit breaker stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -44,6 +67,8 @@ pub struct TargetHealth {
     pub inflight: u32,
     /// Moving average of time to response headers, ms.
     pub ewma_latency_ms: f32,
+    /// 95th percentile of the latest successful attempts' latency, ms.
+    pub latency_p95_ms: f32,
     /// Failed share of the last 30 s of attempts, 0..1.
     pub error_rate: f32,
     /// Failures since the last success.
@@ -57,6 +82,10 @@ pub struct TargetHealth {
 #[derive(Default)]
 struct Stats {
     ewma_latency_ms: Option<f32>,
+    /// Latencies of the latest successful attempts, ms, oldest first.
+    latencies: VecDeque<f32>,
+    /// The p95 of `latencies`, until the next sample.
+    p95: Option<f32>,
     /// Outcomes of the window, oldest first; `failed` counts the failures
     /// among them, so reading the error rate is O(1).
     recent: VecDeque<(Instant, bool)>,
@@ -65,6 +94,10 @@ struct Stats {
     retry_after_until: Option<Instant>,
     /// `Some` while the breaker is open (or half-open once this has passed).
     open_until: Option<Instant>,
+    /// Probes that failed in a row (each doubles the cool-down).
+    failed_probes: u32,
+    /// Probes in flight while half-open.
+    probes_inflight: u32,
 }
 
 impl Stats {
@@ -79,6 +112,17 @@ impl Stats {
         }
     }
 
+    fn latency_p95(&mut self) -> f32 {
+        if self.latencies.is_empty() {
+            return 0.0;
+        }
+        *self.p95.get_or_insert_with(|| {
+            let mut sorted: Vec<f32> = self.latencies.iter().copied().collect();
+            sorted.sort_by(f32::total_cmp);
+            sorted[((sorted.len() - 1) as f32 * 0.95).round() as usize]
+        })
+    }
+
     fn breaker(&self, now: Instant) -> BreakerState {
         match self.open_until {
             None => BreakerState::Closed,
@@ -88,24 +132,42 @@ impl Stats {
     }
 
     /// Moves the breaker after an outcome has been counted.
-    fn trip_or_reset(&mut self, now: Instant, ok: bool) {
-        let cool_down = || {
+    fn trip_or_reset(&mut self, config: &BreakerConfig, now: Instant, ok: bool) {
+        let cool_down = |failed_probes: u32| {
+            let doubled = config.cool_down.saturating_mul(1 << failed_probes.min(16)).min(config.max_cool_down);
             let retry_after = self.retry_after_until.map_or(Duration::ZERO, |t| t.saturating_duration_since(now));
-            now + COOL_DOWN.max(retry_after)
+            now + doubled.max(retry_after)
         };
-        self.open_until = match (self.breaker(now), ok) {
-            (_, true) => None,
-            (BreakerState::Closed, false) => {
-                let tripped = self.consecutive_failures >= OPEN_AFTER_CONSECUTIVE
-                    || (self.recent.len() >= OPEN_MIN_SAMPLES
-                        && self.failed as f32 >= OPEN_ERROR_RATE * self.recent.len() as f32);
-                tripped.then(cool_down)
+        match (self.breaker(now), ok) {
+            (_, true) => {
+                self.open_until = None;
+                self.failed_probes = 0;
             }
-            // A failed probe opens it for another cool-down.
-            (BreakerState::HalfOpen, false) => Some(cool_down()),
+            (BreakerState::Closed, false) => {
+                let tripped = self.consecutive_failures >= config.failures
+                    || (self.recent.len() >= config.min_requests
+                        && self.failed as f32 >= config.error_rate * self.recent.len() as f32);
+                if tripped {
+                    self.open_until = Some(cool_down(0));
+                }
+            }
+            // A failed probe opens it again, for twice as long.
+            (BreakerState::HalfOpen, false) => {
+                self.failed_probes += 1;
+                self.open_until = Some(cool_down(self.failed_probes));
+            }
             // An attempt that started before it opened: the cool-down stands.
-            (BreakerState::Open, false) => self.open_until,
-        };
+            (BreakerState::Open, false) => {}
+        }
+    }
+
+    /// Half-open with every probe slot taken counts as open for admission.
+    fn admits(&self, config: &BreakerConfig, now: Instant) -> Option<bool> {
+        match self.breaker(now) {
+            BreakerState::Closed => Some(false),
+            BreakerState::HalfOpen if self.probes_inflight < config.half_open_probes => Some(true),
+            _ => None,
+        }
     }
 }
 
@@ -118,32 +180,67 @@ struct Cell {
 /// Health of every target of the topology, indexed like `Topology::targets`.
 pub struct HealthBook {
     cells: Vec<Cell>,
+    breaker: BreakerConfig,
 }
 
-/// Counts an attempt as in flight until dropped.
+/// Counts an attempt as in flight (and, half-open, as the probe) until dropped.
 #[must_use = "the attempt is in flight only while the guard lives"]
 pub struct InflightGuard {
     book: Arc<HealthBook>,
     target: usize,
+    probe: bool,
+}
+
+impl InflightGuard {
+    /// This attempt is a half-open breaker's probe.
+    pub fn is_probe(&self) -> bool {
+        self.probe
+    }
 }
 
 impl Drop for InflightGuard {
     fn drop(&mut self) {
-        self.book.cells[self.target].inflight.fetch_sub(1, Ordering::Relaxed);
+        let cell = &self.book.cells[self.target];
+        cell.inflight.fetch_sub(1, Ordering::Relaxed);
+        if self.probe {
+            let mut s = cell.stats.lock().unwrap_or_else(|p| p.into_inner());
+            s.probes_inflight = s.probes_inflight.saturating_sub(1);
+        }
     }
 }
 
 impl HealthBook {
-    /// A book for `targets` targets, all healthy.
+    /// A book for `targets` targets, all healthy, with the default breaker.
     pub fn new(targets: usize) -> Self {
-        HealthBook { cells: (0..targets).map(|_| Cell::default()).collect() }
+        Self::with_breaker(targets, BreakerConfig::default())
     }
 
-    /// Marks an attempt to `target` in flight; `None` for an unknown target.
+    /// A book whose breakers follow `breaker`.
+    pub fn with_breaker(targets: usize, breaker: BreakerConfig) -> Self {
+        HealthBook { cells: (0..targets).map(|_| Cell::default()).collect(), breaker }
+    }
+
+    /// Marks an attempt to `target` in flight, whatever its breaker says;
+    /// `None` for an unknown target.
     pub fn start(self: &Arc<Self>, target: u32) -> Option<InflightGuard> {
         let cell = self.cells.get(target as usize)?;
         cell.inflight.fetch_add(1, Ordering::Relaxed);
-        Some(InflightGuard { book: self.clone(), target: target as usize })
+        Some(InflightGuard { book: self.clone(), target: target as usize, probe: false })
+    }
+
+    /// Marks an attempt to `target` in flight if its breaker admits one: closed,
+    /// or half-open with a probe slot free (the attempt is then the probe).
+    /// `None` when the breaker is open (or its probe slots are taken).
+    pub fn admit(self: &Arc<Self>, target: u32) -> Option<InflightGuard> {
+        let cell = self.cells.get(target as usize)?;
+        let probe = {
+            let mut s = cell.stats.lock().unwrap_or_else(|p| p.into_inner());
+            let probe = s.admits(&self.breaker, Instant::now())?;
+            s.probes_inflight += u32::from(probe);
+            probe
+        };
+        cell.inflight.fetch_add(1, Ordering::Relaxed);
+        Some(InflightGuard { book: self.clone(), target: target as usize, probe })
     }
 
     /// Records how an attempt ended. `latency` is time to response headers
@@ -157,6 +254,13 @@ impl HealthBook {
             Some(avg) => avg + EWMA_ALPHA * (ms - avg),
             None => ms,
         });
+        if ok {
+            if s.latencies.len() == LATENCY_SAMPLES {
+                s.latencies.pop_front();
+            }
+            s.latencies.push_back(ms);
+            s.p95 = None;
+        }
         s.recent.push_back((now, ok));
         s.failed += u32::from(!ok);
         s.prune(now);
@@ -166,7 +270,7 @@ impl HealthBook {
         } else if ok {
             s.retry_after_until = None;
         }
-        s.trip_or_reset(now, ok);
+        s.trip_or_reset(&self.breaker, now, ok);
     }
 
     /// The health of `target` now; `None` for an unknown target.
@@ -179,6 +283,7 @@ impl HealthBook {
         Some(TargetHealth {
             inflight: cell.inflight.load(Ordering::Relaxed),
             ewma_latency_ms: s.ewma_latency_ms.unwrap_or(0.0),
+            latency_p95_ms: s.latency_p95(),
             error_rate: if total == 0 { 0.0 } else { failed as f32 / total as f32 },
             consecutive_failures: s.consecutive_failures,
             retry_after_ms: s
@@ -190,12 +295,13 @@ impl HealthBook {
         })
     }
 
-    /// No Retry-After running and the breaker not open; false for an unknown target.
+    /// No Retry-After running and the breaker admits an attempt (closed, or
+    /// half-open with a probe slot free); false for an unknown target.
     pub fn available(&self, target: u32) -> bool {
         let Some(cell) = self.cells.get(target as usize) else { return false };
         let now = Instant::now();
         let s = cell.stats.lock().unwrap_or_else(|p| p.into_inner());
-        s.retry_after_until.is_none_or(|until| until <= now) && s.breaker(now) != BreakerState::Open
+        s.retry_after_until.is_none_or(|until| until <= now) && s.admits(&self.breaker, now).is_some()
     }
 
     /// The soonest moment any of `targets` may be tried again, as a wait from now.
@@ -259,14 +365,39 @@ mod tests {
         book.record(0, false, Duration::from_millis(5), None);
         assert_eq!(book.get(0).unwrap().breaker, BreakerState::Open);
         assert!(!book.available(0));
-        tokio::time::advance(COOL_DOWN).await;
+        tokio::time::advance(BreakerConfig::default().cool_down).await;
         assert!(book.available(0), "half-open lets a probe through");
         assert_eq!(book.get(0).unwrap().breaker, BreakerState::HalfOpen);
         book.record(0, false, Duration::from_millis(5), None);
         assert_eq!(book.get(0).unwrap().breaker, BreakerState::Open, "a failed probe opens it again");
-        tokio::time::advance(COOL_DOWN).await;
+        tokio::time::advance(BreakerConfig::default().cool_down).await;
         book.record(0, true, Duration::from_millis(5), None);
         assert_eq!(book.get(0).unwrap().breaker, BreakerState::Closed);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn half_open_admits_one_probe_and_each_failed_probe_doubles_the_cool_down() {
+        let book = Arc::new(HealthBook::new(1));
+        let cool_down = BreakerConfig::default().cool_down;
+        for _ in 0..5 {
+            book.record(0, false, Duration::from_millis(5), None);
+        }
+        assert!(book.admit(0).is_none(), "open: nothing goes");
+        tokio::time::advance(cool_down).await;
+        let probe = book.admit(0).expect("half-open: one probe");
+        assert!(probe.is_probe());
+        assert!(book.admit(0).is_none() && !book.available(0), "one probe at a time");
+        book.record(0, false, Duration::from_millis(5), None);
+        drop(probe);
+        tokio::time::advance(cool_down).await;
+        assert!(book.admit(0).is_none(), "the second cool-down is twice as long");
+        tokio::time::advance(cool_down).await;
+        let probe = book.admit(0).expect("half-open again");
+        book.record(0, true, Duration::from_millis(5), None);
+        drop(probe);
+        let attempt = book.admit(0).expect("closed");
+        assert!(!attempt.is_probe());
+        assert!(book.admit(0).is_some(), "closed: no limit");
     }
 
     #[tokio::test(start_paused = true)]
@@ -275,7 +406,7 @@ mod tests {
         for _ in 0..5 {
             book.record(0, false, Duration::from_millis(5), Some(Duration::from_secs(20)));
         }
-        tokio::time::advance(COOL_DOWN * 2).await;
+        tokio::time::advance(BreakerConfig::default().cool_down * 2).await;
         assert_eq!(book.get(0).unwrap().breaker, BreakerState::Open);
         tokio::time::advance(Duration::from_secs(11)).await;
         assert_eq!(book.get(0).unwrap().breaker, BreakerState::HalfOpen);
@@ -284,12 +415,27 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn the_breaker_opens_on_a_high_error_rate_without_a_streak() {
         let book = HealthBook::new(1);
-        for i in 0..(OPEN_MIN_SAMPLES - 1) {
+        for i in 0..(BreakerConfig::default().min_requests - 1) {
             book.record(0, i % 3 == 0, Duration::from_millis(5), None);
         }
         assert_eq!(book.get(0).unwrap().breaker, BreakerState::Closed, "too few samples yet");
         book.record(0, false, Duration::from_millis(5), None);
         assert_eq!(book.get(0).unwrap().breaker, BreakerState::Open);
+    }
+
+    #[test]
+    fn latency_p95_is_over_the_latest_successes() {
+        let book = HealthBook::new(1);
+        assert_eq!(book.get(0).unwrap().latency_p95_ms, 0.0);
+        for ms in 1..=100 {
+            book.record(0, true, Duration::from_millis(ms), None);
+        }
+        book.record(0, false, Duration::from_secs(9), None);
+        assert_eq!(book.get(0).unwrap().latency_p95_ms, 95.0);
+        for _ in 0..LATENCY_SAMPLES {
+            book.record(0, true, Duration::from_millis(7), None);
+        }
+        assert_eq!(book.get(0).unwrap().latency_p95_ms, 7.0);
     }
 
     #[test]

@@ -119,7 +119,7 @@ impl PolicyHost {
         let (events, _) = broadcast::channel(256);
         Ok(Arc::new(PolicyHost {
             engine,
-            shared: Arc::new(HostShared { health, started: tokio::time::Instant::now() }),
+            shared: Arc::new(HostShared { health, kv: Default::default(), started: tokio::time::Instant::now() }),
             topology: Arc::new(options.topology),
             settings: options.settings,
             limits: options.limits,

@@ -32,6 +32,7 @@ mod engine;
 mod error;
 pub mod health;
 pub mod host;
+pub mod kv;
 pub mod native;
 mod state;
 pub mod version;
@@ -44,7 +45,7 @@ pub use decision::{
     Topology,
 };
 pub use error::PolicyError;
-pub use health::{BreakerState, HealthBook, TargetHealth};
+pub use health::{BreakerConfig, BreakerState, HealthBook, TargetHealth};
 pub use host::{Decided, HostOptions, PinnedPolicy, PolicyEvent, PolicyHost};
 pub use version::{Limits, PolicyOrigin, PolicyVersion};
 pub use watcher::PolicyWatcher;

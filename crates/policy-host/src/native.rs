@@ -30,7 +30,11 @@ pub fn route(topology: &Topology, health: &HealthBook, request: &RequestInfo) ->
     };
     let mut targets = route.targets.clone();
     targets.sort_by_key(|&t| !available(health, t));
-    RouteDecision::Send(Plan { targets, per_try_timeout_ms: PER_TRY_TIMEOUT_MS.min(request.deadline_ms).max(1) })
+    RouteDecision::Send(Plan {
+        targets,
+        per_try_timeout_ms: PER_TRY_TIMEOUT_MS.min(request.deadline_ms).max(1),
+        hedge_after_ms: None,
+    })
 }
 
 /// `on-attempt`: move on, then back off, then give up.

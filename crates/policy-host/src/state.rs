@@ -14,6 +14,8 @@ use crate::call::CallContext;
 /// Shared by every store of one policy host.
 pub(crate) struct HostShared {
     pub health: Arc<HealthBook>,
+    /// Every policy's key-value state, by policy name.
+    pub kv: crate::kv::KvStores,
     pub started: tokio::time::Instant,
 }
 
@@ -51,13 +53,20 @@ pub(crate) struct PolicyState {
     pub call: Option<Arc<CallContext>>,
     pub rng: SmallRng,
     pub policy_label: Arc<str>,
+    /// The policy's key-value state (shared by its instances and versions).
+    pub kv: Arc<crate::kv::PolicyKv>,
     /// When the current call started, and how long it may run.
     pub call_started: std::time::Instant,
     pub call_timeout: std::time::Duration,
 }
 
 impl PolicyState {
-    pub fn new(shared: Arc<HostShared>, limit_bytes: usize, policy_label: Arc<str>) -> Self {
+    pub fn new(
+        shared: Arc<HostShared>,
+        limit_bytes: usize,
+        policy_label: Arc<str>,
+        kv: Arc<crate::kv::PolicyKv>,
+    ) -> Self {
         // No preopened directories, no environment, no arguments, no network
         // (sockets and name lookup denied), stdio discarded: a policy reaches
         // nothing outside the gateway.
@@ -70,6 +79,7 @@ impl PolicyState {
             call: None,
             rng: SmallRng::from_rng(&mut rand::rng()),
             policy_label,
+            kv,
             call_started: std::time::Instant::now(),
             call_timeout: std::time::Duration::ZERO,
         }

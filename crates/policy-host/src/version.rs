@@ -50,6 +50,7 @@ pub struct PolicyVersion {
     settings: String,
     topology: Arc<Topology>,
     shared: Arc<HostShared>,
+    kv: Arc<crate::kv::PolicyKv>,
     limits: Limits,
     pool: Mutex<Vec<Instance>>,
     max_idle: usize,
@@ -76,7 +77,9 @@ impl PolicyVersion {
     pub(crate) fn new(p: VersionParts) -> Self {
         let label: Arc<str> = format!("{}@{}", p.name, &p.sha256[..12]).into();
         let max_idle = std::thread::available_parallelism().map_or(4, |n| n.get() * 4);
+        let kv = p.shared.kv.of(&p.name);
         PolicyVersion {
+            kv,
             name: p.name,
             label,
             sha256: p.sha256,
@@ -142,7 +145,12 @@ impl PolicyVersion {
 
     /// A fresh instance: instantiate from the pre-linked component, then `init`.
     async fn instantiate(&self) -> Result<Instance, PolicyError> {
-        let state = PolicyState::new(self.shared.clone(), self.limits.memory_limit_bytes, self.label.clone());
+        let state = PolicyState::new(
+            self.shared.clone(),
+            self.limits.memory_limit_bytes,
+            self.label.clone(),
+            self.kv.clone(),
+        );
         let mut store = Store::new(self.pre.engine(), state);
         store.limiter(|s| &mut s.limiter);
         // Past the deadline the guest traps; before it, a long call yields to

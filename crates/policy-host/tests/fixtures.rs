@@ -56,7 +56,7 @@ async fn embedded_failover_sends_to_targets_in_order() {
     let pinned = host.pin("failover", CallContext::default());
     assert!(pinned.label().starts_with("failover@"));
     let decided = pinned.route(&request()).await;
-    assert_eq!(decided.value, RouteDecision::Send(Plan { targets: vec![0, 1], per_try_timeout_ms: 10_000 }));
+    assert_eq!(decided.value, RouteDecision::Send(Plan { targets: vec![0, 1], per_try_timeout_ms: 10_000, hedge_after_ms: None }));
     let outcome = AttemptOutcome {
         target: 0,
         attempt: 1,

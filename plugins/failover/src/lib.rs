@@ -78,6 +78,7 @@ impl Guest for Failover {
         RouteDecision::Send(Plan {
             targets,
             per_try_timeout_ms: cfg.settings.per_try_timeout_ms.min(request.deadline_ms).max(1),
+            hedge_after_ms: None,
         })
     }
 

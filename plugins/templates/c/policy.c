@@ -106,6 +106,7 @@ void exports_policy_route(policy_request_info_t *request, policy_route_decision_
   ret->tag = SWITCHYARD_POLICY_TYPES_ROUTE_DECISION_SEND;
   ret->val.send.targets = (policy_list_u32_t){.ptr = ordered, .len = n};
   ret->val.send.per_try_timeout_ms = timeout > 20000 ? 20000 : timeout;
+  ret->val.send.hedge_after_ms.is_some = false;
 }
 
 static void retry(policy_next_step_t *ret, uint32_t target, uint32_t delay_ms) {

@@ -55,7 +55,8 @@ export function route(request) {
   for (const target of routes[request.route]) {
     (available(target) ? up : down).push(target);
   }
-  return { tag: "send", val: { targets: up.concat(down), perTryTimeoutMs: Math.min(Math.max(request.deadlineMs, 1), 20000) } };
+  const perTryTimeoutMs = Math.min(Math.max(request.deadlineMs, 1), 20000);
+  return { tag: "send", val: { targets: up.concat(down), perTryTimeoutMs, hedgeAfterMs: undefined } };
 }
 
 export function onAttempt(request, outcome) {

@@ -68,7 +68,7 @@ class WitWorld(wit_world.WitWorld):
         up, down = [], []
         for target in routes[request.route]:
             (up if available(target) else down).append(target)
-        return RouteDecision_Send(Plan(up + down, min(max(request.deadline_ms, 1), 20_000)))
+        return RouteDecision_Send(Plan(up + down, min(max(request.deadline_ms, 1), 20_000), hedge_after_ms=None))
 
     def on_attempt(self, request, outcome):
         if outcome.kind not in RETRYABLE:

@@ -67,7 +67,7 @@ impl Guest for Policy {
         let mut targets = route.targets.clone();
         // Stable: unavailable targets keep their order, at the back.
         targets.sort_by_key(|&t| !available(t));
-        RouteDecision::Send(Plan { targets, per_try_timeout_ms: request.deadline_ms.clamp(1, 20_000) })
+        RouteDecision::Send(Plan { targets, per_try_timeout_ms: request.deadline_ms.clamp(1, 20_000), hedge_after_ms: None })
     }
 
     fn on_attempt(request: RequestInfo, outcome: AttemptOutcome) -> NextStep {
