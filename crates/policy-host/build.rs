@@ -15,6 +15,9 @@ fn main() {
         "plugins/Cargo.lock",
         "plugins/sdk-rust",
         "plugins/failover",
+        "plugins/resilient",
+        "plugins/least-latency",
+        "plugins/p2c",
         "plugins/fixtures",
         "wit",
         "examples/weighted-split/policy",
@@ -53,7 +56,7 @@ fn main() {
         panic!("building the policy components in {} failed (see the output above)", plugins.display());
     }
     let out = target_dir.join("wasm32-wasip2/release");
-    for name in ["failover", "weighted_split", "chaos", "forbidden_import"] {
+    for name in ["failover", "resilient", "least_latency", "p2c", "weighted_split", "chaos", "forbidden_import"] {
         let file = out.join(format!("{name}.wasm"));
         assert!(file.exists(), "{} was not built", file.display());
     }

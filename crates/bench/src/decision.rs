@@ -27,7 +27,7 @@ pub fn measure(calls: usize) -> DecisionFigures {
             cache_dir: None,
         };
         let host = PolicyHost::new(options, Arc::new(HealthBook::new(3))).expect("policy host");
-        host.load_embedded().await.expect("embedded policy");
+        host.load_embedded(["failover"]).await.expect("embedded policy");
         let request = RequestInfo {
             api: Api::OpenaiChat,
             route: 0,

@@ -1,5 +1,5 @@
-//! The config `switchyard demo` runs: a route that fails over from a flaky
-//! primary to a healthy backup, both local mock providers.
+//! The config `switchyard demo` runs: the `resilient` policy in front of a
+//! flaky primary and a healthy backup, both local mock providers.
 
 /// Demo config; `{primary}` and `{backup}` are replaced by the mock
 /// providers' base URLs and `{listen}` by the listen address.
@@ -8,9 +8,9 @@ listen = "{listen}"
 
 [policy]
 dir = "{policy_dir}"
-default = "failover"
+default = "resilient"
 
-[policies.failover]
+[policies.resilient]
 max_attempts = 4
 base_backoff_ms = 50
 max_backoff_ms = 500

@@ -189,10 +189,8 @@ impl Exchange {
             Some((after, candidates)) if after < timeout => {
                 let second = || {
                     let health = &self.shared.health;
-                    let (target, guard) = candidates
-                        .iter()
-                        .filter(|&&t| t != target)
-                        .find_map(|&t| health.admit(t).map(|g| (t, g)))?;
+                    let (target, guard) =
+                        candidates.iter().filter(|&&t| t != target).find_map(|&t| health.admit(t).map(|g| (t, g)))?;
                     if !self.shared.budget.try_retry() {
                         return None;
                     }

@@ -174,7 +174,8 @@ impl Gateway {
         };
         let health = Arc::new(HealthBook::with_breaker(topology.targets.len(), breaker));
         let policies = PolicyHost::new(options, health.clone())?;
-        policies.load_embedded().await.map_err(|e| match e {
+        let in_use = config.routes.iter().map(|r| r.policy_name(&config.policy));
+        policies.load_embedded(in_use).await.map_err(|e| match e {
             PolicyError::ConfigRejected(reason) => GatewayError::PolicySettings { reason },
             other => GatewayError::Policy(other),
         })?;

@@ -61,7 +61,8 @@ mod tests {
     async fn a_slow_first_attempt_loses_to_the_hedge() {
         let started = Instant::now();
         let raced =
-            race(after(5000, true, "slow"), Duration::from_millis(100), || Some(after(50, true, "hedge")), |r| r.0).await;
+            race(after(5000, true, "slow"), Duration::from_millis(100), || Some(after(50, true, "hedge")), |r| r.0)
+                .await;
         assert_eq!(raced.winner.1, "hedge");
         assert_eq!(started.elapsed(), Duration::from_millis(150));
     }

@@ -23,8 +23,8 @@
 mod budget;
 pub mod cache;
 mod exchange;
-mod hedge;
 pub mod gateway;
+mod hedge;
 mod ingress;
 mod relay;
 mod respond;

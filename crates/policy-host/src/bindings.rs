@@ -164,13 +164,11 @@ fn degrade(g: t::Degrade) -> d::Degrade {
 
 pub(crate) fn route_decision(r: t::RouteDecision) -> d::RouteDecision {
     match r {
-        t::RouteDecision::Send(p) => {
-            d::RouteDecision::Send(d::Plan {
-                targets: p.targets,
-                per_try_timeout_ms: p.per_try_timeout_ms,
-                hedge_after_ms: p.hedge_after_ms,
-            })
-        }
+        t::RouteDecision::Send(p) => d::RouteDecision::Send(d::Plan {
+            targets: p.targets,
+            per_try_timeout_ms: p.per_try_timeout_ms,
+            hedge_after_ms: p.hedge_after_ms,
+        }),
         t::RouteDecision::Degrade(g) => d::RouteDecision::Degrade(degrade(g)),
     }
 }

@@ -1,9 +1,23 @@
 //! Policies built from `plugins/` and embedded in the binary, so the gateway
 //! decides through a real component even with an empty policy folder.
 
-/// `(name, component bytes)` of every embedded policy.
-pub const EMBEDDED: &[(&str, &[u8])] =
-    &[("failover", include_bytes!(concat!(env!("SWITCHYARD_PLUGIN_ARTIFACTS"), "/failover.wasm")))];
+macro_rules! artifact {
+    ($file:literal) => {
+        include_bytes!(concat!(env!("SWITCHYARD_PLUGIN_ARTIFACTS"), "/", $file, ".wasm"))
+    };
+}
+
+/// `(name, component bytes)` of every embedded policy: every policy shipped
+/// in `plugins/` (and the weighted-split example), usable by name in a route
+/// without building anything; a file of the same name in the policy folder
+/// overrides it.
+pub const EMBEDDED: &[(&str, &[u8])] = &[
+    ("failover", artifact!("failover")),
+    ("resilient", artifact!("resilient")),
+    ("least-latency", artifact!("least_latency")),
+    ("p2c", artifact!("p2c")),
+    ("weighted-split", artifact!("weighted_split")),
+];
 
 /// The folder the build wrote every component of `plugins/` to (fixtures and
 /// examples included): for tests, the bench and `switchyard demo`.

@@ -214,9 +214,17 @@ impl PolicyHost {
         self.generation.fetch_add(1, Ordering::AcqRel);
     }
 
-    /// Loads every embedded policy (the defaults a file of the same name overrides).
-    pub async fn load_embedded(self: &Arc<Self>) -> Result<(), PolicyError> {
-        for (name, bytes) in crate::embedded::EMBEDDED {
+    /// Loads the embedded policies among `names` (the defaults a file of the
+    /// same name overrides); other names are left to the policy folder.
+    pub async fn load_embedded<'a>(
+        self: &Arc<Self>,
+        names: impl IntoIterator<Item = &'a str>,
+    ) -> Result<(), PolicyError> {
+        let mut names: Vec<&str> = names.into_iter().collect();
+        names.sort_unstable();
+        names.dedup();
+        let wanted = crate::embedded::EMBEDDED.iter().filter(|(name, _)| names.contains(name));
+        for (name, bytes) in wanted {
             let started = std::time::Instant::now();
             let (version, from_cache) = self.prepare(name, bytes.to_vec(), PolicyOrigin::Embedded).await?;
             let slot = self.slot(name);

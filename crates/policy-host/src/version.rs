@@ -145,12 +145,8 @@ impl PolicyVersion {
 
     /// A fresh instance: instantiate from the pre-linked component, then `init`.
     async fn instantiate(&self) -> Result<Instance, PolicyError> {
-        let state = PolicyState::new(
-            self.shared.clone(),
-            self.limits.memory_limit_bytes,
-            self.label.clone(),
-            self.kv.clone(),
-        );
+        let state =
+            PolicyState::new(self.shared.clone(), self.limits.memory_limit_bytes, self.label.clone(), self.kv.clone());
         let mut store = Store::new(self.pre.engine(), state);
         store.limiter(|s| &mut s.limiter);
         // Past the deadline the guest traps; before it, a long call yields to

@@ -52,11 +52,14 @@ async fn prepare(host: &Arc<PolicyHost>, name: &str, file: &str) -> Result<Arc<P
 #[tokio::test]
 async fn embedded_failover_sends_to_targets_in_order() {
     let host = host_with(&[], None);
-    host.load_embedded().await.unwrap();
+    host.load_embedded(["failover"]).await.unwrap();
     let pinned = host.pin("failover", CallContext::default());
     assert!(pinned.label().starts_with("failover@"));
     let decided = pinned.route(&request()).await;
-    assert_eq!(decided.value, RouteDecision::Send(Plan { targets: vec![0, 1], per_try_timeout_ms: 10_000, hedge_after_ms: None }));
+    assert_eq!(
+        decided.value,
+        RouteDecision::Send(Plan { targets: vec![0, 1], per_try_timeout_ms: 10_000, hedge_after_ms: None })
+    );
     let outcome = AttemptOutcome {
         target: 0,
         attempt: 1,
@@ -165,7 +168,7 @@ async fn failover_refuses_unknown_settings() {
 async fn failing_decision_falls_back_to_last_good_then_native() {
     let dir = tempfile::tempdir().unwrap();
     let host = host_with(&[], None);
-    host.load_embedded().await.unwrap();
+    host.load_embedded(["failover"]).await.unwrap();
     let file = dir.path().join("failover.wasm");
     std::fs::write(&file, artifact("chaos")).unwrap();
     let loaded = host.load_file(&file).await.unwrap().unwrap();

@@ -48,11 +48,6 @@ fn config() -> &'static Config {
     CONFIG.get().expect("init runs before any decision")
 }
 
-/// A wait we can afford: leave at least a quarter of what is left for the attempt itself.
-fn fits_in_deadline(wait_ms: u32, deadline_ms: u32) -> bool {
-    wait_ms.saturating_mul(4) <= deadline_ms.saturating_mul(3)
-}
-
 struct Failover;
 
 impl Guest for Failover {
@@ -71,10 +66,9 @@ impl Guest for Failover {
     fn route(request: RequestInfo) -> RouteDecision {
         let cfg = config();
         let route = &cfg.topology.routes[request.route as usize];
-        let mut targets = route.targets.clone();
-        // Stable: targets with a running Retry-After or an open breaker keep
-        // their order, at the back.
-        targets.sort_by_key(|&t| !is_available(t));
+        // Targets with a running Retry-After or an open breaker keep their
+        // order, at the back.
+        let targets = available_first(&route.targets);
         RouteDecision::Send(Plan {
             targets,
             per_try_timeout_ms: cfg.settings.per_try_timeout_ms.min(request.deadline_ms).max(1),
@@ -84,45 +78,12 @@ impl Guest for Failover {
 
     fn on_attempt(request: RequestInfo, outcome: AttemptOutcome) -> NextStep {
         let cfg = config();
-        let kind = outcome.kind;
-        if !kind.is_retryable() && !kind.needs_other_target() {
-            return NextStep::Accept;
-        }
-        if outcome.attempt >= cfg.settings.max_attempts {
-            return give_up(kind, &outcome);
-        }
-        let route = &cfg.topology.routes[request.route as usize];
-        // Move on at once to an untried target that is not asking us to wait
-        // and whose breaker is not open.
-        if let Some(next) = untried(route, &outcome.tried).find(|&t| is_available(t)) {
-            return NextStep::Retry(Retry { target: next, delay_ms: 0 });
-        }
-        // Everything was tried (or is asking us to wait): retry the target
-        // that can be tried soonest, after backoff.
+        let s = &cfg.settings;
         let backoff =
-            full_jitter_backoff_ms(outcome.attempt, cfg.settings.base_backoff_ms, cfg.settings.max_backoff_ms);
-        let candidates = route.targets.iter().copied().filter(|&t| {
-            // The same target will not fix an auth or context-length failure.
-            !(kind.needs_other_target() && t == outcome.target)
-        });
-        let soonest = candidates.map(|t| (wait_requested_ms(t).max(backoff), t)).min();
-        match soonest {
-            Some((wait, target)) if fits_in_deadline(wait, request.deadline_ms) => {
-                NextStep::Retry(Retry { target, delay_ms: wait })
-            }
-            Some((wait, _)) => NextStep::Degrade(Degrade::Unavailable(wait.max(1000))),
-            None => give_up(kind, &outcome),
-        }
+            Backoff { max_attempts: s.max_attempts, base_backoff_ms: s.base_backoff_ms, max_backoff_ms: s.max_backoff_ms };
+        let route = &cfg.topology.routes[request.route as usize];
+        failover_next_step(&backoff, route, &request, &outcome, Degrade::Unavailable)
     }
-}
-
-/// No attempt left: a failure the client should see as is (a 4xx from the
-/// provider) is passed through; an outage becomes a clean 503.
-fn give_up(kind: OutcomeKind, outcome: &AttemptOutcome) -> NextStep {
-    if kind.needs_other_target() {
-        return NextStep::Accept;
-    }
-    NextStep::Degrade(Degrade::Unavailable(outcome.retry_after_ms.unwrap_or(1000).max(1000)))
 }
 
 export_policy!(Failover);

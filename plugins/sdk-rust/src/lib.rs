@@ -92,3 +92,67 @@ impl OutcomeKind {
         matches!(self, OutcomeKind::Auth | OutcomeKind::ContextTooLong)
     }
 }
+
+/// How ordered failover retries, shared by the policies shipped in `plugins/`.
+#[derive(Debug, Clone, Copy)]
+pub struct Backoff {
+    /// At most this many attempts per request.
+    pub max_attempts: u32,
+    /// Full-jitter backoff base, ms.
+    pub base_backoff_ms: u32,
+    /// Full-jitter backoff cap, ms.
+    pub max_backoff_ms: u32,
+}
+
+/// A wait we can afford: leave at least a quarter of what is left for the attempt itself.
+pub fn fits_in_deadline(wait_ms: u32, deadline_ms: u32) -> bool {
+    wait_ms.saturating_mul(4) <= deadline_ms.saturating_mul(3)
+}
+
+/// The `on-attempt` of ordered failover: success and failures no retry can
+/// fix go to the client as they are; a retryable failure moves on at once to
+/// an untried available target (no Retry-After running, breaker not open);
+/// when every target was tried, the one free soonest is retried after
+/// `max(Retry-After, full-jitter backoff)` if that fits the deadline. Auth
+/// and context-length failures go to another target, never the same one.
+/// Out of attempts or time: `give_up(retry_after_ms)`.
+pub fn failover_next_step(
+    backoff: &Backoff,
+    route: &Route,
+    request: &RequestInfo,
+    outcome: &AttemptOutcome,
+    give_up: impl Fn(u32) -> Degrade,
+) -> NextStep {
+    let kind = outcome.kind;
+    if !kind.is_retryable() && !kind.needs_other_target() {
+        return NextStep::Accept;
+    }
+    // A failure the client should see as is (a 4xx) is passed through when
+    // no other target can take the request.
+    let stop = |wait: u32| {
+        if kind.needs_other_target() { NextStep::Accept } else { NextStep::Degrade(give_up(wait.max(1000))) }
+    };
+    if outcome.attempt >= backoff.max_attempts {
+        return stop(outcome.retry_after_ms.unwrap_or(1000));
+    }
+    if let Some(next) = untried(route, &outcome.tried).find(|&t| is_available(t)) {
+        return NextStep::Retry(Retry { target: next, delay_ms: 0 });
+    }
+    let jitter = full_jitter_backoff_ms(outcome.attempt, backoff.base_backoff_ms, backoff.max_backoff_ms);
+    let candidates = route.targets.iter().copied().filter(|&t| !(kind.needs_other_target() && t == outcome.target));
+    match candidates.map(|t| (wait_requested_ms(t).max(jitter), t)).min() {
+        Some((wait, target)) if fits_in_deadline(wait, request.deadline_ms) => {
+            NextStep::Retry(Retry { target, delay_ms: wait })
+        }
+        Some((wait, _)) => stop(wait),
+        None => stop(outcome.retry_after_ms.unwrap_or(1000)),
+    }
+}
+
+/// `targets` with the available ones (no Retry-After running, breaker not
+/// open) first, each group in its given order.
+pub fn available_first(targets: &[u32]) -> Vec<u32> {
+    let (mut up, down): (Vec<u32>, Vec<u32>) = targets.iter().partition(|&&t| is_available(t));
+    up.extend(down);
+    up
+}

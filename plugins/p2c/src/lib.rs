@@ -1,0 +1,73 @@
+//! `p2c`: power of two choices — of two available targets drawn at random,
+//! the one with fewer attempts in flight (then the lower EWMA latency) goes
+//! first, the rest in route order; then ordered failover. Spreads load like
+//! least-in-flight at the cost of two health reads.
+//!
+//! Settings (`[policies.p2c]`), all optional: `max_attempts` (4),
+//! `base_backoff_ms` (100), `max_backoff_ms` (2000), `per_try_timeout_ms` (20000).
+
+use std::sync::OnceLock;
+
+use serde::Deserialize;
+use switchyard_policy_sdk::*;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct Settings {
+    max_attempts: u32,
+    base_backoff_ms: u32,
+    max_backoff_ms: u32,
+    per_try_timeout_ms: u32,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings { max_attempts: 4, base_backoff_ms: 100, max_backoff_ms: 2000, per_try_timeout_ms: 20_000 }
+    }
+}
+
+static CONFIG: OnceLock<(Settings, Topology)> = OnceLock::new();
+
+struct PowerOfTwo;
+
+impl Guest for PowerOfTwo {
+    fn init(settings: String, topology: Topology) -> Result<(), String> {
+        let settings: Settings = serde_json::from_str(&settings).map_err(|e| format!("p2c settings: {e}"))?;
+        if settings.max_attempts == 0 || settings.per_try_timeout_ms == 0 {
+            return Err("p2c settings: max_attempts and per_try_timeout_ms must be at least 1".into());
+        }
+        let _ = CONFIG.set((settings, topology));
+        Ok(())
+    }
+
+    fn route(request: RequestInfo) -> RouteDecision {
+        let (s, topology) = CONFIG.get().expect("init runs first");
+        let mut targets = available_first(&topology.routes[request.route as usize].targets);
+        let up = targets.iter().take_while(|&&t| is_available(t)).count();
+        if up >= 2 {
+            let a = (host::random() * up as f64) as usize % up;
+            let b = (a + 1 + (host::random() * (up - 1) as f64) as usize % (up - 1)) % up;
+            let load = |i: usize| {
+                host::health(targets[i]).map_or((0, 0.0), |h| (h.inflight, h.ewma_latency_ms))
+            };
+            let ((la, ea), (lb, eb)) = (load(a), load(b));
+            let pick = if (la, ea) <= (lb, eb) { a } else { b };
+            let chosen = targets.remove(pick);
+            targets.insert(0, chosen);
+        }
+        RouteDecision::Send(Plan {
+            targets,
+            per_try_timeout_ms: s.per_try_timeout_ms.min(request.deadline_ms).max(1),
+            hedge_after_ms: None,
+        })
+    }
+
+    fn on_attempt(request: RequestInfo, outcome: AttemptOutcome) -> NextStep {
+        let (s, topology) = CONFIG.get().expect("init runs first");
+        let backoff =
+            Backoff { max_attempts: s.max_attempts, base_backoff_ms: s.base_backoff_ms, max_backoff_ms: s.max_backoff_ms };
+        failover_next_step(&backoff, &topology.routes[request.route as usize], &request, &outcome, Degrade::Unavailable)
+    }
+}
+
+export_policy!(PowerOfTwo);
