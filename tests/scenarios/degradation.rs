@@ -42,3 +42,50 @@ async fn degrade_to_unavailable_is_a_503_with_the_policys_retry_after() {
     assert_eq!(r.json()["error"]["type"], "server_error");
     assert_eq!((r.header("x-switchyard-attempts"), cloud.received() + local.received()), ("0", 0));
 }
+
+fn resilient_pair(primary: &MockProvider, backup: &MockProvider) -> ConfigBuilder {
+    ConfigBuilder::new()
+        .provider("primary", &primary.url())
+        .provider("backup", &backup.url())
+        .route("m", Some("resilient"), 3000, &["primary", "backup"])
+        .settings("resilient", &["base_backoff_ms = 20", "max_backoff_ms = 100"])
+}
+
+fn question(text: &str) -> String {
+    serde_json::json!({"model": "m", "messages": [{"role": "user", "content": text}]}).to_string()
+}
+
+#[tokio::test]
+async fn all_down_with_a_warm_cache_answers_the_same_request_from_the_cache_marked_degraded() {
+    init_tracing();
+    let primary = MockProvider::start("primary").await;
+    let backup = MockProvider::start("backup").await;
+    let gw = TestGateway::start(&resilient_pair(&primary, &backup)).await;
+    let fresh = post_raw(&gw.url(), "/v1/chat/completions", question("What is 2+2?"), &[]).await;
+    assert_eq!(fresh.status, 200);
+    assert_eq!(fresh.header("x-switchyard-degraded"), "");
+
+    primary.set_cycle(vec![Reply::status(503)]);
+    backup.set_cycle(vec![Reply::status(503)]);
+    // The same question, its keys in another order and asking for no stream.
+    let same = r#"{"messages":[{"content":"What is 2+2?","role":"user"}],"stream":false,"model":"m"}"#;
+    let cached = post_raw(&gw.url(), "/v1/chat/completions", same, &[]).await;
+    assert_eq!(cached.status, 200, "{}", cached.body);
+    assert_eq!(cached.header("x-switchyard-degraded"), "cached");
+    assert_eq!(cached.body, fresh.body);
+    assert!(cached.headers.contains_key("age"));
+}
+
+#[tokio::test]
+async fn all_down_with_a_cold_cache_is_a_503_with_retry_after_within_the_deadline() {
+    init_tracing();
+    let primary = MockProvider::start_cycling("primary", vec![Reply::status(503)]).await;
+    let backup = MockProvider::start_cycling("backup", vec![Reply::status(503)]).await;
+    let gw = TestGateway::start(&resilient_pair(&primary, &backup)).await;
+    let started = std::time::Instant::now();
+    let r = post_raw(&gw.url(), "/v1/chat/completions", question("never asked before"), &[]).await;
+    assert_eq!(r.status, 503, "{}", r.body);
+    assert!(r.headers.contains_key("retry-after"));
+    assert_eq!(r.header("x-switchyard-degraded"), "");
+    assert!(started.elapsed() < std::time::Duration::from_millis(3000), "took {:?}", started.elapsed());
+}

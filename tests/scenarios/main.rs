@@ -4,10 +4,15 @@
 //! the client sees.
 
 mod api_errors;
+mod balancing;
+mod circuit_breaker;
+mod classification;
 mod degradation;
 mod failover;
+mod hedging;
 mod hot_reload;
 mod plugin_misbehaves;
+mod retry_budget;
 mod secrets;
 mod streaming;
 mod tls;

@@ -77,6 +77,11 @@ pub struct StreamingResponse {
 }
 
 impl StreamingResponse {
+    /// A response header as text (empty when absent).
+    pub fn header(&self, name: &str) -> &str {
+        self.headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or("")
+    }
+
     /// The next chunk of bytes, or `None` at the end; panics after `patience`.
     pub async fn next_chunk(&mut self, patience: Duration) -> Option<Bytes> {
         loop {

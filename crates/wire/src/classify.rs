@@ -50,6 +50,8 @@ impl OutcomeKind {
 pub fn classify_status(status: u16, body: &[u8]) -> OutcomeKind {
     match status {
         200..=299 => OutcomeKind::Success,
+        // OpenAI answers 429 for an exhausted quota too: an account problem.
+        429 if mentions(body, "insufficient_quota") => OutcomeKind::Auth,
         429 => OutcomeKind::RateLimited,
         503 | 529 => OutcomeKind::Overloaded,
         500..=599 => OutcomeKind::ServerError,
@@ -57,6 +59,10 @@ pub fn classify_status(status: u16, body: &[u8]) -> OutcomeKind {
         400 | 413 | 422 => classify_bad_request(body),
         _ => OutcomeKind::InvalidRequest,
     }
+}
+
+fn mentions(body: &[u8], needle: &str) -> bool {
+    String::from_utf8_lossy(&body[..body.len().min(8192)]).contains(needle)
 }
 
 fn classify_bad_request(body: &[u8]) -> OutcomeKind {

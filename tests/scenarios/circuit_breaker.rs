@@ -1,0 +1,72 @@
+//! A target that keeps failing trips its breaker: the gateway stops sending
+//! it client traffic, lets a probe through now and then, and sends traffic
+//! back once a probe succeeds.
+
+use std::time::{Duration, Instant};
+
+use crate::*;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_503_storm_costs_the_primary_only_half_open_probes_and_traffic_returns_when_it_recovers() {
+    init_tracing();
+    let primary = MockProvider::start_cycling("primary", vec![Reply::status(503)]).await;
+    let backup = MockProvider::start("backup").await;
+    // Cool-downs of 200 ms doubling to 800 ms, so a 4 s outage shows the shape
+    // of a 60 s one with the defaults (5 s doubling to 60 s).
+    let config =
+        two_providers(&primary.url(), &backup.url()).top("[breaker]\ncool_down_ms = 200\nmax_cool_down_ms = 800");
+    let gw = TestGateway::start(&config).await;
+
+    let outage = Instant::now();
+    let mut requests = 0;
+    while outage.elapsed() < Duration::from_secs(4) {
+        let r = post_chat(&gw.url(), "m").await;
+        assert_eq!((r.status.as_u16(), r.header("x-switchyard-provider")), (200, "backup"), "{}", r.body);
+        requests += 1;
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // 5 failures open the breaker; then one probe per cool-down: 200, 400,
+    // 800, 800, ... ms — about 7 in 4 s.
+    let primary_attempts = primary.received();
+    eprintln!("{requests} client requests during the outage; the primary saw {primary_attempts} attempts");
+    assert!(requests > 100, "only {requests} requests");
+    assert!(primary_attempts <= 14, "the primary saw {primary_attempts} attempts for {requests} requests");
+
+    primary.set_cycle(vec![Reply::Ok]);
+    let recovered = Instant::now();
+    loop {
+        let r = post_chat(&gw.url(), "m").await;
+        assert_eq!(r.status, 200);
+        if r.header("x-switchyard-provider") == "primary" {
+            break;
+        }
+        assert!(recovered.elapsed() < PATIENCE, "traffic never went back to the primary");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    for _ in 0..10 {
+        let r = post_chat(&gw.url(), "m").await;
+        assert_eq!(r.header("x-switchyard-provider"), "primary", "the breaker closed: the primary takes traffic");
+    }
+    eprintln!("traffic back on the primary {:?} after it recovered", recovered.elapsed());
+}
+
+#[tokio::test]
+async fn when_every_breaker_is_open_the_targets_are_still_tried() {
+    init_tracing();
+    let primary = MockProvider::start_cycling("primary", vec![Reply::status(503)]).await;
+    let backup = MockProvider::start_cycling("backup", vec![Reply::status(503)]).await;
+    let config = two_providers(&primary.url(), &backup.url()).settings("failover", &["max_attempts = 2"]);
+    let gw = TestGateway::start(&config).await;
+    for _ in 0..6 {
+        assert_eq!(post_chat(&gw.url(), "m").await.status, 503);
+    }
+    let before = primary.received() + backup.received();
+    primary.set_cycle(vec![Reply::Ok]);
+    backup.set_cycle(vec![Reply::Ok]);
+    // Both breakers are open: the gateway does not refuse to try, so the
+    // first request after the providers come back is answered (the breaker
+    // alone never blacks a route out).
+    let r = post_chat(&gw.url(), "m").await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(primary.received() + backup.received(), before + 1);
+}
