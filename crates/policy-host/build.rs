@@ -56,7 +56,9 @@ fn main() {
         panic!("building the policy components in {} failed (see the output above)", plugins.display());
     }
     let out = target_dir.join("wasm32-wasip2/release");
-    for name in ["failover", "resilient", "least_latency", "p2c", "weighted_split", "chaos", "forbidden_import"] {
+    for name in
+        ["failover", "resilient", "least_latency", "p2c", "weighted_split", "chaos", "forbidden_import", "round_robin"]
+    {
         let file = out.join(format!("{name}.wasm"));
         assert!(file.exists(), "{} was not built", file.display());
     }

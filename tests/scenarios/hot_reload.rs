@@ -158,3 +158,55 @@ async fn in_flight_request_finishes_on_the_version_it_started_with() {
     assert_ne!(r.header("x-switchyard-policy"), label("failover", &weighted));
     assert_eq!(r.header("x-switchyard-provider"), "b");
 }
+
+/// A component with a custom section appended: same behaviour, new sha256.
+fn rebuilt(bytes: &[u8]) -> Vec<u8> {
+    let mut out = bytes.to_vec();
+    // Custom section (id 0), 6 bytes: name "r" (1 + 1 byte) and a 4-byte payload.
+    out.extend_from_slice(&[0, 6, 1, b'r', 1, 2, 3, 4]);
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn policy_state_is_shared_by_instances_and_kept_across_a_hot_swap_of_the_same_name() {
+    init_tracing();
+    let a = MockProvider::start("a").await;
+    let b = MockProvider::start("b").await;
+    let config =
+        ConfigBuilder::new().provider("a", &a.url()).provider("b", &b.url()).route("m", Some("rr"), 5000, &["a", "b"]);
+    let gw = Arc::new(TestGateway::start(&config).await);
+    let turn = || gw.policies().state("rr").get("turn").map_or(0, |v| v.parse::<u64>().unwrap());
+    let bytes = std::fs::read(plugin_artifact("round_robin")).unwrap();
+    let mut events = gw.policies().events();
+    std::fs::write(gw.policy_dir.join("rr.wasm"), &bytes).unwrap();
+    wait_for(&mut events, |e| matches!(e, PolicyEvent::Loaded { name, .. } if name == "rr")).await;
+
+    // 40 concurrent requests, so several instances take turns at once:
+    // compare-and-swap loses none, and the split is even.
+    let before = turn();
+    let clients: Vec<_> = (0..4)
+        .map(|_| {
+            let gw = gw.clone();
+            tokio::spawn(async move {
+                for _ in 0..10 {
+                    assert_eq!(post_chat(&gw.url(), "m").await.status, 200);
+                }
+            })
+        })
+        .collect();
+    for c in clients {
+        c.await.unwrap();
+    }
+    assert_eq!(turn() - before, 40, "every request took exactly one turn");
+    assert_eq!((a.received(), b.received()), (20, 20));
+
+    // The same policy name, a new version: the counter carries on.
+    let swapped = rebuilt(&bytes);
+    let label = format!("rr@{}", &sha256_hex(&swapped)[..12]);
+    let before_swap = turn();
+    std::fs::write(gw.policy_dir.join("rr.wasm"), &swapped).unwrap();
+    wait_for(&mut events, |e| matches!(e, PolicyEvent::Loaded { label: l, .. } if **l == *label)).await;
+    let r = post_chat(&gw.url(), "m").await;
+    assert_eq!(r.header("x-switchyard-policy"), label);
+    assert!(turn() > before_swap, "the new version counted on from {before_swap}, not from 0: {}", turn());
+}

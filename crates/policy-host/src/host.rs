@@ -149,6 +149,12 @@ impl PolicyHost {
     }
 
     /// The health book policies read.
+    /// The key-value state of policy `name` (what its `state-*` imports see).
+    pub fn state(&self, name: &str) -> Arc<crate::kv::PolicyKv> {
+        self.shared.kv.of(name)
+    }
+
+    /// The health book the policies read.
     pub fn health(&self) -> &Arc<HealthBook> {
         &self.shared.health
     }
