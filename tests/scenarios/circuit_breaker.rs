@@ -70,3 +70,40 @@ async fn when_every_breaker_is_open_the_targets_are_still_tried() {
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(primary.received() + backup.received(), before + 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_open_breaker_is_probed_so_a_recovered_primary_gets_traffic_back_without_risking_a_client_request() {
+    init_tracing();
+    let primary = MockProvider::start("primary").await;
+    let backup = MockProvider::start("backup").await;
+    let config = ConfigBuilder::new()
+        .provider_with("primary", &primary.url(), &["probe = \"models\"", "probe_interval_ms = 100"])
+        .provider("backup", &backup.url())
+        .route("m", None, 5000, &["primary", "backup"])
+        // A cool-down far longer than the test: only the probe can close it.
+        .top("[breaker]\ncool_down_ms = 60000");
+    let gw = TestGateway::start(&config).await;
+    for _ in 0..10 {
+        assert_eq!(post_chat(&gw.url(), "m").await.header("x-switchyard-provider"), "primary");
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+    assert_eq!(primary.received(), 10, "no probes while the breaker is closed");
+
+    primary.set_cycle(vec![Reply::status(503)]);
+    for _ in 0..10 {
+        let r = post_chat(&gw.url(), "m").await;
+        assert_eq!((r.status.as_u16(), r.header("x-switchyard-provider")), (200, "backup"));
+    }
+    primary.set_cycle(vec![Reply::Ok]);
+    let recovered = Instant::now();
+    loop {
+        let r = post_chat(&gw.url(), "m").await;
+        assert_eq!(r.status, 200);
+        if r.header("x-switchyard-provider") == "primary" {
+            break;
+        }
+        assert!(recovered.elapsed() < Duration::from_secs(5), "the probe never closed the breaker");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    eprintln!("a probe closed the breaker {:?} after the primary recovered", recovered.elapsed());
+}

@@ -182,6 +182,30 @@ pub struct Provider {
     /// bundled public roots. Relative to the config file. Default none.
     #[serde(default)]
     pub ca_file: Option<PathBuf>,
+    /// Active health check, only while a target's breaker is open, so a
+    /// recovered provider gets traffic back without a client request paying
+    /// for the test: `"models"` (GET `/v1/models`, free) or `"chat"` (a chat
+    /// completion with `max_tokens: 1` per model, costs a token). Default
+    /// none: health checks must not burn money unasked.
+    #[serde(default)]
+    pub probe: Option<ProbeKind>,
+    /// How often an open target is probed. Default 10000.
+    #[serde(default = "default_probe_interval")]
+    pub probe_interval_ms: u64,
+}
+
+/// How a provider is probed while a target's breaker is open.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ProbeKind {
+    /// `GET {base_url}/v1/models`.
+    Models,
+    /// `POST {base_url}/v1/chat/completions` with `max_tokens: 1`.
+    Chat,
+}
+
+fn default_probe_interval() -> u64 {
+    10_000
 }
 
 /// `[[routes]]`: a client-facing model and its targets.

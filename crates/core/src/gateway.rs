@@ -70,6 +70,7 @@ pub(crate) struct Shared {
 pub struct Gateway {
     shared: Arc<Shared>,
     _watcher: PolicyWatcher,
+    _probes: crate::probe::Probes,
 }
 
 impl std::fmt::Debug for Gateway {
@@ -160,7 +161,26 @@ impl Gateway {
                 .map_err(|reason| GatewayError::Provider { provider: name.clone(), reason })?;
             providers.insert(name, Arc::new(provider));
         }
-        let target_provider = topology.targets.iter().map(|t| providers[&t.provider].clone()).collect();
+        let target_provider: Vec<Arc<Provider>> =
+            topology.targets.iter().map(|t| providers[&t.provider].clone()).collect();
+        let probes: Vec<crate::probe::Probe> = config
+            .providers
+            .iter()
+            .filter_map(|p| {
+                let kind = p.probe?;
+                let name = p.name.get_ref();
+                let targets = (0..topology.targets.len() as u32)
+                    .filter(|&t| topology.targets[t as usize].provider == *name)
+                    .map(|t| (t, topology.targets[t as usize].model.clone()))
+                    .collect();
+                Some(crate::probe::Probe {
+                    provider: providers[name].clone(),
+                    kind,
+                    interval: Duration::from_millis(p.probe_interval_ms.max(10)),
+                    targets,
+                })
+            })
+            .collect();
 
         let options = policy_host_options(config);
         let b = &config.breaker;
@@ -224,7 +244,8 @@ impl Gateway {
             cache_enabled: config.cache.ttl_ms > 0 && config.cache.max_entries > 0,
             max_body_bytes: config.max_body_bytes,
         };
-        Ok(Gateway { shared: Arc::new(shared), _watcher: watcher })
+        let probes = crate::probe::start(probes, &shared.health);
+        Ok(Gateway { shared: Arc::new(shared), _watcher: watcher, _probes: probes })
     }
 
     /// The policy host (for status, events and tests).

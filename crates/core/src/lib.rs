@@ -12,6 +12,7 @@
 //! - `hedge`: the first attempt, raced against a second one after the plan's
 //!   hedge delay.
 //! - `upstream`: one attempt at one target, classified.
+//! - `probe`: active health checks of open breakers (off unless configured).
 //! - `budget`: the gateway-wide retry budget; [`cache`]: the response cache
 //!   `degrade: cached` answers from.
 //! - `relay`: the SSE relay, which ends a broken stream with an error event.
@@ -26,6 +27,7 @@ mod exchange;
 pub mod gateway;
 mod hedge;
 mod ingress;
+mod probe;
 mod relay;
 mod respond;
 mod server;

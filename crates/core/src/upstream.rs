@@ -30,6 +30,7 @@ impl std::fmt::Debug for Secret {
 pub(crate) struct Provider {
     pub name: std::sync::Arc<str>,
     chat_url: http::Uri,
+    models_url: http::Uri,
     authorization: Option<Secret>,
     client: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
 }
@@ -44,12 +45,11 @@ impl Provider {
         extra_roots: Option<&[u8]>,
     ) -> Result<Provider, String> {
         let base = base_url.trim_end_matches('/');
-        let url = if base.ends_with("/v1") {
-            format!("{base}/chat/completions")
-        } else {
-            format!("{base}/v1/chat/completions")
-        };
-        let chat_url: http::Uri = url.parse().map_err(|e| format!("base_url {base_url:?}: {e}"))?;
+        let v1 = if base.ends_with("/v1") { base.to_owned() } else { format!("{base}/v1") };
+        let chat_url: http::Uri =
+            format!("{v1}/chat/completions").parse().map_err(|e| format!("base_url {base_url:?}: {e}"))?;
+        let models_url: http::Uri =
+            format!("{v1}/models").parse().map_err(|e| format!("base_url {base_url:?}: {e}"))?;
         let authorization = match key {
             Some(key) => {
                 let mut v = HeaderValue::from_str(&format!("Bearer {}", key.trim()))
@@ -74,7 +74,7 @@ impl Provider {
             .pool_timer(TokioTimer::new())
             .pool_idle_timeout(Duration::from_secs(90))
             .build(https);
-        Ok(Provider { name: name.into(), chat_url, authorization, client })
+        Ok(Provider { name: name.into(), chat_url, models_url, authorization, client })
     }
 }
 
@@ -232,4 +232,22 @@ fn source_chain(e: &dyn std::error::Error) -> String {
         source = s.source();
     }
     out
+}
+
+/// An active health check: `GET /v1/models`, answered 2xx within `timeout`.
+pub(crate) async fn list_models(provider: &Provider, timeout: Duration) -> bool {
+    let mut req = Request::get(provider.models_url.clone())
+        .header(header::USER_AGENT, concat!("switchyard/", env!("CARGO_PKG_VERSION")))
+        .body(Full::new(Bytes::new()))
+        .expect("a request from valid parts");
+    if let Some(Secret(auth)) = &provider.authorization {
+        req.headers_mut().insert(header::AUTHORIZATION, auth.clone());
+    }
+    let check = async {
+        let response = provider.client.request(req).await.ok()?;
+        let ok = response.status().is_success();
+        response.into_body().collect().await.ok()?;
+        Some(ok)
+    };
+    matches!(tokio::time::timeout(timeout, check).await, Ok(Some(true)))
 }

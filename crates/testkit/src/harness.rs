@@ -44,6 +44,15 @@ impl ConfigBuilder {
         self
     }
 
+    /// An OpenAI-wire provider with extra `key = value` lines (e.g. `probe = "models"`).
+    pub fn provider_with(mut self, name: &str, base_url: &str, lines: &[&str]) -> Self {
+        self.providers.push(format!(
+            "[[providers]]\nname = {name:?}\napi = \"openai\"\nbase_url = {base_url:?}\nconnect_timeout_ms = 500\n{}\n",
+            lines.join("\n")
+        ));
+        self
+    }
+
     /// A provider that trusts the root certificates in `ca_file` (PEM).
     pub fn provider_with_ca(mut self, name: &str, base_url: &str, ca_file: &Path) -> Self {
         self.providers.push(format!(
