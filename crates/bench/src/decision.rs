@@ -1,4 +1,4 @@
-//! Warm decision latency of the embedded default policy.
+//! Warm decision latency of an embedded policy, through the request path's pinned calls.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -13,7 +13,7 @@ pub struct DecisionFigures {
     pub attempt_p99: Duration,
 }
 
-pub fn measure(calls: usize) -> DecisionFigures {
+pub fn measure(policy: &str, calls: usize) -> DecisionFigures {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
     rt.block_on(async {
         let t = |p: &str| Target { provider: p.into(), model: "gpt-4o-mini".into() };
@@ -27,7 +27,7 @@ pub fn measure(calls: usize) -> DecisionFigures {
             cache_dir: None,
         };
         let host = PolicyHost::new(options, Arc::new(HealthBook::new(3))).expect("policy host");
-        host.load_embedded(["failover"]).await.expect("embedded policy");
+        host.load_embedded([policy]).await.expect("embedded policy");
         let request = RequestInfo {
             api: Api::OpenaiChat,
             route: 0,
@@ -44,7 +44,7 @@ pub fn measure(calls: usize) -> DecisionFigures {
             retry_after_ms: None,
             elapsed_ms: 12,
         };
-        let pinned = host.pin("failover", CallContext::default());
+        let pinned = host.pin(policy, CallContext::default());
         for _ in 0..1000 {
             pinned.route(&request).await;
         }

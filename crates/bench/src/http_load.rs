@@ -113,13 +113,24 @@ pub fn measure(n: usize, for_how_long: Duration) -> HttpFigures {
     let mock_addr = mock.url().trim_start_matches("http://").to_owned();
 
     let temp = tempfile::tempdir().expect("temp dir");
-    let config = ConfigBuilder::new().provider("bench", &mock.url()).route("gpt-4o-mini", None, 30_000, &["bench"]);
-    let toml = config.build(&temp.path().join("policies"));
-    let gateway = gateway_rt.block_on(TestGateway::start_in(&toml, temp.path(), |_| None));
+    let gateway_with = |policy: &str| {
+        let config =
+            ConfigBuilder::new().provider("bench", &mock.url()).route("gpt-4o-mini", Some(policy), 30_000, &["bench"]);
+        let dir = temp.path().join(policy);
+        let toml = config.build(&dir.join("policies"));
+        std::fs::create_dir_all(&dir).expect("gateway dir");
+        gateway_rt.block_on(TestGateway::start_in(&toml, &dir, |_| None))
+    };
+    let gateway = gateway_with("failover");
+    let resilient = gateway_with("resilient");
     let gateway_addr = gateway.addr.to_string();
     let nginx = crate::nginx::Nginx::start(&mock_addr);
 
-    let mut paths: Vec<(&'static str, String)> = vec![("direct", mock_addr.clone()), ("switchyard", gateway_addr)];
+    let mut paths: Vec<(&'static str, String)> = vec![
+        ("direct", mock_addr.clone()),
+        ("switchyard", gateway_addr),
+        ("switchyard (resilient)", resilient.addr.to_string()),
+    ];
     if let Some(n) = &nginx {
         paths.push(("nginx", n.addr.clone()));
     }
@@ -133,5 +144,6 @@ pub fn measure(n: usize, for_how_long: Duration) -> HttpFigures {
     }
     drop(nginx);
     drop(gateway);
+    drop(resilient);
     HttpFigures { rows }
 }

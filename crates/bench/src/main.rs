@@ -55,12 +55,14 @@ fn main() {
         return;
     }
 
-    let d = decision::measure(20_000 * scale);
-    println!("## Policy decision latency (embedded Rust `failover`, warm instance pool)");
-    println!("| call | p50 | p99 | calls |");
-    println!("|---|---|---|---|");
-    println!("| route | {} | {} | {} |", us(d.route_p50), us(d.route_p99), d.calls);
-    println!("| on-attempt | {} | {} | {} |", us(d.attempt_p50), us(d.attempt_p99), d.calls);
+    println!("## Policy decision latency (embedded policies, warm instance pool)");
+    println!("| policy | call | p50 | p99 | calls |");
+    println!("|---|---|---|---|---|");
+    for policy in ["failover", "resilient"] {
+        let d = decision::measure(policy, 20_000 * scale);
+        println!("| {policy} | route | {} | {} | {} |", us(d.route_p50), us(d.route_p99), d.calls);
+        println!("| {policy} | on-attempt | {} | {} | {} |", us(d.attempt_p50), us(d.attempt_p99), d.calls);
+    }
     println!();
 
     let h = http_load::measure(2_000 * scale as usize, Duration::from_secs(2 * scale as u64));
@@ -82,6 +84,15 @@ fn main() {
     let direct = &h.rows[0];
     let gateway = h.rows.iter().find(|r| r.name == "switchyard").expect("gateway row");
     println!("gateway throughput / direct: {:.2}", gateway.throughput / direct.throughput);
+    if let Some(resilient) = h.rows.iter().find(|r| r.name == "switchyard (resilient)") {
+        let added = |r: &http_load::Row| r.p50.as_secs_f64() - direct.p50.as_secs_f64();
+        println!(
+            "resilient vs failover: added latency p50 {:.2}x, throughput {:.2}; resilient throughput / direct: {:.2}",
+            added(resilient) / added(gateway).max(1e-9),
+            resilient.throughput / gateway.throughput,
+            resilient.throughput / direct.throughput
+        );
+    }
     if let Some(nginx) = h.rows.iter().find(|r| r.name == "nginx") {
         let added =
             |r: &http_load::Row, p: fn(&http_load::Row) -> Duration| p(r).as_secs_f64() - p(direct).as_secs_f64();
