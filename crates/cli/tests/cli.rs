@@ -97,6 +97,20 @@ fn validate_summarises_the_example_config() {
 }
 
 #[test]
+fn validate_accepts_the_resilient_example_with_every_guard_rail() {
+    let example = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/resilient/switchyard.toml");
+    let out = switchyard()
+        .args(["validate", "--config", example])
+        .env("OPENAI_API_KEY", "sk-test")
+        .env("OPENROUTER_API_KEY", "sk-test")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("policy \"resilient\": resilient@") && stdout.contains("settings accepted"), "{stdout}");
+}
+
+#[test]
 fn validate_loads_policies_with_their_settings() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("typo.toml");
