@@ -236,8 +236,8 @@ impl PolicyHost {
             let slot = self.slot(name);
             slot.embedded.store(Some(version.clone()));
             if slot.current.load().is_none() {
+                self.install(&slot, version.clone());
                 self.announce_loaded(&version, started, from_cache);
-                self.install(&slot, version);
             }
         }
         Ok(())
@@ -267,8 +267,9 @@ impl PolicyHost {
                 return Ok(None);
             }
             let (version, from_cache) = self.prepare(&name, bytes, PolicyOrigin::File(path.to_owned())).await?;
-            self.announce_loaded(&version, started, from_cache);
+            // Swap first: whoever hears `Loaded` finds the new version serving.
             self.install(&slot, version.clone());
+            self.announce_loaded(&version, started, from_cache);
             Ok(Some(version))
         }
         .await;
