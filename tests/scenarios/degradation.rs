@@ -64,6 +64,8 @@ async fn all_down_with_a_warm_cache_answers_the_same_request_from_the_cache_mark
     let fresh = post_raw(&gw.url(), "/v1/chat/completions", question("What is 2+2?"), &[]).await;
     assert_eq!(fresh.status, 200);
     assert_eq!(fresh.header("x-switchyard-degraded"), "");
+    // The cache is filled off the response path.
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
 
     primary.set_cycle(vec![Reply::status(503)]);
     backup.set_cycle(vec![Reply::status(503)]);
@@ -74,6 +76,16 @@ async fn all_down_with_a_warm_cache_answers_the_same_request_from_the_cache_mark
     assert_eq!(cached.header("x-switchyard-degraded"), "cached");
     assert_eq!(cached.body, fresh.body);
     assert!(cached.headers.contains_key("age"));
+
+    // A client asking for the same answer as a stream gets it replayed as SSE.
+    let streamed =
+        serde_json::json!({"model": "m", "stream": true, "messages": [{"role": "user", "content": "What is 2+2?"}]});
+    let r = post_raw(&gw.url(), "/v1/chat/completions", streamed.to_string(), &[]).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.header("content-type"), "text/event-stream");
+    assert_eq!(r.header("x-switchyard-degraded"), "cached");
+    let content = fresh.json()["choices"][0]["message"]["content"].as_str().unwrap().to_owned();
+    assert!(r.body.contains(&content) && r.body.ends_with("data: [DONE]\n\n"), "{}", r.body);
 }
 
 #[tokio::test]

@@ -259,7 +259,7 @@ impl Exchange {
     }
 
     fn cache_key(&self) -> Option<CacheKey> {
-        if !self.shared.cache_enabled || self.peek.stream {
+        if !self.shared.cache_enabled {
             return None;
         }
         CacheKey::of(&self.peek.model, &self.body)
@@ -268,11 +268,18 @@ impl Exchange {
     /// The answer to an identical earlier request from the response cache
     /// (marked degraded), else 503 with `Retry-After` of `retry_after_ms`.
     fn cached_or_unavailable(&mut self, retry_after_ms: u64, why: &str) -> Response<ResponseBody> {
-        if let Some(hit) = self.cache_key().and_then(|key| self.shared.cache.get(&key)) {
+        let hit = self.cache_key().and_then(|key| self.shared.cache.get(&key));
+        // A client that asked for a stream gets the cached answer replayed as one.
+        let replayed = hit.and_then(|hit| match self.peek.stream {
+            false => Some((hit.body.clone(), "application/json", hit)),
+            true => switchyard_wire::replay::completion_as_sse(&hit.body)
+                .map(|sse| (Bytes::from(sse), "text/event-stream", hit)),
+        });
+        if let Some((body, content_type, hit)) = replayed {
             self.meta.degraded = Some("cached");
             self.meta.provider = Some(hit.provider.as_str().into());
-            let mut response = Response::new(respond::full(hit.body));
-            response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+            let mut response = Response::new(respond::full(body));
+            response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
             if let Ok(age) = HeaderValue::from_str(&hit.age.as_secs().to_string()) {
                 response.headers_mut().insert(header::AGE, age);
             }
@@ -323,11 +330,15 @@ impl Exchange {
         };
         let body = match answer.body {
             AnswerBody::Full(bytes) => {
-                if answer.head.status == StatusCode::OK
-                    && self.meta.degraded.is_none()
-                    && let Some(key) = self.cache_key()
-                {
-                    self.shared.cache.put(key, bytes.clone(), self.meta.provider.as_deref().unwrap_or("none"));
+                if answer.head.status == StatusCode::OK && self.meta.degraded.is_none() && self.shared.cache_enabled {
+                    // Off the response path: the key costs a JSON parse and a hash.
+                    let (cache, request, answer) = (self.shared.cache.clone(), self.body.clone(), bytes.clone());
+                    let (model, provider) = (self.peek.model.clone(), self.meta.provider.clone());
+                    tokio::spawn(async move {
+                        if let Some(key) = CacheKey::of(&model, &request) {
+                            cache.put(key, answer, provider.as_deref().unwrap_or("none"));
+                        }
+                    });
                 }
                 respond::full(bytes)
             }

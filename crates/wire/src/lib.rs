@@ -18,6 +18,7 @@
 
 pub mod classify;
 pub mod openai_error;
+pub mod replay;
 pub mod request;
 pub mod sse;
 pub mod text;
