@@ -8,6 +8,9 @@
 //!
 //! # Layout
 //! - [`request`]: [`RequestPeek`], model rewriting.
+//! - [`anthropic`], [`chat`]: Anthropic Messages and OpenAI chat wire types.
+//! - [`translate`]: requests and complete answers, OpenAI ⇄ Anthropic.
+//! - [`replay`]: a complete completion replayed as an SSE stream.
 //! - [`openai_error`]: OpenAI's error JSON, as a body and as an SSE event.
 //! - [`sse`]: [`sse::DoneDetector`], which tells a complete stream from a cut one.
 //! - [`classify`]: [`OutcomeKind`] of a provider answer; `Retry-After` parsing.
@@ -16,12 +19,15 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod anthropic;
+pub mod chat;
 pub mod classify;
 pub mod openai_error;
 pub mod replay;
 pub mod request;
 pub mod sse;
 pub mod text;
+pub mod translate;
 
 pub use classify::{OutcomeKind, classify_status, parse_retry_after};
 pub use request::{RequestPeek, WireError};
