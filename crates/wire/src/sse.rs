@@ -70,3 +70,65 @@ mod tests {
         assert!(d.is_done());
     }
 }
+
+/// One server-sent event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Event {
+    /// The `event:` field, if any.
+    pub event: Option<String>,
+    /// The `data:` lines, joined by newlines.
+    pub data: String,
+}
+
+/// Splits a byte stream into events; chunk boundaries may fall anywhere.
+#[derive(Debug, Default)]
+pub struct EventReader {
+    pending: Vec<u8>,
+}
+
+impl EventReader {
+    /// Feeds the next chunk; returns the events it completed.
+    pub fn feed(&mut self, chunk: &[u8]) -> Vec<Event> {
+        self.pending.extend_from_slice(chunk);
+        let mut events = Vec::new();
+        loop {
+            let text = &self.pending;
+            let end = text
+                .windows(2)
+                .position(|w| w == b"\n\n")
+                .map(|i| (i, 2))
+                .or_else(|| text.windows(4).position(|w| w == b"\r\n\r\n").map(|i| (i, 4)));
+            let Some((at, len)) = end else { break };
+            let raw = String::from_utf8_lossy(&self.pending[..at]).into_owned();
+            self.pending.drain(..at + len);
+            let (mut event, mut data) = (None, Vec::new());
+            for line in raw.lines() {
+                if let Some(v) = line.strip_prefix("event:") {
+                    event = Some(v.trim().to_owned());
+                } else if let Some(v) = line.strip_prefix("data:") {
+                    data.push(v.strip_prefix(' ').unwrap_or(v).to_owned());
+                }
+            }
+            if event.is_some() || !data.is_empty() {
+                events.push(Event { event, data: data.join("\n") });
+            }
+        }
+        events
+    }
+}
+
+#[cfg(test)]
+mod event_tests {
+    use super::*;
+
+    #[test]
+    fn events_split_across_chunks_are_put_back_together() {
+        let mut reader = EventReader::default();
+        assert!(reader.feed(b"event: ping\nda").is_empty());
+        let events = reader.feed(b"ta: {}\n\ndata: [DONE]\n\n: comment\n\n");
+        assert_eq!(
+            events,
+            [Event { event: Some("ping".into()), data: "{}".into() }, Event { event: None, data: "[DONE]".into() }]
+        );
+    }
+}

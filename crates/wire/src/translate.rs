@@ -5,6 +5,8 @@
 
 use serde_json::{Map, Value, json};
 
+pub mod stream;
+
 use crate::anthropic::{self, Block, Content, Message, MessagesRequest, MessagesResponse, Tool, ToolChoice};
 use crate::chat::{
     ChatContent, ChatMessage, ChatRequest, ChatResponse, ChatTool, ChatUsage, Choice, FunctionCall, FunctionDef, Stop,
