@@ -11,6 +11,7 @@ mod degradation;
 mod failover;
 mod hedging;
 mod hot_reload;
+mod models;
 mod plugin_misbehaves;
 mod retry_budget;
 mod secrets;

@@ -97,6 +97,14 @@ fn validate(config: Config, text: &str, origin: &str) -> Result<Config, ConfigEr
         if !models.insert(model.as_str()) {
             return Err(invalid(at, format!("route {model:?} is defined twice")));
         }
+        for alias in &route.aliases {
+            if alias == "*" || alias.is_empty() || !models.insert(alias.as_str()) {
+                return Err(invalid(
+                    at,
+                    format!("route {model:?}: alias {alias:?} is empty, `*`, or another route's name"),
+                ));
+            }
+        }
         if route.targets.is_empty() {
             return Err(invalid(at, format!("route {model:?} has no targets")));
         }

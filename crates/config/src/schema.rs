@@ -214,6 +214,9 @@ fn default_probe_interval() -> u64 {
 pub struct Route {
     /// What clients put in `model`; `*` matches any model.
     pub model: Spanned<String>,
+    /// Other names clients may use for this route (`"smart"`, `"claude-sonnet"`).
+    #[serde(default)]
+    pub aliases: Vec<String>,
     /// Policy (file stem) deciding this route; `[policy].default` when absent.
     #[serde(default)]
     pub policy: Option<String>,

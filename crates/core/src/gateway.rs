@@ -54,6 +54,8 @@ pub(crate) struct RouteEntry {
 pub(crate) struct Shared {
     pub routes: Vec<RouteEntry>,
     pub routes_by_model: HashMap<String, usize>,
+    /// The body of `GET /v1/models`: every client-facing model name and alias.
+    pub models_list: bytes::Bytes,
     pub wildcard: Option<usize>,
     /// Per target index: its provider.
     pub target_provider: Vec<Arc<Provider>>,
@@ -221,11 +223,26 @@ impl Gateway {
                 );
             }
         }
-        let routes_by_model = config.routes.iter().enumerate().map(|(i, r)| (r.model.get_ref().clone(), i)).collect();
+        let routes_by_model: HashMap<String, usize> = config
+            .routes
+            .iter()
+            .enumerate()
+            .flat_map(|(i, r)| {
+                std::iter::once(r.model.get_ref().clone()).chain(r.aliases.iter().cloned()).map(move |m| (m, i))
+            })
+            .collect();
+        let mut names: Vec<&String> = routes_by_model.keys().filter(|m| *m != "*").collect();
+        names.sort();
+        let models_list = serde_json::json!({
+            "object": "list",
+            "data": names.iter().map(|id| serde_json::json!({"id": id, "object": "model", "created": 0, "owned_by": "switchyard"})).collect::<Vec<_>>(),
+        });
+        let models_list = bytes::Bytes::from(models_list.to_string());
         let wildcard = config.routes.iter().position(|r| r.model.get_ref() == "*");
         let shared = Shared {
             routes,
             routes_by_model,
+            models_list,
             wildcard,
             target_provider,
             topology: Arc::new(topology),

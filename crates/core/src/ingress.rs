@@ -24,6 +24,11 @@ pub(crate) async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Respo
         (&Method::POST, CHAT_PATH) => chat(shared, req, started).await,
         (_, CHAT_PATH) => respond::method_not_allowed(req.method(), CHAT_PATH),
         (&Method::GET, "/healthz") => Response::new(respond::full(Bytes::from_static(b"ok\n"))),
+        (&Method::GET, "/v1/models") => {
+            let mut response = Response::new(respond::full(shared.models_list.clone()));
+            response.headers_mut().insert(header::CONTENT_TYPE, http::HeaderValue::from_static("application/json"));
+            response
+        }
         (method, path) => respond::not_found(method, path),
     }
 }

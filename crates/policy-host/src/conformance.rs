@@ -1,11 +1,15 @@
 //! The conformance kit behind `switchyard policy check`: scripted scenarios
 //! run against a loaded version with the gateway's real host, plus the
 //! figures a plugin author wants (decision latency, instantiation time,
-//! memory high-water mark). Any failed scenario is a violation.
+//! memory high-water mark). Any failed scenario is a violation. Scenarios
+//! check what the policy answers, under a generous deadline (a loop is still
+//! caught); the latency figures and the 4000 warm decisions run under the
+//! real decision deadline.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::version::CHECK_DEADLINE;
 use crate::{
     Api, AttemptOutcome, CallContext, NextStep, OutcomeKind, PolicyError, PolicyHost, PolicyVersion, RequestInfo,
     RouteDecision,
@@ -84,32 +88,65 @@ pub async fn run(host: &Arc<PolicyHost>, version: &Arc<PolicyVersion>) -> Report
 
     for (index, route) in topology.routes.iter().enumerate() {
         let name = if route.model == "*" { "route: the any-model route (`*`)" } else { "route: healthy targets" };
-        scenarios.push(verdict(name, version.route(&request(index as u32, 30_000), plain.clone()).await));
+        scenarios.push(verdict(
+            name,
+            version.route_within(&request(index as u32, 30_000), plain.clone(), Some(CHECK_DEADLINE)).await,
+        ));
     }
     let first = &topology.routes[0].targets;
     let req = request(0, 30_000);
     scenarios.push(verdict(
         "on-attempt: first target answered 503",
-        version.on_attempt(&req, &outcome(&first[..1], OutcomeKind::Overloaded, Some(503), None), plain.clone()).await,
+        version
+            .on_attempt_within(
+                &req,
+                &outcome(&first[..1], OutcomeKind::Overloaded, Some(503), None),
+                plain.clone(),
+                Some(CHECK_DEADLINE),
+            )
+            .await,
     ));
     scenarios.push(verdict(
         "on-attempt: first target refused the connection",
-        version.on_attempt(&req, &outcome(&first[..1], OutcomeKind::ConnectError, None, None), plain.clone()).await,
+        version
+            .on_attempt_within(
+                &req,
+                &outcome(&first[..1], OutcomeKind::ConnectError, None, None),
+                plain.clone(),
+                Some(CHECK_DEADLINE),
+            )
+            .await,
     ));
     scenarios.push(verdict(
         "on-attempt: every target failed",
-        version.on_attempt(&req, &outcome(first, OutcomeKind::ServerError, Some(500), None), plain.clone()).await,
+        version
+            .on_attempt_within(
+                &req,
+                &outcome(first, OutcomeKind::ServerError, Some(500), None),
+                plain.clone(),
+                Some(CHECK_DEADLINE),
+            )
+            .await,
     ));
     scenarios.push(verdict(
         "on-attempt: 400 invalid request",
         version
-            .on_attempt(&req, &outcome(&first[..1], OutcomeKind::InvalidRequest, Some(400), None), plain.clone())
+            .on_attempt_within(
+                &req,
+                &outcome(&first[..1], OutcomeKind::InvalidRequest, Some(400), None),
+                plain.clone(),
+                Some(CHECK_DEADLINE),
+            )
             .await,
     ));
-    scenarios.push(verdict("route: 1 ms left before the deadline", version.route(&request(0, 1), plain.clone()).await));
+    scenarios.push(verdict(
+        "route: 1 ms left before the deadline",
+        version.route_within(&request(0, 1), plain.clone(), Some(CHECK_DEADLINE)).await,
+    ));
     let crowded: Vec<(String, Vec<u8>)> = (0..500).map(|i| (format!("x-header-{i}"), vec![b'v'; 64])).collect();
     let crowded = Arc::new(CallContext::from_headers(crowded.iter().map(|(n, v)| (n.as_str(), v.as_slice()))));
-    scenarios.push(verdict("route: 500 request headers", version.route(&req, crowded).await));
+    scenarios
+        .push(verdict("route: 500 request headers", version.route_within(&req, crowded, Some(CHECK_DEADLINE)).await));
 
     let instantiate = {
         let mut samples = Vec::new();
@@ -158,7 +195,12 @@ pub async fn run(host: &Arc<PolicyHost>, version: &Arc<PolicyVersion>) -> Report
     let limited = first[0];
     host.health().record(limited, false, Duration::from_millis(40), Some(Duration::from_secs(30)));
     let step = version
-        .on_attempt(&req, &outcome(&first[..1], OutcomeKind::RateLimited, Some(429), Some(30_000)), plain.clone())
+        .on_attempt_within(
+            &req,
+            &outcome(&first[..1], OutcomeKind::RateLimited, Some(429), Some(30_000)),
+            plain.clone(),
+            Some(CHECK_DEADLINE),
+        )
         .await;
     scenarios.push(match step {
         Ok(NextStep::Retry(r)) if r.target == limited && r.delay_ms < 30_000 => ScenarioResult {
@@ -171,7 +213,7 @@ pub async fn run(host: &Arc<PolicyHost>, version: &Arc<PolicyVersion>) -> Report
         },
         other => verdict("on-attempt: 429 with Retry-After: 30", other),
     });
-    let routed = version.route(&req, plain.clone()).await;
+    let routed = version.route_within(&req, plain.clone(), Some(CHECK_DEADLINE)).await;
     scenarios.push(match routed {
         Ok(RouteDecision::Send(plan)) if plan.targets.first() == Some(&limited) && first.len() > 1 => ScenarioResult {
             name: "route: first target still in its Retry-After",
@@ -191,7 +233,7 @@ pub async fn run(host: &Arc<PolicyHost>, version: &Arc<PolicyVersion>) -> Report
         }
     };
     trip(targets[0]);
-    scenarios.push(match version.route(&req, plain.clone()).await {
+    scenarios.push(match version.route_within(&req, plain.clone(), Some(CHECK_DEADLINE)).await {
         Ok(RouteDecision::Send(plan)) if plan.targets.first() == Some(&targets[0]) && targets.len() > 1 => {
             ScenarioResult {
                 name: "route: first target's breaker open",
@@ -206,11 +248,18 @@ pub async fn run(host: &Arc<PolicyHost>, version: &Arc<PolicyVersion>) -> Report
     }
     scenarios.push(verdict(
         "route: every target's breaker open (no candidate left)",
-        version.route(&req, plain.clone()).await,
+        version.route_within(&req, plain.clone(), Some(CHECK_DEADLINE)).await,
     ));
     scenarios.push(verdict(
         "on-attempt: every target tried, every breaker open",
-        version.on_attempt(&req, &outcome(targets, OutcomeKind::Overloaded, Some(503), None), plain).await,
+        version
+            .on_attempt_within(
+                &req,
+                &outcome(targets, OutcomeKind::Overloaded, Some(503), None),
+                plain,
+                Some(CHECK_DEADLINE),
+            )
+            .await,
     ));
 
     Report {

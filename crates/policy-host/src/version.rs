@@ -16,6 +16,10 @@ use crate::state::{HostShared, PolicyState};
 
 /// How long instantiation plus `init` may run.
 pub const INIT_TIMEOUT: Duration = Duration::from_secs(1);
+/// The load-time sample decisions check what a policy answers, not how fast
+/// (each request's decision has its own deadline): a first call into a fresh
+/// Python or JavaScript instance on a busy machine can take more than 5 ms.
+pub const CHECK_DEADLINE: Duration = Duration::from_millis(250);
 
 /// Where a version came from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -128,8 +132,8 @@ impl PolicyVersion {
         store.set_epoch_deadline(1);
     }
 
-    fn arm_decision(&self, store: &mut Store<PolicyState>) {
-        Self::arm(store, self.limits.decision_timeout);
+    fn arm_decision(&self, store: &mut Store<PolicyState>, deadline: Option<Duration>) {
+        Self::arm(store, deadline.unwrap_or(self.limits.decision_timeout));
     }
 
     fn classify(&self, err: wasmtime::Error, state: &PolicyState) -> PolicyError {
@@ -193,9 +197,21 @@ impl PolicyVersion {
 
     /// Asks the policy where `request` should go.
     pub async fn route(&self, request: &RequestInfo, call: Arc<CallContext>) -> Result<RouteDecision, PolicyError> {
+        self.route_within(request, call, None).await
+    }
+
+    /// [`Self::route`] under `deadline` instead of the decision deadline: for
+    /// checks of what a policy answers, where a busy machine must not turn a
+    /// slow first call into a rejection (a loop is still interrupted).
+    pub async fn route_within(
+        &self,
+        request: &RequestInfo,
+        call: Arc<CallContext>,
+        deadline: Option<Duration>,
+    ) -> Result<RouteDecision, PolicyError> {
         let mut inst = self.take().await?;
         inst.store.data_mut().call = Some(call);
-        self.arm_decision(&mut inst.store);
+        self.arm_decision(&mut inst.store, deadline);
         match inst.policy.call_route(&mut inst.store, bindings::request(request)).await {
             Ok(decision) => {
                 self.give_back(inst);
@@ -214,9 +230,20 @@ impl PolicyVersion {
         outcome: &AttemptOutcome,
         call: Arc<CallContext>,
     ) -> Result<NextStep, PolicyError> {
+        self.on_attempt_within(request, outcome, call, None).await
+    }
+
+    /// [`Self::on_attempt`] under `deadline` (see [`Self::route_within`]).
+    pub async fn on_attempt_within(
+        &self,
+        request: &RequestInfo,
+        outcome: &AttemptOutcome,
+        call: Arc<CallContext>,
+        deadline: Option<Duration>,
+    ) -> Result<NextStep, PolicyError> {
         let mut inst = self.take().await?;
         inst.store.data_mut().call = Some(call);
-        self.arm_decision(&mut inst.store);
+        self.arm_decision(&mut inst.store, deadline);
         let result =
             inst.policy.call_on_attempt(&mut inst.store, bindings::request(request), &bindings::outcome(outcome)).await;
         match result {
@@ -259,7 +286,7 @@ impl PolicyVersion {
                 estimated_input_tokens: 100,
                 deadline_ms: 30_000,
             };
-            self.route(&request, call.clone()).await?;
+            self.route_within(&request, call.clone(), Some(CHECK_DEADLINE)).await?;
             let first = route.targets.first().copied().unwrap_or(0);
             let outcome = AttemptOutcome {
                 target: first,
@@ -270,7 +297,7 @@ impl PolicyVersion {
                 retry_after_ms: None,
                 elapsed_ms: 10,
             };
-            self.on_attempt(&request, &outcome, call.clone()).await?;
+            self.on_attempt_within(&request, &outcome, call.clone(), Some(CHECK_DEADLINE)).await?;
         }
         Ok(())
     }

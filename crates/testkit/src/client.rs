@@ -62,6 +62,15 @@ pub async fn post_raw(url: &str, path: &str, body: impl Into<Bytes>, headers: &[
     ChatResponse { status: head.status, headers: head.headers, body: String::from_utf8_lossy(&body).into() }
 }
 
+/// GETs `path` and reads the whole answer.
+pub async fn get(url: &str, path: &str) -> ChatResponse {
+    let req = Request::get(format!("{url}{path}")).body(Full::new(Bytes::new())).expect("request");
+    let response = client().request(req).await.expect("gateway answered");
+    let (head, body) = response.into_parts();
+    let body = body.collect().await.expect("read body").to_bytes();
+    ChatResponse { status: head.status, headers: head.headers, body: String::from_utf8_lossy(&body).into() }
+}
+
 /// POSTs a chat request for `model` and reads the whole answer.
 pub async fn post_chat(url: &str, model: &str) -> ChatResponse {
     post_raw(url, "/v1/chat/completions", chat_body(model, false), &[]).await

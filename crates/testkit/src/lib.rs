@@ -14,7 +14,7 @@
 pub mod client;
 pub mod harness;
 
-pub use client::{ChatResponse, StreamingResponse, chat_body, post_chat, post_chat_stream, post_raw};
+pub use client::{ChatResponse, StreamingResponse, chat_body, get, post_chat, post_chat_stream, post_raw};
 pub use harness::{ConfigBuilder, TestGateway};
 pub use switchyard_mock::{MockProvider, Reply, StreamEnd, closed_port_url};
 pub use switchyard_policy_host::embedded::PLUGIN_ARTIFACTS;
