@@ -17,6 +17,7 @@ mod retry_budget;
 mod secrets;
 mod streaming;
 mod tls;
+mod translation;
 
 use std::time::Duration;
 

@@ -167,10 +167,21 @@ impl Exchange {
         self.tried.push(target);
         let provider = self.shared.target_provider[target as usize].clone();
         let model = &self.shared.topology.targets[target as usize].model;
-        let body = switchyard_wire::request::with_model(&self.body, &self.peek.model, model);
+        let body = if provider.anthropic {
+            crate::translation::request_for_anthropic(&self.body, model)
+        } else {
+            Ok((switchyard_wire::request::with_model(&self.body, &self.peek.model, model), false))
+        };
         let (health, streaming) = (self.shared.health.clone(), self.peek.stream);
         async move {
-            let attempt = upstream::attempt(&provider, body, streaming, timeout).await;
+            let (body, include_usage) = match body {
+                Ok(ready) => ready,
+                Err(why) => return Finished { target, attempt: upstream::refused(why), provider, inflight },
+            };
+            let mut attempt = upstream::attempt(&provider, body, streaming, timeout).await;
+            if provider.anthropic {
+                attempt = crate::translation::answer_from_anthropic(attempt, include_usage);
+            }
             // A request the provider refused as invalid says nothing about the provider's health.
             health.record(target, !attempt.kind.is_provider_failure(), attempt.elapsed, attempt.retry_after);
             Finished { target, provider, attempt, inflight }
@@ -342,14 +353,14 @@ impl Exchange {
                 }
                 respond::full(bytes)
             }
-            AnswerBody::Stream { first, rest } => {
+            AnswerBody::Stream { first, rest, translate } => {
                 let source = StreamSource {
                     health: self.shared.health.clone(),
                     target,
                     provider: self.meta.provider.clone().unwrap_or_else(|| "none".into()),
                     inflight,
                 };
-                Relay::new(first, rest, idle, source).boxed_unsync()
+                Relay::new(first, rest, idle, source, translate).boxed_unsync()
             }
         };
         self.respond_with(answer.head, body)

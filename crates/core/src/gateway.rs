@@ -136,12 +136,6 @@ impl Gateway {
         let mut providers: HashMap<String, Arc<Provider>> = HashMap::new();
         for p in &config.providers {
             let name = p.name.get_ref().clone();
-            if p.api == Api::Anthropic {
-                return Err(GatewayError::Provider {
-                    provider: name,
-                    reason: "api = \"anthropic\" upstreams need OpenAI ⇄ Anthropic translation, which this version does not have yet".into(),
-                });
-            }
             let key = match &p.api_key_env {
                 Some(var) => Some(
                     env(var).ok_or_else(|| GatewayError::MissingKey { provider: name.clone(), var: var.clone() })?,
@@ -159,8 +153,10 @@ impl Gateway {
                 None => None,
             };
             let connect_timeout = Duration::from_millis(p.connect_timeout_ms);
-            let provider = Provider::new(&name, p.base_url.get_ref(), key, connect_timeout, extra_roots.as_deref())
-                .map_err(|reason| GatewayError::Provider { provider: name.clone(), reason })?;
+            let anthropic = p.api == Api::Anthropic;
+            let provider =
+                Provider::new(&name, anthropic, p.base_url.get_ref(), key, connect_timeout, extra_roots.as_deref())
+                    .map_err(|reason| GatewayError::Provider { provider: name.clone(), reason })?;
             providers.insert(name, Arc::new(provider));
         }
         let target_provider: Vec<Arc<Provider>> =

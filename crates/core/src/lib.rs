@@ -31,6 +31,7 @@ mod probe;
 mod relay;
 mod respond;
 mod server;
+mod translation;
 mod upstream;
 
 pub use gateway::{Gateway, GatewayError};

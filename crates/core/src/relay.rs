@@ -15,6 +15,7 @@ use switchyard_policy_host::HealthBook;
 use switchyard_policy_host::health::InflightGuard;
 use switchyard_wire::openai_error::OpenAiError;
 use switchyard_wire::sse::DoneDetector;
+use switchyard_wire::translate::stream::AnthropicToChat;
 use tokio::time::{Instant, Sleep};
 
 /// Who the stream comes from, to record how it ended.
@@ -33,10 +34,18 @@ pub(crate) struct Relay {
     done: DoneDetector,
     started: Instant,
     source: StreamSource,
+    /// Translates the provider's events for the client, event by event.
+    translate: Option<AnthropicToChat>,
 }
 
 impl Relay {
-    pub fn new(first: Bytes, rest: Incoming, idle_timeout: Duration, source: StreamSource) -> Self {
+    pub fn new(
+        first: Bytes,
+        rest: Incoming,
+        idle_timeout: Duration,
+        source: StreamSource,
+        translate: Option<AnthropicToChat>,
+    ) -> Self {
         Relay {
             first: Some(first),
             upstream: Some(rest),
@@ -45,10 +54,22 @@ impl Relay {
             done: DoneDetector::default(),
             started: Instant::now(),
             source,
+            translate,
         }
     }
 
     /// Ends the stream with an error event and closes the upstream connection.
+    /// What the client gets of `data`: the bytes as they came, or their
+    /// translation (possibly nothing yet, when an event is still incomplete).
+    fn pass(&mut self, data: Bytes) -> Bytes {
+        let data = match self.translate.as_mut() {
+            Some(t) => Bytes::from(t.feed(&data)),
+            None => data,
+        };
+        self.done.feed(&data);
+        data
+    }
+
     fn fail(&mut self, message: String) -> Poll<Option<Result<Frame<Bytes>, std::convert::Infallible>>> {
         self.upstream = None;
         self.source.inflight = None;
@@ -66,17 +87,22 @@ impl Body for Relay {
     fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
         let this = self.get_mut();
         if let Some(first) = this.first.take() {
-            this.done.feed(&first);
-            return Poll::Ready(Some(Ok(Frame::data(first))));
+            let first = this.pass(first);
+            if !first.is_empty() {
+                return Poll::Ready(Some(Ok(Frame::data(first))));
+            }
         }
         loop {
             let Some(upstream) = this.upstream.as_mut() else { return Poll::Ready(None) };
             match Pin::new(upstream).poll_frame(cx) {
                 Poll::Ready(Some(Ok(frame))) => {
                     let Ok(data) = frame.into_data() else { continue };
-                    this.done.feed(&data);
                     let deadline = Instant::now() + this.idle_timeout;
                     this.idle.as_mut().reset(deadline);
+                    let data = this.pass(data);
+                    if data.is_empty() {
+                        continue;
+                    }
                     return Poll::Ready(Some(Ok(Frame::data(data))));
                 }
                 Poll::Ready(Some(Err(e))) => return this.fail(format!("the provider's stream broke off: {e}")),

@@ -29,6 +29,8 @@ impl std::fmt::Debug for Secret {
 /// One upstream API endpoint with its own connection pool.
 pub(crate) struct Provider {
     pub name: std::sync::Arc<str>,
+    /// Speaks Anthropic's Messages API (requests and answers are translated).
+    pub anthropic: bool,
     chat_url: http::Uri,
     models_url: http::Uri,
     authorization: Option<Secret>,
@@ -36,9 +38,22 @@ pub(crate) struct Provider {
 }
 
 impl Provider {
+    /// Adds the credentials (`Authorization: Bearer`, or Anthropic's
+    /// `x-api-key` and `anthropic-version`).
+    fn authorize(&self, headers: &mut http::HeaderMap) {
+        if self.anthropic {
+            headers.insert("anthropic-version", HeaderValue::from_static("2023-06-01"));
+        }
+        if let Some(Secret(auth)) = &self.authorization {
+            let name = if self.anthropic { http::HeaderName::from_static("x-api-key") } else { header::AUTHORIZATION };
+            headers.insert(name, auth.clone());
+        }
+    }
+
     /// A provider at `base_url`; `extra_roots` (PEM) are trusted besides the bundled public roots.
     pub fn new(
         name: &str,
+        anthropic: bool,
         base_url: &str,
         key: Option<String>,
         connect_timeout: Duration,
@@ -46,13 +61,14 @@ impl Provider {
     ) -> Result<Provider, String> {
         let base = base_url.trim_end_matches('/');
         let v1 = if base.ends_with("/v1") { base.to_owned() } else { format!("{base}/v1") };
-        let chat_url: http::Uri =
-            format!("{v1}/chat/completions").parse().map_err(|e| format!("base_url {base_url:?}: {e}"))?;
+        let path = if anthropic { "messages" } else { "chat/completions" };
+        let chat_url: http::Uri = format!("{v1}/{path}").parse().map_err(|e| format!("base_url {base_url:?}: {e}"))?;
         let models_url: http::Uri =
             format!("{v1}/models").parse().map_err(|e| format!("base_url {base_url:?}: {e}"))?;
         let authorization = match key {
             Some(key) => {
-                let mut v = HeaderValue::from_str(&format!("Bearer {}", key.trim()))
+                let value = if anthropic { key.trim().to_owned() } else { format!("Bearer {}", key.trim()) };
+                let mut v = HeaderValue::from_str(&value)
                     .map_err(|_| "the API key contains characters a header cannot carry".to_owned())?;
                 v.set_sensitive(true);
                 Some(Secret(v))
@@ -74,7 +90,7 @@ impl Provider {
             .pool_timer(TokioTimer::new())
             .pool_idle_timeout(Duration::from_secs(90))
             .build(https);
-        Ok(Provider { name: name.into(), chat_url, models_url, authorization, client })
+        Ok(Provider { name: name.into(), anthropic, chat_url, models_url, authorization, client })
     }
 }
 
@@ -123,7 +139,14 @@ pub(crate) enum AnswerBody {
     /// Read whole (non-streamed answers and errors).
     Full(Bytes),
     /// A stream whose first data chunk has arrived; the rest is still upstream.
-    Stream { first: Bytes, rest: Incoming },
+    Stream {
+        /// The first data chunk.
+        first: Bytes,
+        /// The rest, still upstream.
+        rest: Incoming,
+        /// Set when the stream must be translated for the client on its way.
+        translate: Option<switchyard_wire::translate::stream::AnthropicToChat>,
+    },
 }
 
 impl Attempt {
@@ -161,9 +184,7 @@ pub(crate) async fn attempt(provider: &Provider, body: Bytes, streaming: bool, t
         .header(header::USER_AGENT, concat!("switchyard/", env!("CARGO_PKG_VERSION")))
         .body(Full::new(body))
         .expect("a request from valid parts");
-    if let Some(Secret(auth)) = &provider.authorization {
-        req.headers_mut().insert(header::AUTHORIZATION, auth.clone());
-    }
+    provider.authorize(req.headers_mut());
     let exchange = async {
         let response: Response<Incoming> = match provider.client.request(req).await {
             Ok(r) => r,
@@ -197,7 +218,7 @@ pub(crate) async fn attempt(provider: &Provider, body: Bytes, streaming: bool, t
             return match first_data(&mut incoming).await {
                 Ok(Some(first)) => base(
                     OutcomeKind::Success,
-                    Some(Answer { head, body: AnswerBody::Stream { first, rest: incoming } }),
+                    Some(Answer { head, body: AnswerBody::Stream { first, rest: incoming, translate: None } }),
                     String::new(),
                 ),
                 Ok(None) => base(OutcomeKind::Reset, None, "the stream ended before its first event".into()),
@@ -240,9 +261,7 @@ pub(crate) async fn list_models(provider: &Provider, timeout: Duration) -> bool 
         .header(header::USER_AGENT, concat!("switchyard/", env!("CARGO_PKG_VERSION")))
         .body(Full::new(Bytes::new()))
         .expect("a request from valid parts");
-    if let Some(Secret(auth)) = &provider.authorization {
-        req.headers_mut().insert(header::AUTHORIZATION, auth.clone());
-    }
+    provider.authorize(req.headers_mut());
     let check = async {
         let response = provider.client.request(req).await.ok()?;
         let ok = response.status().is_success();
@@ -250,4 +269,26 @@ pub(crate) async fn list_models(provider: &Provider, timeout: Duration) -> bool 
         Some(ok)
     };
     matches!(tokio::time::timeout(timeout, check).await, Ok(Some(true)))
+}
+
+/// An attempt that never left: the request could not be made for this
+/// provider (e.g. it cannot be translated). Answered as a 400 the client sees.
+pub(crate) fn refused(why: String) -> Attempt {
+    let (head, ()) = Response::builder()
+        .status(StatusCode::BAD_REQUEST)
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(())
+        .expect("a response from valid parts")
+        .into_parts();
+    let body =
+        switchyard_wire::openai_error::OpenAiError::invalid_request(why.clone(), Some("untranslatable_request"), None)
+            .to_body();
+    Attempt {
+        kind: OutcomeKind::InvalidRequest,
+        status: Some(StatusCode::BAD_REQUEST),
+        retry_after: None,
+        elapsed: Duration::ZERO,
+        answer: Some(Answer { head, body: AnswerBody::Full(body) }),
+        detail: why,
+    }
 }

@@ -90,6 +90,12 @@ impl Reply {
         Reply::Status { status: 429, headers: vec![("retry-after".into(), secs.to_string())], body: body.into() }
     }
 
+    /// Anthropic's 529 `overloaded_error`.
+    pub fn anthropic_overloaded() -> Reply {
+        let body = r#"{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}"#;
+        Reply::Status { status: 529, headers: Vec::new(), body: body.into() }
+    }
+
     /// A 400 with this OpenAI error code.
     pub fn bad_request(code: &str, message: &str) -> Reply {
         let body = serde_json::json!({"error": {"message": message, "type": "invalid_request_error", "param": null, "code": code}});
@@ -134,6 +140,8 @@ pub struct Seen {
 
 struct State {
     name: String,
+    /// Speaks Anthropic's Messages wire instead of OpenAI's.
+    anthropic: std::sync::atomic::AtomicBool,
     script: Mutex<Script>,
     received: AtomicUsize,
     seen: Mutex<Vec<Seen>>,
@@ -163,6 +171,15 @@ pub fn closed_port_url() -> String {
 }
 
 impl MockProvider {
+    /// A provider speaking Anthropic's Messages wire: [`Reply::Ok`] is a
+    /// Messages answer (or its documented SSE event sequence); other replies
+    /// play as scripted (see [`Reply::anthropic_overloaded`]).
+    pub async fn start_anthropic(name: &str, cycle: Vec<Reply>) -> MockProvider {
+        let mock = Self::start_with(name, cycle, None).await;
+        mock.state.anthropic.store(true, Ordering::SeqCst);
+        mock
+    }
+
     /// Starts a provider named `name` that answers [`Reply::Ok`] forever.
     pub async fn start(name: &str) -> MockProvider {
         Self::start_cycling(name, vec![Reply::Ok]).await
@@ -201,6 +218,7 @@ impl MockProvider {
         let addr = listener.local_addr().expect("mock addr");
         let state = Arc::new(State {
             name: name.to_owned(),
+            anthropic: std::sync::atomic::AtomicBool::new(false),
             script: Mutex::new(Script { queue: VecDeque::new(), cycle, next_in_cycle: 0 }),
             received: AtomicUsize::new(0),
             seen: Mutex::new(Vec::new()),
@@ -347,6 +365,9 @@ async fn answer(state: Arc<State>, req: Request<Incoming>) -> Result<Response<Mo
         version,
     });
     let reply = state.script.lock().unwrap().next();
+    if state.anthropic.load(Ordering::SeqCst) && matches!(reply, Reply::Ok) {
+        return Ok(anthropic_ok(&state.name, &model, streaming));
+    }
     Ok(play(&state.name, &model, streaming, reply).await)
 }
 
@@ -426,4 +447,56 @@ async fn play(name: &str, model: &str, streaming: bool, mut reply: Reply) -> Res
             }
         }
     }
+}
+
+/// A Messages API answer, or its SSE event sequence when `streaming`.
+fn anthropic_ok(name: &str, model: &str, streaming: bool) -> Response<MockBody> {
+    let text = format!("Hello from {name}");
+    if !streaming {
+        let body = serde_json::json!({
+            "id": "msg_mock", "type": "message", "role": "assistant", "model": model,
+            "content": [{"type": "text", "text": text}],
+            "stop_reason": "end_turn", "stop_sequence": null,
+            "usage": {"input_tokens": 5, "output_tokens": 3}
+        });
+        return Response::builder()
+            .header("content-type", "application/json")
+            .header("request-id", "req_mock")
+            .body(full(body.to_string()))
+            .expect("valid response");
+    }
+    let event = |name: &str, data: serde_json::Value| Bytes::from(format!("event: {name}\ndata: {data}\n\n"));
+    let mut events = vec![
+        event(
+            "message_start",
+            serde_json::json!({"type": "message_start", "message": {"id": "msg_mock", "type": "message",
+            "role": "assistant", "model": model, "content": [], "stop_reason": null, "stop_sequence": null,
+            "usage": {"input_tokens": 5, "output_tokens": 1}}}),
+        ),
+        event(
+            "content_block_start",
+            serde_json::json!({"type": "content_block_start", "index": 0,
+            "content_block": {"type": "text", "text": ""}}),
+        ),
+        event("ping", serde_json::json!({"type": "ping"})),
+    ];
+    for piece in text.split_inclusive(' ') {
+        events.push(event(
+            "content_block_delta",
+            serde_json::json!({"type": "content_block_delta", "index": 0,
+            "delta": {"type": "text_delta", "text": piece}}),
+        ));
+    }
+    events.push(event("content_block_stop", serde_json::json!({"type": "content_block_stop", "index": 0})));
+    events.push(event(
+        "message_delta",
+        serde_json::json!({"type": "message_delta",
+        "delta": {"stop_reason": "end_turn", "stop_sequence": null}, "usage": {"output_tokens": 3}}),
+    ));
+    events.push(event("message_stop", serde_json::json!({"type": "message_stop"})));
+    let (tx, rx) = mpsc::channel(events.len());
+    for e in events {
+        let _ = tx.try_send(Ok(e));
+    }
+    sse_response(ChannelBody(rx))
 }

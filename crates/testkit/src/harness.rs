@@ -53,6 +53,14 @@ impl ConfigBuilder {
         self
     }
 
+    /// A provider speaking Anthropic's Messages API.
+    pub fn anthropic_provider(mut self, name: &str, base_url: &str) -> Self {
+        self.providers.push(format!(
+            "[[providers]]\nname = {name:?}\napi = \"anthropic\"\nbase_url = {base_url:?}\nconnect_timeout_ms = 500\n"
+        ));
+        self
+    }
+
     /// A provider that trusts the root certificates in `ca_file` (PEM).
     pub fn provider_with_ca(mut self, name: &str, base_url: &str, ca_file: &Path) -> Self {
         self.providers.push(format!(
