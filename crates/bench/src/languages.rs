@@ -5,7 +5,6 @@
 //! the request path's pinned-policy calls.
 
 use std::path::Path;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use switchyard_policy_host::*;
@@ -27,20 +26,6 @@ pub fn component(dir: &Path, lang: &str) -> std::path::PathBuf {
     dir.join(format!("{lang}-policy")).join(format!("{lang}-policy.wasm"))
 }
 
-fn host(cache_dir: &Path) -> Arc<PolicyHost> {
-    let t = |p: &str| Target { provider: p.into(), model: "gpt-4o-mini".into() };
-    let options = HostOptions {
-        topology: Topology {
-            targets: vec![t("primary"), t("backup"), t("local")],
-            routes: vec![RouteInfo { model: "gpt-4o-mini".into(), targets: vec![0, 1, 2] }],
-        },
-        settings: Default::default(),
-        limits: Limits { decision_timeout: Duration::from_millis(5), memory_limit_bytes: 64 << 20 },
-        cache_dir: Some(cache_dir.to_owned()),
-    };
-    PolicyHost::new(options, Arc::new(HealthBook::new(3))).expect("policy host")
-}
-
 fn percentiles(mut samples: Vec<Duration>) -> (Duration, Duration) {
     samples.sort();
     (crate::pct(&samples, 0.5), crate::pct(&samples, 0.99))
@@ -55,11 +40,14 @@ pub fn measure(lang: &'static str, file: &Path, calls: usize) -> LanguageRow {
         let origin = || PolicyOrigin::File(file.to_owned());
 
         let started = Instant::now();
-        let (_, from_cache) = host(cache.path()).prepare(&name, bytes.clone(), origin()).await.expect("cold load");
+        let (_, from_cache) = crate::decision::host(Some(cache.path().to_owned()))
+            .prepare(&name, bytes.clone(), origin())
+            .await
+            .expect("cold load");
         let cold_load = started.elapsed();
         assert!(!from_cache, "a fresh cache dir served {name}");
 
-        let host = host(cache.path());
+        let host = crate::decision::host(Some(cache.path().to_owned()));
         let started = Instant::now();
         let (version, from_cache) = host.prepare(&name, bytes.clone(), origin()).await.expect("cached load");
         let cached_load = started.elapsed();
@@ -71,38 +59,7 @@ pub fn measure(lang: &'static str, file: &Path, calls: usize) -> LanguageRow {
         }
 
         host.load_file(file).await.expect("load").expect("installed");
-        let request = RequestInfo {
-            api: Api::OpenaiChat,
-            route: 0,
-            streaming: false,
-            estimated_input_tokens: 250,
-            deadline_ms: 30_000,
-        };
-        let outcome = AttemptOutcome {
-            target: 0,
-            attempt: 1,
-            tried: vec![0],
-            kind: OutcomeKind::Overloaded,
-            http_status: Some(503),
-            retry_after_ms: None,
-            elapsed_ms: 12,
-        };
-        let pinned = host.pin(&name, CallContext::default());
-        for _ in 0..1000 {
-            pinned.route(&request).await;
-            pinned.on_attempt(&request, &outcome).await;
-        }
-        let (mut route, mut attempt) = (Vec::with_capacity(calls), Vec::with_capacity(calls));
-        for _ in 0..calls {
-            let s = Instant::now();
-            std::hint::black_box(pinned.route(&request).await);
-            route.push(s.elapsed());
-            let s = Instant::now();
-            std::hint::black_box(pinned.on_attempt(&request, &outcome).await);
-            attempt.push(s.elapsed());
-        }
-        let failed = host.failed_decisions();
-        assert!(failed * 200 <= 2 * calls as u64, "{name}: {failed} of {} decisions failed", 2 * calls);
+        let (route, attempt) = crate::decision::time_decisions(&host, &name, calls).await;
         LanguageRow {
             lang,
             size: bytes.len() as u64,

@@ -18,27 +18,11 @@
 
 use std::sync::OnceLock;
 
-use serde::Deserialize;
 use switchyard_policy_sdk::*;
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields, default)]
-struct Settings {
-    max_attempts: u32,
-    base_backoff_ms: u32,
-    max_backoff_ms: u32,
-    per_try_timeout_ms: u32,
-}
-
-impl Default for Settings {
-    fn default() -> Self {
-        Settings { max_attempts: 4, base_backoff_ms: 100, max_backoff_ms: 2000, per_try_timeout_ms: 20_000 }
-    }
-}
 
 /// What `init` derived from its arguments; identical in every instance.
 struct Config {
-    settings: Settings,
+    settings: FailoverSettings,
     topology: Topology,
 }
 
@@ -52,13 +36,7 @@ struct Failover;
 
 impl Guest for Failover {
     fn init(settings: String, topology: Topology) -> Result<(), String> {
-        let settings: Settings = serde_json::from_str(&settings).map_err(|e| format!("failover settings: {e}"))?;
-        if settings.max_attempts == 0 {
-            return Err("failover settings: max_attempts must be at least 1".into());
-        }
-        if settings.base_backoff_ms > settings.max_backoff_ms {
-            return Err("failover settings: base_backoff_ms is larger than max_backoff_ms".into());
-        }
+        let settings = FailoverSettings::parse("failover", &settings)?;
         let _ = CONFIG.set(Config { settings, topology });
         Ok(())
     }
@@ -71,18 +49,15 @@ impl Guest for Failover {
         let targets = available_first(&route.targets);
         RouteDecision::Send(Plan {
             targets,
-            per_try_timeout_ms: cfg.settings.per_try_timeout_ms.min(request.deadline_ms).max(1),
+            per_try_timeout_ms: cfg.settings.per_try_timeout_ms(request.deadline_ms),
             hedge_after_ms: None,
         })
     }
 
     fn on_attempt(request: RequestInfo, outcome: AttemptOutcome) -> NextStep {
         let cfg = config();
-        let s = &cfg.settings;
-        let backoff =
-            Backoff { max_attempts: s.max_attempts, base_backoff_ms: s.base_backoff_ms, max_backoff_ms: s.max_backoff_ms };
         let route = &cfg.topology.routes[request.route as usize];
-        failover_next_step(&backoff, route, &request, &outcome, Degrade::Unavailable)
+        failover_next_step(&cfg.settings.backoff(), route, &request, &outcome, Degrade::Unavailable)
     }
 }
 

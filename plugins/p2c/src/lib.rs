@@ -8,34 +8,15 @@
 
 use std::sync::OnceLock;
 
-use serde::Deserialize;
 use switchyard_policy_sdk::*;
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields, default)]
-struct Settings {
-    max_attempts: u32,
-    base_backoff_ms: u32,
-    max_backoff_ms: u32,
-    per_try_timeout_ms: u32,
-}
-
-impl Default for Settings {
-    fn default() -> Self {
-        Settings { max_attempts: 4, base_backoff_ms: 100, max_backoff_ms: 2000, per_try_timeout_ms: 20_000 }
-    }
-}
-
-static CONFIG: OnceLock<(Settings, Topology)> = OnceLock::new();
+static CONFIG: OnceLock<(FailoverSettings, Topology)> = OnceLock::new();
 
 struct PowerOfTwo;
 
 impl Guest for PowerOfTwo {
     fn init(settings: String, topology: Topology) -> Result<(), String> {
-        let settings: Settings = serde_json::from_str(&settings).map_err(|e| format!("p2c settings: {e}"))?;
-        if settings.max_attempts == 0 || settings.per_try_timeout_ms == 0 {
-            return Err("p2c settings: max_attempts and per_try_timeout_ms must be at least 1".into());
-        }
+        let settings = FailoverSettings::parse("p2c", &settings)?;
         let _ = CONFIG.set((settings, topology));
         Ok(())
     }
@@ -57,16 +38,14 @@ impl Guest for PowerOfTwo {
         }
         RouteDecision::Send(Plan {
             targets,
-            per_try_timeout_ms: s.per_try_timeout_ms.min(request.deadline_ms).max(1),
+            per_try_timeout_ms: s.per_try_timeout_ms(request.deadline_ms),
             hedge_after_ms: None,
         })
     }
 
     fn on_attempt(request: RequestInfo, outcome: AttemptOutcome) -> NextStep {
         let (s, topology) = CONFIG.get().expect("init runs first");
-        let backoff =
-            Backoff { max_attempts: s.max_attempts, base_backoff_ms: s.base_backoff_ms, max_backoff_ms: s.max_backoff_ms };
-        failover_next_step(&backoff, &topology.routes[request.route as usize], &request, &outcome, Degrade::Unavailable)
+        failover_next_step(&s.backoff(), &topology.routes[request.route as usize], &request, &outcome, Degrade::Unavailable)
     }
 }
 

@@ -156,3 +156,57 @@ pub fn available_first(targets: &[u32]) -> Vec<u32> {
     up.extend(down);
     up
 }
+
+/// The settings of an ordered-failover policy (`failover`, `least-latency`,
+/// `p2c`): `max_attempts` (4), `base_backoff_ms` (100), `max_backoff_ms`
+/// (2000), `per_try_timeout_ms` (20000). Unknown keys are refused, so a typo
+/// is an error at load instead of a silent default.
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FailoverSettings {
+    /// At most this many attempts per request.
+    pub max_attempts: u32,
+    /// Full-jitter backoff base, ms.
+    pub base_backoff_ms: u32,
+    /// Full-jitter backoff cap, ms.
+    pub max_backoff_ms: u32,
+    /// Per-attempt timeout, ms (capped by the request's deadline).
+    pub per_try_timeout_ms: u32,
+}
+
+impl Default for FailoverSettings {
+    fn default() -> Self {
+        FailoverSettings { max_attempts: 4, base_backoff_ms: 100, max_backoff_ms: 2000, per_try_timeout_ms: 20_000 }
+    }
+}
+
+impl FailoverSettings {
+    /// Parses and checks `init`'s settings JSON; errors name `policy`.
+    pub fn parse(policy: &str, json: &str) -> Result<Self, String> {
+        let s: FailoverSettings = serde_json::from_str(json).map_err(|e| format!("{policy} settings: {e}"))?;
+        if s.max_attempts == 0 {
+            return Err(format!("{policy} settings: max_attempts must be at least 1"));
+        }
+        if s.per_try_timeout_ms == 0 {
+            return Err(format!("{policy} settings: per_try_timeout_ms must be at least 1"));
+        }
+        if s.base_backoff_ms > s.max_backoff_ms {
+            return Err(format!("{policy} settings: base_backoff_ms is larger than max_backoff_ms"));
+        }
+        Ok(s)
+    }
+
+    /// The retry half of these settings.
+    pub fn backoff(&self) -> Backoff {
+        Backoff {
+            max_attempts: self.max_attempts,
+            base_backoff_ms: self.base_backoff_ms,
+            max_backoff_ms: self.max_backoff_ms,
+        }
+    }
+
+    /// The per-try timeout for a request with `deadline_ms` left.
+    pub fn per_try_timeout_ms(&self, deadline_ms: u32) -> u32 {
+        self.per_try_timeout_ms.min(deadline_ms).max(1)
+    }
+}
