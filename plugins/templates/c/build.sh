@@ -27,7 +27,7 @@ wit_bindgen="$(cargo_tool wit-bindgen wit-bindgen-cli "$WIT_BINDGEN_VERSION" c)"
 wasm_tools="$(cargo_tool wasm-tools wasm-tools "$WASM_TOOLS_VERSION" component,validate)"
 zig_venv="$tools/ziglang-$ZIG_VERSION"
 if [ ! -x "$zig_venv/bin/python" ] || ! "$zig_venv/bin/python" -m ziglang version >/dev/null 2>&1; then
-  python3 -m venv "$zig_venv"
+  python3 -m venv --clear "$zig_venv"
   "$zig_venv/bin/pip" install --quiet --disable-pip-version-check "ziglang==$ZIG_VERSION"
 fi
 

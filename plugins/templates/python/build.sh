@@ -6,8 +6,9 @@ cd "$(dirname "$0")"
 COMPONENTIZE_PY_VERSION=0.25.1
 tools="${SWITCHYARD_TOOLS:-$PWD/.tools}"
 venv="$tools/python-$COMPONENTIZE_PY_VERSION"
-if [ ! -x "$venv/bin/componentize-py" ]; then
-  python3 -m venv "$venv"
+# (A virtualenv moved or copied from elsewhere does not run: make it again.)
+if ! "$venv/bin/componentize-py" --version >/dev/null 2>&1; then
+  python3 -m venv --clear "$venv"
   "$venv/bin/pip" install --quiet --disable-pip-version-check "componentize-py==$COMPONENTIZE_PY_VERSION"
 fi
 "$venv/bin/componentize-py" --wit-path wit --world policy componentize app --output "{{name}}.wasm"
