@@ -10,20 +10,25 @@ use bytes::Bytes;
 use sha2::{Digest, Sha256};
 use tokio::time::Instant;
 
-/// What identifies an answer: sha256 of the route's model and the request
-/// body with its keys sorted and `stream`/`stream_options` removed.
+/// What identifies an answer: sha256 of the client's API, the model asked
+/// for and the request body with its keys sorted and `stream`/`stream_options`
+/// removed. Answers are kept in the client's API format, so the two APIs
+/// never share an entry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct CacheKey([u8; 32]);
 
 impl CacheKey {
-    /// The key of `body` asked of `route_model`; `None` when the body is not a JSON object.
-    pub fn of(route_model: &str, body: &[u8]) -> Option<CacheKey> {
+    /// The key of `body` (in `api`'s format) asked of `route_model`; `None`
+    /// when the body is not a JSON object.
+    pub fn of(api: switchyard_wire::Api, route_model: &str, body: &[u8]) -> Option<CacheKey> {
         let serde_json::Value::Object(mut fields) = serde_json::from_slice(body).ok()? else { return None };
         fields.remove("stream");
         fields.remove("stream_options");
         // serde_json's map is ordered by key, so this is canonical.
         let canonical = serde_json::to_vec(&fields).ok()?;
         let mut hash = Sha256::new();
+        hash.update(api.chat_path().as_bytes());
+        hash.update([0]);
         hash.update(route_model.as_bytes());
         hash.update([0]);
         hash.update(&canonical);
@@ -106,19 +111,35 @@ mod tests {
 
     #[test]
     fn the_key_ignores_key_order_and_streaming() {
-        let a = CacheKey::of("m", br#"{"model":"m","messages":[{"role":"user","content":"hi"}],"stream":true}"#);
-        let b = CacheKey::of("m", br#"{"messages":[{"content":"hi","role":"user"}],"model":"m"}"#);
-        let c = CacheKey::of("m", br#"{"model":"m","messages":[{"role":"user","content":"hello"}]}"#);
+        let a = CacheKey::of(
+            switchyard_wire::Api::OpenAi,
+            "m",
+            br#"{"model":"m","messages":[{"role":"user","content":"hi"}],"stream":true}"#,
+        );
+        let b = CacheKey::of(
+            switchyard_wire::Api::OpenAi,
+            "m",
+            br#"{"messages":[{"content":"hi","role":"user"}],"model":"m"}"#,
+        );
+        let c = CacheKey::of(
+            switchyard_wire::Api::OpenAi,
+            "m",
+            br#"{"model":"m","messages":[{"role":"user","content":"hello"}]}"#,
+        );
         assert_eq!(a, b);
         assert_ne!(a, c);
-        assert_ne!(CacheKey::of("other", br#"{"model":"m"}"#), CacheKey::of("m", br#"{"model":"m"}"#));
-        assert_eq!(CacheKey::of("m", b"[1]"), None);
+        assert_ne!(
+            CacheKey::of(switchyard_wire::Api::OpenAi, "other", br#"{"model":"m"}"#),
+            CacheKey::of(switchyard_wire::Api::OpenAi, "m", br#"{"model":"m"}"#)
+        );
+        assert_eq!(CacheKey::of(switchyard_wire::Api::OpenAi, "m", b"[1]"), None);
     }
 
     #[tokio::test(start_paused = true)]
     async fn answers_live_for_the_ttl_and_the_oldest_leave_first() {
         let cache = MemoryCache::new(Duration::from_secs(60), 2, 1024);
-        let key = |s: &str| CacheKey::of("m", format!(r#"{{"q":"{s}"}}"#).as_bytes()).unwrap();
+        let key =
+            |s: &str| CacheKey::of(switchyard_wire::Api::OpenAi, "m", format!(r#"{{"q":"{s}"}}"#).as_bytes()).unwrap();
         cache.put(key("a"), Bytes::from_static(b"A"), "p");
         cache.put(key("b"), Bytes::from_static(b"B"), "p");
         cache.put(key("c"), Bytes::from_static(b"C"), "p");

@@ -15,7 +15,7 @@ use http_body_util::BodyExt;
 use switchyard_policy_host::{
     Api, AttemptOutcome, CallContext, Degrade, NextStep, OutcomeKind, PinnedPolicy, RequestInfo, RouteDecision,
 };
-use switchyard_wire::RequestPeek;
+use switchyard_wire::{Api as WireApi, RequestPeek};
 use tokio::time::Instant;
 
 use crate::ResponseBody;
@@ -33,6 +33,10 @@ pub(crate) const MAX_ATTEMPTS: u32 = 10;
 pub(crate) struct Exchange {
     shared: Arc<Shared>,
     route: usize,
+    /// The API the client speaks: answers and errors reach it in this one.
+    client: WireApi,
+    /// Client headers for providers of the client's API (`anthropic-version`, ...).
+    forward: Arc<[(http::HeaderName, HeaderValue)]>,
     peek: RequestPeek,
     body: Bytes,
     policy: PinnedPolicy,
@@ -66,6 +70,7 @@ impl Exchange {
     pub fn new(
         shared: Arc<Shared>,
         route: usize,
+        client: WireApi,
         peek: RequestPeek,
         body: Bytes,
         call: CallContext,
@@ -75,7 +80,13 @@ impl Exchange {
         let deadline = started + entry.timeout;
         let policy = shared.policies.pin(&entry.policy, call);
         let meta = Meta { provider: None, attempts: 0, policy: Some(policy.label()), degraded: None };
-        Exchange { shared, route, peek, body, policy, deadline, meta, tried: Vec::new() }
+        Exchange { shared, route, client, forward: Arc::new([]), peek, body, policy, deadline, meta, tried: Vec::new() }
+    }
+
+    /// Sends these client headers along to providers of the client's API.
+    pub fn forwarding(mut self, headers: Vec<(http::HeaderName, HeaderValue)>) -> Self {
+        self.forward = headers.into();
+        self
     }
 
     fn remaining(&self) -> Duration {
@@ -84,7 +95,10 @@ impl Exchange {
 
     fn request_info(&self) -> RequestInfo {
         RequestInfo {
-            api: Api::OpenaiChat,
+            api: match self.client {
+                WireApi::OpenAi => Api::OpenaiChat,
+                WireApi::Anthropic => Api::AnthropicMessages,
+            },
             route: self.shared.routes[self.route].index,
             streaming: self.peek.stream,
             estimated_input_tokens: self.peek.estimated_input_tokens,
@@ -167,21 +181,17 @@ impl Exchange {
         self.tried.push(target);
         let provider = self.shared.target_provider[target as usize].clone();
         let model = &self.shared.topology.targets[target as usize].model;
-        let body = if provider.anthropic {
-            crate::translation::request_for_anthropic(&self.body, model)
-        } else {
-            Ok((switchyard_wire::request::with_model(&self.body, &self.peek.model, model), false))
-        };
+        let client = self.client;
+        let prepared = crate::translation::request(client, provider.api, &self.body, &self.peek.model, model);
+        let forward = if provider.api == client { self.forward.clone() } else { Arc::new([]) };
         let (health, streaming) = (self.shared.health.clone(), self.peek.stream);
         async move {
-            let (body, include_usage) = match body {
-                Ok(ready) => ready,
-                Err(why) => return Finished { target, attempt: upstream::refused(why), provider, inflight },
+            let prepared = match prepared {
+                Ok(prepared) => prepared,
+                Err(why) => return Finished { target, attempt: upstream::refused(why, client), provider, inflight },
             };
-            let mut attempt = upstream::attempt(&provider, body, streaming, timeout).await;
-            if provider.anthropic {
-                attempt = crate::translation::answer_from_anthropic(attempt, include_usage);
-            }
+            let attempt = upstream::attempt(&provider, prepared.body, streaming, timeout, &forward).await;
+            let attempt = crate::translation::answer(client, provider.api, attempt, prepared.include_usage);
             // A request the provider refused as invalid says nothing about the provider's health.
             health.record(target, !attempt.kind.is_provider_failure(), attempt.elapsed, attempt.retry_after);
             Finished { target, provider, attempt, inflight }
@@ -261,6 +271,7 @@ impl Exchange {
                 let reason =
                     last.map_or_else(|| "the policy sent this request nowhere".to_owned(), |a| a.detail.clone());
                 Step::Answer(respond::unavailable(
+                    self.client,
                     ms.into(),
                     format!("No provider could answer: {reason}."),
                     &self.meta,
@@ -273,7 +284,7 @@ impl Exchange {
         if !self.shared.cache_enabled {
             return None;
         }
-        CacheKey::of(&self.peek.model, &self.body)
+        CacheKey::of(self.client, &self.peek.model, &self.body)
     }
 
     /// The answer to an identical earlier request from the response cache
@@ -283,8 +294,11 @@ impl Exchange {
         // A client that asked for a stream gets the cached answer replayed as one.
         let replayed = hit.and_then(|hit| match self.peek.stream {
             false => Some((hit.body.clone(), "application/json", hit)),
-            true => switchyard_wire::replay::completion_as_sse(&hit.body)
-                .map(|sse| (Bytes::from(sse), "text/event-stream", hit)),
+            true => match self.client {
+                WireApi::OpenAi => switchyard_wire::replay::completion_as_sse(&hit.body),
+                WireApi::Anthropic => switchyard_wire::replay::message_as_sse(&hit.body),
+            }
+            .map(|sse| (Bytes::from(sse), "text/event-stream", hit)),
         });
         if let Some((body, content_type, hit)) = replayed {
             self.meta.degraded = Some("cached");
@@ -297,14 +311,19 @@ impl Exchange {
             respond::stamp(&mut response, &self.meta);
             return response;
         }
-        respond::unavailable(retry_after_ms, format!("No provider could answer: {why}."), &self.meta)
+        respond::unavailable(self.client, retry_after_ms, format!("No provider could answer: {why}."), &self.meta)
     }
 
     /// 503 with the soonest Retry-After any of the route's targets asked for.
     fn give_up(&self, why: String) -> Response<ResponseBody> {
         let targets = &self.shared.topology.routes[self.route].targets;
         let wait = self.shared.health.soonest_retry_after(targets).unwrap_or(Duration::from_secs(1));
-        respond::unavailable(wait.as_millis() as u64, format!("No provider could answer: {why}."), &self.meta)
+        respond::unavailable(
+            self.client,
+            wait.as_millis() as u64,
+            format!("No provider could answer: {why}."),
+            &self.meta,
+        )
     }
 
     /// The policy accepted a failed attempt: pass on the provider's answer as
@@ -324,7 +343,12 @@ impl Exchange {
                 } else {
                     StatusCode::BAD_GATEWAY
                 };
-                respond::upstream_failed(status, format!("The provider failed: {}.", attempt.detail), &self.meta)
+                respond::upstream_failed(
+                    self.client,
+                    status,
+                    format!("The provider failed: {}.", attempt.detail),
+                    &self.meta,
+                )
             }
         }
     }
@@ -337,7 +361,12 @@ impl Exchange {
         inflight: Option<InflightGuard>,
     ) -> Response<ResponseBody> {
         let Some(answer) = attempt.answer else {
-            return respond::upstream_failed(StatusCode::BAD_GATEWAY, "The provider's answer was lost.", &self.meta);
+            return respond::upstream_failed(
+                self.client,
+                StatusCode::BAD_GATEWAY,
+                "The provider's answer was lost.",
+                &self.meta,
+            );
         };
         let body = match answer.body {
             AnswerBody::Full(bytes) => {
@@ -345,8 +374,9 @@ impl Exchange {
                     // Off the response path: the key costs a JSON parse and a hash.
                     let (cache, request, answer) = (self.shared.cache.clone(), self.body.clone(), bytes.clone());
                     let (model, provider) = (self.peek.model.clone(), self.meta.provider.clone());
+                    let client = self.client;
                     tokio::spawn(async move {
-                        if let Some(key) = CacheKey::of(&model, &request) {
+                        if let Some(key) = CacheKey::of(client, &model, &request) {
                             cache.put(key, answer, provider.as_deref().unwrap_or("none"));
                         }
                     });
@@ -360,7 +390,7 @@ impl Exchange {
                     provider: self.meta.provider.clone().unwrap_or_else(|| "none".into()),
                     inflight,
                 };
-                Relay::new(first, rest, idle, source, translate).boxed_unsync()
+                Relay::new(self.client, first, rest, idle, source, translate).boxed_unsync()
             }
         };
         self.respond_with(answer.head, body)

@@ -54,8 +54,8 @@ pub(crate) struct RouteEntry {
 pub(crate) struct Shared {
     pub routes: Vec<RouteEntry>,
     pub routes_by_model: HashMap<String, usize>,
-    /// The body of `GET /v1/models`: every client-facing model name and alias.
-    pub models_list: bytes::Bytes,
+    /// `GET /v1/models`: every client-facing model name and alias.
+    pub models: crate::models::ModelsList,
     pub wildcard: Option<usize>,
     /// Per target index: its provider.
     pub target_provider: Vec<Arc<Provider>>,
@@ -153,9 +153,12 @@ impl Gateway {
                 None => None,
             };
             let connect_timeout = Duration::from_millis(p.connect_timeout_ms);
-            let anthropic = p.api == Api::Anthropic;
+            let api = match p.api {
+                Api::Anthropic => switchyard_wire::Api::Anthropic,
+                Api::Openai => switchyard_wire::Api::OpenAi,
+            };
             let provider =
-                Provider::new(&name, anthropic, p.base_url.get_ref(), key, connect_timeout, extra_roots.as_deref())
+                Provider::new(&name, api, p.base_url.get_ref(), key, connect_timeout, extra_roots.as_deref())
                     .map_err(|reason| GatewayError::Provider { provider: name.clone(), reason })?;
             providers.insert(name, Arc::new(provider));
         }
@@ -227,18 +230,12 @@ impl Gateway {
                 std::iter::once(r.model.get_ref().clone()).chain(r.aliases.iter().cloned()).map(move |m| (m, i))
             })
             .collect();
-        let mut names: Vec<&String> = routes_by_model.keys().filter(|m| *m != "*").collect();
-        names.sort();
-        let models_list = serde_json::json!({
-            "object": "list",
-            "data": names.iter().map(|id| serde_json::json!({"id": id, "object": "model", "created": 0, "owned_by": "switchyard"})).collect::<Vec<_>>(),
-        });
-        let models_list = bytes::Bytes::from(models_list.to_string());
+        let models = crate::models::ModelsList::new(routes_by_model.keys());
         let wildcard = config.routes.iter().position(|r| r.model.get_ref() == "*");
         let shared = Shared {
             routes,
             routes_by_model,
-            models_list,
+            models,
             wildcard,
             target_provider,
             topology: Arc::new(topology),

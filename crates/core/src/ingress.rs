@@ -1,62 +1,114 @@
-//! The front of the request path: method and path, body limit, the few
-//! fields routing needs, and the route.
+//! The front of the request path: method and path (which also say the
+//! client's API), body limit, the few fields routing needs, and the route.
 
 use std::sync::Arc;
 
 use bytes::Bytes;
-use http::{Method, Request, Response, header};
+use http::{HeaderName, HeaderValue, Method, Request, Response, header};
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 use switchyard_policy_host::CallContext;
-use switchyard_wire::{RequestPeek, WireError};
+use switchyard_wire::anthropic::MessagesRequest;
+use switchyard_wire::{Api, RequestPeek, WireError};
 
 use crate::gateway::Shared;
 use crate::{ResponseBody, exchange, respond};
 
-pub(crate) const CHAT_PATH: &str = "/v1/chat/completions";
-
 /// A client gets this long to send its whole request body.
 const BODY_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
-pub(crate) async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Response<ResponseBody> {
-    let started = tokio::time::Instant::now();
-    match (req.method(), req.uri().path()) {
-        (&Method::POST, CHAT_PATH) => chat(shared, req, started).await,
-        (_, CHAT_PATH) => respond::method_not_allowed(req.method(), CHAT_PATH),
-        (&Method::GET, "/healthz") => Response::new(respond::full(Bytes::from_static(b"ok\n"))),
-        (&Method::GET, "/v1/models") => {
-            let mut response = Response::new(respond::full(shared.models_list.clone()));
-            response.headers_mut().insert(header::CONTENT_TYPE, http::HeaderValue::from_static("application/json"));
-            response
-        }
-        (method, path) => respond::not_found(method, path),
+/// Client headers an Anthropic provider should see when the request reaches
+/// it untranslated (never credentials).
+const FORWARDED_TO_ANTHROPIC: [&str; 2] = ["anthropic-version", "anthropic-beta"];
+
+/// The API a request that is not a chat request speaks, for its error:
+/// Anthropic's clients send `anthropic-version` on every request.
+fn api_of<B>(req: &Request<B>) -> Api {
+    if req.headers().contains_key("anthropic-version") || req.uri().path().starts_with(Api::Anthropic.chat_path()) {
+        Api::Anthropic
+    } else {
+        Api::OpenAi
     }
 }
 
-async fn chat(shared: Arc<Shared>, req: Request<Incoming>, started: tokio::time::Instant) -> Response<ResponseBody> {
+pub(crate) async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Response<ResponseBody> {
+    let started = tokio::time::Instant::now();
+    let chat = [Api::OpenAi, Api::Anthropic].into_iter().find(|api| api.chat_path() == req.uri().path());
+    match (req.method(), chat, req.uri().path()) {
+        (&Method::POST, Some(api), _) => serve(shared, req, api, started).await,
+        (method, Some(api), path) => respond::method_not_allowed(api, method, path),
+        (&Method::GET, None, "/healthz") => Response::new(respond::full(Bytes::from_static(b"ok\n"))),
+        (&Method::GET, None, "/v1/models") => {
+            let mut response = Response::new(respond::full(shared.models.body(api_of(&req))));
+            response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+            response
+        }
+        (method, None, path) => respond::not_found(api_of(&req), method, path),
+    }
+}
+
+/// A chat request of `client`'s API: read, checked, routed, exchanged.
+async fn serve(
+    shared: Arc<Shared>,
+    req: Request<Incoming>,
+    client: Api,
+    started: tokio::time::Instant,
+) -> Response<ResponseBody> {
     let limit = shared.max_body_bytes;
     let declared =
         req.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|n| n > limit as u64) {
-        return respond::too_large(limit);
+        return respond::too_large(client, limit);
     }
     let (parts, body) = req.into_parts();
     let body = match tokio::time::timeout(BODY_READ_TIMEOUT, Limited::new(body, limit).collect()).await {
         Ok(Ok(collected)) => collected.to_bytes(),
         Ok(Err(e)) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => {
-            return respond::too_large(limit);
+            return respond::too_large(client, limit);
         }
-        Ok(Err(e)) => return respond::invalid_request(format!("could not read the request body: {e}"), None),
-        Err(_) => return respond::body_timeout(BODY_READ_TIMEOUT),
+        Ok(Err(e)) => return respond::invalid_request(client, format!("could not read the request body: {e}"), None),
+        Err(_) => return respond::body_timeout(client, BODY_READ_TIMEOUT),
     };
     let peek = match RequestPeek::parse(&body) {
         Ok(peek) => peek,
-        Err(e @ WireError::MissingModel) => return respond::invalid_request(e.to_string(), Some("model")),
-        Err(e @ WireError::BadStream) => return respond::invalid_request(e.to_string(), Some("stream")),
-        Err(e) => return respond::invalid_request(e.to_string(), None),
+        Err(e @ WireError::MissingModel) => return respond::invalid_request(client, e.to_string(), Some("model")),
+        Err(e @ WireError::BadStream) => return respond::invalid_request(client, e.to_string(), Some("stream")),
+        Err(e) => return respond::invalid_request(client, e.to_string(), None),
     };
+    if client == Api::Anthropic
+        && let Err((message, param)) = check_messages_request(&body)
+    {
+        return respond::invalid_request(client, message, param);
+    }
     let route = shared.routes_by_model.get(&peek.model).copied().or(shared.wildcard);
-    let Some(route) = route else { return respond::unknown_model(&peek.model) };
+    let Some(route) = route else { return respond::unknown_model(client, &peek.model) };
     let call = CallContext::from_headers(parts.headers.iter().map(|(n, v)| (n.as_str(), v.as_bytes())));
-    exchange::Exchange::new(shared, route, peek, body, call, started).run().await
+    let forward: Vec<(HeaderName, HeaderValue)> = match client {
+        Api::Anthropic => FORWARDED_TO_ANTHROPIC
+            .iter()
+            .filter_map(|name| Some((HeaderName::from_static(name), parts.headers.get(*name)?.clone())))
+            .collect(),
+        Api::OpenAi => Vec::new(),
+    };
+    exchange::Exchange::new(shared, route, client, peek, body, call, started).forwarding(forward).run().await
+}
+
+/// A Messages API request is checked whole before any provider sees it, so
+/// a malformed one gets the same clear 400 whichever API its targets speak.
+fn check_messages_request(body: &[u8]) -> Result<(), (String, Option<&'static str>)> {
+    let request: MessagesRequest = serde_json::from_slice(body)
+        .map_err(|e| (format!("The request is not a valid Messages API request: {e}."), None))?;
+    if request.messages.is_empty() {
+        return Err(("messages: at least one message is required.".into(), Some("messages")));
+    }
+    if let Some((i, m)) = request.messages.iter().enumerate().find(|(_, m)| m.role != "user" && m.role != "assistant") {
+        return Err((
+            format!("messages.{i}.role: Input should be 'user' or 'assistant', not {:?}.", m.role),
+            Some("messages"),
+        ));
+    }
+    if request.max_tokens == 0 {
+        return Err(("max_tokens: must be at least 1.".into(), Some("max_tokens")));
+    }
+    Ok(())
 }

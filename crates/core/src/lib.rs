@@ -1,4 +1,4 @@
-//! The gateway: accepts OpenAI-wire chat requests, asks the request's policy
+//! The gateway: accepts chat requests in OpenAI's or Anthropic's API, asks the request's policy
 //! where to send them, makes the upstream attempts, relays the answer
 //! (streams chunk by chunk), and turns every failure into a clean answer in
 //! the client's API format.
@@ -6,11 +6,14 @@
 //! # Layout (in request order)
 //! - [`gateway`]: [`Gateway`], built from a config: topology, providers, policy host.
 //! - `server`: accept loop, TCP_NODELAY, graceful shutdown.
-//! - `ingress`: method/path, body limit, peek `model`/`stream`, find the route.
+//! - `ingress`: method/path (which say the client's API), body limit, peek
+//!   `model`/`stream`, find the route; `models`: `GET /v1/models`.
 //! - `exchange`: one client request from policy `route` to final answer;
 //!   every retry and failover decision is asked of the policy here.
 //! - `hedge`: the first attempt, raced against a second one after the plan's
 //!   hedge delay.
+//! - `translation`: a request and its answer carried between the two APIs
+//!   when client and provider differ.
 //! - `upstream`: one attempt at one target, classified.
 //! - `probe`: active health checks of open breakers (off unless configured).
 //! - `budget`: the gateway-wide retry budget; [`cache`]: the response cache
@@ -27,6 +30,7 @@ mod exchange;
 pub mod gateway;
 mod hedge;
 mod ingress;
+mod models;
 mod probe;
 mod relay;
 mod respond;

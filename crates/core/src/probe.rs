@@ -60,7 +60,7 @@ async fn run(probe: Probe, health: Arc<HealthBook>) {
                         "messages": [{"role": "user", "content": "ping"}],
                     });
                     let attempt =
-                        upstream::attempt(&probe.provider, Bytes::from(body.to_string()), false, timeout).await;
+                        upstream::attempt(&probe.provider, Bytes::from(body.to_string()), false, timeout, &[]).await;
                     attempt.kind == switchyard_wire::OutcomeKind::Success
                 }
             };

@@ -1,7 +1,8 @@
 //! Relaying a streamed (SSE) answer chunk by chunk. Once the first byte has
 //! gone to the client no retry is possible, so a stream the provider breaks,
-//! closes before `data: [DONE]`, or lets go silent past the idle timeout ends
-//! with an error event in the client's API format, never a clean-looking end.
+//! closes before its API's end event (`data: [DONE]`, `event: message_stop`),
+//! or lets go silent past the idle timeout ends with an error event in the
+//! client's API format, never a clean-looking end.
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -13,9 +14,10 @@ use http_body::{Body, Frame};
 use hyper::body::Incoming;
 use switchyard_policy_host::HealthBook;
 use switchyard_policy_host::health::InflightGuard;
+use switchyard_wire::Api;
 use switchyard_wire::openai_error::OpenAiError;
 use switchyard_wire::sse::DoneDetector;
-use switchyard_wire::translate::stream::AnthropicToChat;
+use switchyard_wire::translate::stream::StreamTranslator;
 use tokio::time::{Instant, Sleep};
 
 /// Who the stream comes from, to record how it ended.
@@ -27,6 +29,8 @@ pub(crate) struct StreamSource {
 }
 
 pub(crate) struct Relay {
+    /// The client's API: how its stream ends, and its error event.
+    client: Api,
     first: Option<Bytes>,
     upstream: Option<Incoming>,
     idle: Pin<Box<Sleep>>,
@@ -35,30 +39,31 @@ pub(crate) struct Relay {
     started: Instant,
     source: StreamSource,
     /// Translates the provider's events for the client, event by event.
-    translate: Option<AnthropicToChat>,
+    translate: Option<StreamTranslator>,
 }
 
 impl Relay {
     pub fn new(
+        client: Api,
         first: Bytes,
         rest: Incoming,
         idle_timeout: Duration,
         source: StreamSource,
-        translate: Option<AnthropicToChat>,
+        translate: Option<StreamTranslator>,
     ) -> Self {
         Relay {
+            client,
             first: Some(first),
             upstream: Some(rest),
             idle: Box::pin(tokio::time::sleep(idle_timeout)),
             idle_timeout,
-            done: DoneDetector::default(),
+            done: DoneDetector::new(client),
             started: Instant::now(),
             source,
             translate,
         }
     }
 
-    /// Ends the stream with an error event and closes the upstream connection.
     /// What the client gets of `data`: the bytes as they came, or their
     /// translation (possibly nothing yet, when an event is still incomplete).
     fn pass(&mut self, data: Bytes) -> Bytes {
@@ -70,12 +75,13 @@ impl Relay {
         data
     }
 
+    /// Ends the stream with an error event and closes the upstream connection.
     fn fail(&mut self, message: String) -> Poll<Option<Result<Frame<Bytes>, std::convert::Infallible>>> {
         self.upstream = None;
         self.source.inflight = None;
         self.source.health.record(self.source.target, false, self.started.elapsed(), None);
         tracing::warn!(provider = %self.source.provider, "stream ended with an error event: {message}");
-        let event = OpenAiError::server(message, "upstream_stream_broken").to_sse_event();
+        let event = self.client.stream_error_event(&OpenAiError::server(message, "upstream_stream_broken"));
         Poll::Ready(Some(Ok(Frame::data(event))))
     }
 }

@@ -1,6 +1,7 @@
-//! The only place errors become client responses: OpenAI's error format,
-//! `Retry-After` where waiting helps, and the `x-switchyard-*` headers on
-//! every answer. Messages never contain secrets.
+//! The only place errors become client responses: in the client's API's
+//! error format (OpenAI's or Anthropic's), `Retry-After` where waiting helps,
+//! and the `x-switchyard-*` headers on every answer. Messages never contain
+//! secrets.
 
 use std::sync::Arc;
 use switchyard_wire::text::truncate;
@@ -8,6 +9,7 @@ use switchyard_wire::text::truncate;
 use bytes::Bytes;
 use http::{HeaderValue, Response, StatusCode, header};
 use http_body_util::{BodyExt, Full};
+use switchyard_wire::Api;
 use switchyard_wire::openai_error::OpenAiError;
 
 use crate::{ResponseBody, headers};
@@ -46,14 +48,15 @@ pub(crate) fn stamp(response: &mut Response<ResponseBody>, meta: &Meta) {
     }
 }
 
-/// An error answer in OpenAI's format.
+/// An error answer in `api`'s format.
 pub(crate) fn error(
+    api: Api,
     status: StatusCode,
     err: &OpenAiError,
     meta: &Meta,
     retry_after_secs: Option<u64>,
 ) -> Response<ResponseBody> {
-    let mut response = Response::new(full(err.to_body()));
+    let mut response = Response::new(full(api.error_body(status.as_u16(), err)));
     *response.status_mut() = status;
     response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     if let Some(secs) = retry_after_secs {
@@ -64,14 +67,19 @@ pub(crate) fn error(
 }
 
 /// 400 about the request body.
-pub(crate) fn invalid_request(message: impl Into<String>, param: Option<&'static str>) -> Response<ResponseBody> {
-    error(StatusCode::BAD_REQUEST, &OpenAiError::invalid_request(message, None, param), &Meta::none(), None)
+pub(crate) fn invalid_request(
+    api: Api,
+    message: impl Into<String>,
+    param: Option<&'static str>,
+) -> Response<ResponseBody> {
+    error(api, StatusCode::BAD_REQUEST, &OpenAiError::invalid_request(message, None, param), &Meta::none(), None)
 }
 
 /// 404 for a model no route serves.
-pub(crate) fn unknown_model(model: &str) -> Response<ResponseBody> {
+pub(crate) fn unknown_model(api: Api, model: &str) -> Response<ResponseBody> {
     let message = format!("The model `{}` does not exist or you do not have access to it.", truncate(model, 200));
     error(
+        api,
         StatusCode::NOT_FOUND,
         &OpenAiError::invalid_request(message, Some("model_not_found"), Some("model")),
         &Meta::none(),
@@ -80,9 +88,10 @@ pub(crate) fn unknown_model(model: &str) -> Response<ResponseBody> {
 }
 
 /// 413 for a body over `max_body_bytes`.
-pub(crate) fn too_large(limit: usize) -> Response<ResponseBody> {
+pub(crate) fn too_large(api: Api, limit: usize) -> Response<ResponseBody> {
     let message = format!("The request body is larger than this gateway accepts ({limit} bytes).");
     error(
+        api,
         StatusCode::PAYLOAD_TOO_LARGE,
         &OpenAiError::invalid_request(message, Some("request_too_large"), None),
         &Meta::none(),
@@ -91,9 +100,10 @@ pub(crate) fn too_large(limit: usize) -> Response<ResponseBody> {
 }
 
 /// 408 for a body that did not arrive in time.
-pub(crate) fn body_timeout(limit: std::time::Duration) -> Response<ResponseBody> {
+pub(crate) fn body_timeout(api: Api, limit: std::time::Duration) -> Response<ResponseBody> {
     let message = format!("The request body did not arrive within {} s.", limit.as_secs());
     error(
+        api,
         StatusCode::REQUEST_TIMEOUT,
         &OpenAiError::invalid_request(message, Some("request_timeout"), None),
         &Meta::none(),
@@ -102,15 +112,22 @@ pub(crate) fn body_timeout(limit: std::time::Duration) -> Response<ResponseBody>
 }
 
 /// 404 / 405 for paths and methods the gateway does not serve.
-pub(crate) fn not_found(method: &http::Method, path: &str) -> Response<ResponseBody> {
+pub(crate) fn not_found(api: Api, method: &http::Method, path: &str) -> Response<ResponseBody> {
     let message = format!("Unknown request URL: {method} {}.", truncate(path, 200));
-    error(StatusCode::NOT_FOUND, &OpenAiError::invalid_request(message, Some("unknown_url"), None), &Meta::none(), None)
+    error(
+        api,
+        StatusCode::NOT_FOUND,
+        &OpenAiError::invalid_request(message, Some("unknown_url"), None),
+        &Meta::none(),
+        None,
+    )
 }
 
 /// 405 for a known path with the wrong method.
-pub(crate) fn method_not_allowed(method: &http::Method, path: &str) -> Response<ResponseBody> {
+pub(crate) fn method_not_allowed(api: Api, method: &http::Method, path: &str) -> Response<ResponseBody> {
     let message = format!("{method} is not allowed on {path}; use POST.");
     let mut r = error(
+        api,
         StatusCode::METHOD_NOT_ALLOWED,
         &OpenAiError::invalid_request(message, Some("method_not_allowed"), None),
         &Meta::none(),
@@ -121,13 +138,29 @@ pub(crate) fn method_not_allowed(method: &http::Method, path: &str) -> Response<
 }
 
 /// 503 with `Retry-After`: every target failed, or the policy gave up.
-pub(crate) fn unavailable(retry_after_ms: u64, message: impl Into<String>, meta: &Meta) -> Response<ResponseBody> {
+pub(crate) fn unavailable(
+    api: Api,
+    retry_after_ms: u64,
+    message: impl Into<String>,
+    meta: &Meta,
+) -> Response<ResponseBody> {
     let secs = retry_after_ms.div_ceil(1000).max(1);
-    error(StatusCode::SERVICE_UNAVAILABLE, &OpenAiError::server(message, "all_providers_unavailable"), meta, Some(secs))
+    error(
+        api,
+        StatusCode::SERVICE_UNAVAILABLE,
+        &OpenAiError::server(message, "all_providers_unavailable"),
+        meta,
+        Some(secs),
+    )
 }
 
 /// 502 / 504 when the policy accepted a failure that has no HTTP answer to pass on.
-pub(crate) fn upstream_failed(status: StatusCode, message: impl Into<String>, meta: &Meta) -> Response<ResponseBody> {
+pub(crate) fn upstream_failed(
+    api: Api,
+    status: StatusCode,
+    message: impl Into<String>,
+    meta: &Meta,
+) -> Response<ResponseBody> {
     let code = if status == StatusCode::GATEWAY_TIMEOUT { "upstream_timeout" } else { "upstream_error" };
-    error(status, &OpenAiError::server(message, code), meta, None)
+    error(api, status, &OpenAiError::server(message, code), meta, None)
 }

@@ -11,7 +11,8 @@ use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
-use switchyard_wire::{OutcomeKind, classify_status, parse_retry_after};
+use switchyard_wire::translate::stream::StreamTranslator;
+use switchyard_wire::{Api, OutcomeKind, classify_status, parse_retry_after};
 use tokio::time::Instant;
 
 /// Largest error or non-streamed answer body the gateway reads from a provider.
@@ -29,8 +30,8 @@ impl std::fmt::Debug for Secret {
 /// One upstream API endpoint with its own connection pool.
 pub(crate) struct Provider {
     pub name: std::sync::Arc<str>,
-    /// Speaks Anthropic's Messages API (requests and answers are translated).
-    pub anthropic: bool,
+    /// The API it speaks; requests and answers are translated when the client speaks the other.
+    pub api: Api,
     chat_url: http::Uri,
     models_url: http::Uri,
     authorization: Option<Secret>,
@@ -41,11 +42,12 @@ impl Provider {
     /// Adds the credentials (`Authorization: Bearer`, or Anthropic's
     /// `x-api-key` and `anthropic-version`).
     fn authorize(&self, headers: &mut http::HeaderMap) {
-        if self.anthropic {
+        let anthropic = self.api == Api::Anthropic;
+        if anthropic {
             headers.insert("anthropic-version", HeaderValue::from_static("2023-06-01"));
         }
         if let Some(Secret(auth)) = &self.authorization {
-            let name = if self.anthropic { http::HeaderName::from_static("x-api-key") } else { header::AUTHORIZATION };
+            let name = if anthropic { http::HeaderName::from_static("x-api-key") } else { header::AUTHORIZATION };
             headers.insert(name, auth.clone());
         }
     }
@@ -53,7 +55,7 @@ impl Provider {
     /// A provider at `base_url`; `extra_roots` (PEM) are trusted besides the bundled public roots.
     pub fn new(
         name: &str,
-        anthropic: bool,
+        api: Api,
         base_url: &str,
         key: Option<String>,
         connect_timeout: Duration,
@@ -61,13 +63,16 @@ impl Provider {
     ) -> Result<Provider, String> {
         let base = base_url.trim_end_matches('/');
         let v1 = if base.ends_with("/v1") { base.to_owned() } else { format!("{base}/v1") };
-        let path = if anthropic { "messages" } else { "chat/completions" };
-        let chat_url: http::Uri = format!("{v1}/{path}").parse().map_err(|e| format!("base_url {base_url:?}: {e}"))?;
+        let path = api.chat_path().trim_start_matches("/v1");
+        let chat_url: http::Uri = format!("{v1}{path}").parse().map_err(|e| format!("base_url {base_url:?}: {e}"))?;
         let models_url: http::Uri =
             format!("{v1}/models").parse().map_err(|e| format!("base_url {base_url:?}: {e}"))?;
         let authorization = match key {
             Some(key) => {
-                let value = if anthropic { key.trim().to_owned() } else { format!("Bearer {}", key.trim()) };
+                let value = match api {
+                    Api::Anthropic => key.trim().to_owned(),
+                    Api::OpenAi => format!("Bearer {}", key.trim()),
+                };
                 let mut v = HeaderValue::from_str(&value)
                     .map_err(|_| "the API key contains characters a header cannot carry".to_owned())?;
                 v.set_sensitive(true);
@@ -90,7 +95,7 @@ impl Provider {
             .pool_timer(TokioTimer::new())
             .pool_idle_timeout(Duration::from_secs(90))
             .build(https);
-        Ok(Provider { name: name.into(), anthropic, chat_url, models_url, authorization, client })
+        Ok(Provider { name: name.into(), api, chat_url, models_url, authorization, client })
     }
 }
 
@@ -145,7 +150,7 @@ pub(crate) enum AnswerBody {
         /// The rest, still upstream.
         rest: Incoming,
         /// Set when the stream must be translated for the client on its way.
-        translate: Option<switchyard_wire::translate::stream::AnthropicToChat>,
+        translate: Option<StreamTranslator>,
     },
 }
 
@@ -175,8 +180,15 @@ async fn first_data(body: &mut Incoming) -> Result<Option<Bytes>, hyper::Error> 
 /// Sends `body` to `provider` and waits (at most `timeout`) for an answer:
 /// the full body for a non-streamed request or an error, the first chunk
 /// for a stream, so that nothing has reached the client while a retry is
-/// still possible.
-pub(crate) async fn attempt(provider: &Provider, body: Bytes, streaming: bool, timeout: Duration) -> Attempt {
+/// still possible. `forward` are client headers meant for the provider
+/// (`anthropic-version`, `anthropic-beta`); they never carry credentials.
+pub(crate) async fn attempt(
+    provider: &Provider,
+    body: Bytes,
+    streaming: bool,
+    timeout: Duration,
+    forward: &[(http::HeaderName, HeaderValue)],
+) -> Attempt {
     let started = Instant::now();
     let mut req = Request::post(provider.chat_url.clone())
         .header(header::CONTENT_TYPE, "application/json")
@@ -185,6 +197,9 @@ pub(crate) async fn attempt(provider: &Provider, body: Bytes, streaming: bool, t
         .body(Full::new(body))
         .expect("a request from valid parts");
     provider.authorize(req.headers_mut());
+    for (name, value) in forward {
+        req.headers_mut().insert(name, value.clone());
+    }
     let exchange = async {
         let response: Response<Incoming> = match provider.client.request(req).await {
             Ok(r) => r,
@@ -272,17 +287,18 @@ pub(crate) async fn list_models(provider: &Provider, timeout: Duration) -> bool 
 }
 
 /// An attempt that never left: the request could not be made for this
-/// provider (e.g. it cannot be translated). Answered as a 400 the client sees.
-pub(crate) fn refused(why: String) -> Attempt {
+/// provider (e.g. it cannot be translated). Answered as a 400 the client
+/// sees, in its API's format.
+pub(crate) fn refused(why: String, client: Api) -> Attempt {
     let (head, ()) = Response::builder()
         .status(StatusCode::BAD_REQUEST)
         .header(header::CONTENT_TYPE, "application/json")
         .body(())
         .expect("a response from valid parts")
         .into_parts();
-    let body =
-        switchyard_wire::openai_error::OpenAiError::invalid_request(why.clone(), Some("untranslatable_request"), None)
-            .to_body();
+    let error =
+        switchyard_wire::openai_error::OpenAiError::invalid_request(why.clone(), Some("untranslatable_request"), None);
+    let body = client.error_body(400, &error);
     Attempt {
         kind: OutcomeKind::InvalidRequest,
         status: Some(StatusCode::BAD_REQUEST),

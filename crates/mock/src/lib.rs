@@ -1,11 +1,15 @@
 //! Mock LLM providers on loopback that speak OpenAI's chat-completions wire
-//! (JSON and SSE) and play a script of replies: healthy answers, error
-//! statuses with Retry-After, hangs, streams that finish, break or stall.
+//! or Anthropic's Messages wire (JSON and SSE, see `dialect`) and play a
+//! script of replies: healthy answers, tool calls, error statuses with
+//! Retry-After, hangs, streams that finish, break or stall. Like the real
+//! APIs, they refuse a malformed request with a 400.
 //! `switchyard demo` runs two of them; the tests and the bench use them as
 //! the providers whose outages the gateway must ride out.
 
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
+
+mod dialect;
 
 use std::collections::VecDeque;
 use std::convert::Infallible;
@@ -17,6 +21,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
+use dialect::{Dialect, Said};
 use http::{Request, Response, StatusCode};
 use http_body_util::BodyExt;
 use hyper::body::{Body, Frame, Incoming};
@@ -39,6 +44,14 @@ pub enum Reply {
         headers: Vec<(String, String)>,
         /// Error body.
         body: String,
+    },
+    /// The model calls tool `name` with `arguments` (JSON text), answered
+    /// whole or streamed (the arguments in two pieces) in the mock's API.
+    ToolCall {
+        /// Tool name.
+        name: String,
+        /// Arguments, JSON text.
+        arguments: String,
     },
     /// Accept the request and never answer.
     Hang,
@@ -132,6 +145,8 @@ pub struct Seen {
     pub model: String,
     /// The `authorization` header, if any.
     pub authorization: Option<String>,
+    /// Every request header.
+    pub headers: http::HeaderMap,
     /// The request body.
     pub body: String,
     /// HTTP version the request came over.
@@ -171,9 +186,10 @@ pub fn closed_port_url() -> String {
 }
 
 impl MockProvider {
-    /// A provider speaking Anthropic's Messages wire: [`Reply::Ok`] is a
-    /// Messages answer (or its documented SSE event sequence); other replies
-    /// play as scripted (see [`Reply::anthropic_overloaded`]).
+    /// A provider speaking Anthropic's Messages wire: answers and streams
+    /// (the documented event sequence) in its shape; it wants
+    /// `anthropic-version`, `max_tokens` and alternating roles. Errors play
+    /// as scripted (see [`Reply::anthropic_overloaded`]).
     pub async fn start_anthropic(name: &str, cycle: Vec<Reply>) -> MockProvider {
         let mock = Self::start_with(name, cycle, None).await;
         mock.state.anthropic.store(true, Ordering::SeqCst);
@@ -318,30 +334,6 @@ impl Body for ChannelBody {
     }
 }
 
-fn completion(name: &str, model: &str) -> String {
-    serde_json::json!({
-        "id": "chatcmpl-mock",
-        "object": "chat.completion",
-        "created": 1_700_000_000,
-        "model": model,
-        "choices": [{"index": 0, "message": {"role": "assistant", "content": format!("Hello from {name}")}, "finish_reason": "stop"}],
-        "usage": {"prompt_tokens": 5, "completion_tokens": 3, "total_tokens": 8}
-    })
-    .to_string()
-}
-
-fn chunk(model: &str, content: Option<&str>, finish: Option<&str>) -> Bytes {
-    let delta = match content {
-        Some(c) => serde_json::json!({"content": c}),
-        None => serde_json::json!({}),
-    };
-    let v = serde_json::json!({
-        "id": "chatcmpl-mock", "object": "chat.completion.chunk", "created": 1_700_000_000, "model": model,
-        "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]
-    });
-    Bytes::from(format!("data: {v}\n\n"))
-}
-
 fn sse_response(body: ChannelBody) -> Response<MockBody> {
     Response::builder()
         .header("content-type", "text/event-stream")
@@ -352,26 +344,60 @@ fn sse_response(body: ChannelBody) -> Response<MockBody> {
 
 async fn answer(state: Arc<State>, req: Request<Incoming>) -> Result<Response<MockBody>, Infallible> {
     state.received.fetch_add(1, Ordering::SeqCst);
-    let authorization = req.headers().get("authorization").and_then(|v| v.to_str().ok()).map(str::to_owned);
-    let version = req.version();
+    let headers = req.headers().clone();
+    let authorization = headers.get("authorization").and_then(|v| v.to_str().ok()).map(str::to_owned);
+    let (version, method) = (req.version(), req.method().clone());
     let body = req.into_body().collect().await.map(|c| c.to_bytes()).unwrap_or_default();
     let json: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
     let model = json["model"].as_str().unwrap_or("unknown").to_owned();
     let streaming = json["stream"].as_bool().unwrap_or(false);
+    let usage = json["stream_options"]["include_usage"] == true;
     state.seen.lock().unwrap().push(Seen {
         model: model.clone(),
         authorization,
+        headers: headers.clone(),
         body: String::from_utf8_lossy(&body).into(),
         version,
     });
     let reply = state.script.lock().unwrap().next();
-    if state.anthropic.load(Ordering::SeqCst) && matches!(reply, Reply::Ok) {
-        return Ok(anthropic_ok(&state.name, &model, streaming));
+    let dialect = if state.anthropic.load(Ordering::SeqCst) { Dialect::Anthropic } else { Dialect::OpenAi };
+    // A malformed chat request gets the 400 the real API would give it.
+    if method == http::Method::POST
+        && let Some(refusal) = dialect.refusal(&json, &headers)
+    {
+        return Ok(play(
+            &state.name,
+            &model,
+            Stream::No,
+            dialect,
+            Reply::Status { status: 400, headers: Vec::new(), body: refusal },
+        )
+        .await);
     }
-    Ok(play(&state.name, &model, streaming, reply).await)
+    let stream = match (streaming, usage) {
+        (false, _) => Stream::No,
+        (true, usage) => Stream::Yes { usage },
+    };
+    Ok(play(&state.name, &model, stream, dialect, reply).await)
 }
 
-async fn play(name: &str, model: &str, streaming: bool, mut reply: Reply) -> Response<MockBody> {
+/// Whether the request asked for a stream, and OpenAI's usage chunk.
+#[derive(Clone, Copy)]
+enum Stream {
+    No,
+    Yes { usage: bool },
+}
+
+fn json_response(body: String) -> Response<MockBody> {
+    Response::builder()
+        .header("content-type", "application/json")
+        .header("x-request-id", "req_mock")
+        .header("request-id", "req_mock")
+        .body(full(body))
+        .expect("valid response")
+}
+
+async fn play(name: &str, model: &str, stream: Stream, dialect: Dialect, mut reply: Reply) -> Response<MockBody> {
     loop {
         match reply {
             Reply::Delay(wait, then) => {
@@ -379,17 +405,20 @@ async fn play(name: &str, model: &str, streaming: bool, mut reply: Reply) -> Res
                 reply = *then;
             }
             Reply::Hang => std::future::pending::<()>().await,
-            Reply::Ok if streaming => {
+            Reply::Ok if matches!(stream, Stream::Yes { .. }) => {
                 let greeting = format!("Hello from {name}");
                 let pieces: Vec<String> = greeting.split_inclusive(' ').map(str::to_owned).collect();
                 reply = Reply::Stream { pieces, gap: Duration::ZERO, end: StreamEnd::Done };
             }
-            Reply::Ok => {
-                return Response::builder()
-                    .header("content-type", "application/json")
-                    .header("x-request-id", "req_mock")
-                    .body(full(completion(name, model)))
-                    .expect("valid response");
+            Reply::Ok => return json_response(dialect.answer(model, &Said::Text(&format!("Hello from {name}")))),
+            Reply::ToolCall { name: tool, arguments } => {
+                let Stream::Yes { usage } = stream else {
+                    return json_response(
+                        dialect.answer(model, &Said::ToolCall { name: &tool, arguments: &arguments }),
+                    );
+                };
+                let events = dialect.stream_tool_call(model, &tool, &arguments, usage);
+                return stream_events(events, 0, Duration::ZERO, StreamEnd::Done, Vec::new());
             }
             Reply::Status { status, headers, body } => {
                 let mut b = Response::builder()
@@ -401,47 +430,32 @@ async fn play(name: &str, model: &str, streaming: bool, mut reply: Reply) -> Res
                 return b.body(full(body)).expect("valid response");
             }
             Reply::Stream { pieces, gap, end } => {
-                let (tx, rx) = mpsc::channel(16);
-                let model = model.to_owned();
-                tokio::spawn(async move {
-                    for (i, piece) in pieces.iter().enumerate() {
-                        if i > 0 {
-                            tokio::time::sleep(gap).await;
-                        }
-                        if tx.send(Ok(chunk(&model, Some(piece), None))).await.is_err() {
-                            return;
-                        }
-                    }
-                    match end {
-                        StreamEnd::Done => {
-                            let _ = tx.send(Ok(chunk(&model, None, Some("stop")))).await;
-                            let _ = tx.send(Ok(Bytes::from_static(b"data: [DONE]\n\n"))).await;
-                        }
-                        StreamEnd::Cut => {
-                            let _ = tx.send(Err(std::io::Error::other("mock cuts the stream"))).await;
-                        }
-                        StreamEnd::Truncated => {}
-                        StreamEnd::Stall => {
-                            tx.closed().await;
-                        }
-                    }
-                });
-                return sse_response(ChannelBody(rx));
+                let usage = matches!(stream, Stream::Yes { usage: true });
+                let mut events = dialect.stream_open(model);
+                // The gap separates the pieces, not the opening events.
+                let first_piece = events.len();
+                events.extend(pieces.iter().map(|p| dialect.stream_text(model, p)));
+                return stream_events(events, first_piece, gap, end, dialect.stream_close(model, usage));
             }
             Reply::StreamHeld { pieces, release } => {
+                let usage = matches!(stream, Stream::Yes { usage: true });
                 let (tx, rx) = mpsc::channel(16);
                 let model = model.to_owned();
                 tokio::spawn(async move {
                     let mut pieces = pieces.into_iter();
+                    for event in dialect.stream_open(&model) {
+                        let _ = tx.send(Ok(event)).await;
+                    }
                     if let Some(first) = pieces.next() {
-                        let _ = tx.send(Ok(chunk(&model, Some(&first), None))).await;
+                        let _ = tx.send(Ok(dialect.stream_text(&model, &first))).await;
                     }
                     release.notified().await;
                     for piece in pieces {
-                        let _ = tx.send(Ok(chunk(&model, Some(&piece), None))).await;
+                        let _ = tx.send(Ok(dialect.stream_text(&model, &piece))).await;
                     }
-                    let _ = tx.send(Ok(chunk(&model, None, Some("stop")))).await;
-                    let _ = tx.send(Ok(Bytes::from_static(b"data: [DONE]\n\n"))).await;
+                    for event in dialect.stream_close(&model, usage) {
+                        let _ = tx.send(Ok(event)).await;
+                    }
                 });
                 return sse_response(ChannelBody(rx));
             }
@@ -449,54 +463,37 @@ async fn play(name: &str, model: &str, streaming: bool, mut reply: Reply) -> Res
     }
 }
 
-/// A Messages API answer, or its SSE event sequence when `streaming`.
-fn anthropic_ok(name: &str, model: &str, streaming: bool) -> Response<MockBody> {
-    let text = format!("Hello from {name}");
-    if !streaming {
-        let body = serde_json::json!({
-            "id": "msg_mock", "type": "message", "role": "assistant", "model": model,
-            "content": [{"type": "text", "text": text}],
-            "stop_reason": "end_turn", "stop_sequence": null,
-            "usage": {"input_tokens": 5, "output_tokens": 3}
-        });
-        return Response::builder()
-            .header("content-type", "application/json")
-            .header("request-id", "req_mock")
-            .body(full(body.to_string()))
-            .expect("valid response");
-    }
-    let event = |name: &str, data: serde_json::Value| Bytes::from(format!("event: {name}\ndata: {data}\n\n"));
-    let mut events = vec![
-        event(
-            "message_start",
-            serde_json::json!({"type": "message_start", "message": {"id": "msg_mock", "type": "message",
-            "role": "assistant", "model": model, "content": [], "stop_reason": null, "stop_sequence": null,
-            "usage": {"input_tokens": 5, "output_tokens": 1}}}),
-        ),
-        event(
-            "content_block_start",
-            serde_json::json!({"type": "content_block_start", "index": 0,
-            "content_block": {"type": "text", "text": ""}}),
-        ),
-        event("ping", serde_json::json!({"type": "ping"})),
-    ];
-    for piece in text.split_inclusive(' ') {
-        events.push(event(
-            "content_block_delta",
-            serde_json::json!({"type": "content_block_delta", "index": 0,
-            "delta": {"type": "text_delta", "text": piece}}),
-        ));
-    }
-    events.push(event("content_block_stop", serde_json::json!({"type": "content_block_stop", "index": 0})));
-    events.push(event(
-        "message_delta",
-        serde_json::json!({"type": "message_delta",
-        "delta": {"stop_reason": "end_turn", "stop_sequence": null}, "usage": {"output_tokens": 3}}),
-    ));
-    events.push(event("message_stop", serde_json::json!({"type": "message_stop"})));
-    let (tx, rx) = mpsc::channel(events.len());
-    for e in events {
-        let _ = tx.try_send(Ok(e));
-    }
+/// Sends `events` on a fresh SSE response, `gap` apart from the one after
+/// `first_piece` on, then ends as `end` says (`close` are a complete end).
+fn stream_events(
+    events: Vec<Bytes>,
+    first_piece: usize,
+    gap: Duration,
+    end: StreamEnd,
+    close: Vec<Bytes>,
+) -> Response<MockBody> {
+    let (tx, rx) = mpsc::channel(16);
+    tokio::spawn(async move {
+        for (i, event) in events.into_iter().enumerate() {
+            if i > first_piece && !gap.is_zero() {
+                tokio::time::sleep(gap).await;
+            }
+            if tx.send(Ok(event)).await.is_err() {
+                return;
+            }
+        }
+        match end {
+            StreamEnd::Done => {
+                for event in close {
+                    let _ = tx.send(Ok(event)).await;
+                }
+            }
+            StreamEnd::Cut => {
+                let _ = tx.send(Err(std::io::Error::other("mock cuts the stream"))).await;
+            }
+            StreamEnd::Truncated => {}
+            StreamEnd::Stall => tx.closed().await,
+        }
+    });
     sse_response(ChannelBody(rx))
 }

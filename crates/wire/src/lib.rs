@@ -7,6 +7,7 @@
 //! target's model name differs from the client's.
 //!
 //! # Layout
+//! - [`api`]: [`Api`], the two APIs, and what differs between them at the edge.
 //! - [`request`]: [`RequestPeek`], model rewriting.
 //! - [`anthropic`], [`chat`]: Anthropic Messages and OpenAI chat wire types.
 //! - [`translate`]: requests and complete answers, OpenAI ⇄ Anthropic.
@@ -20,6 +21,7 @@
 #![deny(missing_docs)]
 
 pub mod anthropic;
+pub mod api;
 pub mod chat;
 pub mod classify;
 pub mod openai_error;
@@ -29,5 +31,6 @@ pub mod sse;
 pub mod text;
 pub mod translate;
 
+pub use api::Api;
 pub use classify::{OutcomeKind, classify_status, parse_retry_after};
 pub use request::{RequestPeek, WireError};

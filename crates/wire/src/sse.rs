@@ -1,33 +1,54 @@
 //! Server-sent events as LLM APIs use them.
 
-/// Watches the bytes of an OpenAI SSE stream go by and tells whether the
-/// stream reached its terminating `data: [DONE]` event, so a stream the
-/// provider cut short is never passed off as complete. Keeps only a few bytes
-/// of state; chunk boundaries may fall anywhere.
-#[derive(Debug, Default)]
+/// Watches the bytes of an SSE stream go by and tells whether the stream
+/// reached the line a complete stream of its API ends with (`data: [DONE]`
+/// for OpenAI, `event: message_stop` for Anthropic), so a stream the
+/// provider cut short is never passed off as complete. Keeps only a few
+/// bytes of state; chunk boundaries may fall anywhere.
+#[derive(Debug)]
 pub struct DoneDetector {
-    /// The current line so far, kept only while it could still be `data: [DONE]`.
+    /// The end line's field and value, e.g. `data` and `[DONE]`.
+    field: &'static [u8],
+    value: &'static [u8],
+    /// The current line so far, kept only while it could still be the end line.
     line: Vec<u8>,
-    /// The current line has grown past anything `[DONE]` could be.
+    /// The current line has grown past anything the end line could be.
     line_overflow: bool,
     done: bool,
 }
 
-const DONE_LINE: &[u8] = b"data: [DONE]";
+impl Default for DoneDetector {
+    /// The OpenAI detector.
+    fn default() -> Self {
+        DoneDetector::new(crate::Api::OpenAi)
+    }
+}
 
 impl DoneDetector {
+    /// A detector for streams of `api`.
+    pub fn new(api: crate::Api) -> Self {
+        let (field, value) = api.stream_end();
+        DoneDetector { field, value, line: Vec::new(), line_overflow: false, done: false }
+    }
+
+    fn is_end_line(&self, line: &[u8]) -> bool {
+        let Some(rest) = line.strip_prefix(self.field).and_then(|r| r.strip_prefix(b":")) else { return false };
+        rest.strip_prefix(b" ").unwrap_or(rest) == self.value
+    }
+
     /// Feeds the next chunk of the stream.
     pub fn feed(&mut self, chunk: &[u8]) {
+        let longest = self.field.len() + self.value.len() + 3;
         for &b in chunk {
             if b == b'\n' {
                 let line = self.line.strip_suffix(b"\r").unwrap_or(&self.line);
-                if !self.line_overflow && (line == DONE_LINE || line == b"data:[DONE]") {
+                if !self.line_overflow && self.is_end_line(line) {
                     self.done = true;
                 }
                 self.line.clear();
                 self.line_overflow = false;
             } else if !self.line_overflow {
-                if self.line.len() > DONE_LINE.len() + 1 {
+                if self.line.len() >= longest {
                     self.line_overflow = true;
                     self.line.clear();
                 } else {
@@ -37,7 +58,7 @@ impl DoneDetector {
         }
     }
 
-    /// The stream has carried its `[DONE]` event.
+    /// The stream has carried its end line.
     pub fn is_done(&self) -> bool {
         self.done
     }
@@ -61,6 +82,16 @@ mod tests {
         let mut d = DoneDetector::default();
         d.feed(b"data: {\"content\":\"data: [DONE]\"}\n\n");
         assert!(!d.is_done());
+    }
+
+    #[test]
+    fn an_anthropic_stream_ends_with_message_stop() {
+        let mut d = DoneDetector::new(crate::Api::Anthropic);
+        d.feed(b"event: message_delta\ndata: {\"type\":\"message_stop\"}\n\n");
+        assert!(!d.is_done(), "message_stop inside data is not the end");
+        d.feed(b"event: message_st");
+        d.feed(b"op\ndata: {\"type\":\"message_stop\"}\n\n");
+        assert!(d.is_done());
     }
 
     #[test]

@@ -9,6 +9,25 @@ use serde_json::{Value, json};
 use super::{finish_reason, stop_reason};
 use crate::sse::EventReader;
 
+/// A stream on its way from a provider of one API to a client of the other.
+#[derive(Debug)]
+pub enum StreamTranslator {
+    /// Anthropic events for an OpenAI client.
+    ToOpenAi(AnthropicToChat),
+    /// OpenAI chunks for an Anthropic client.
+    ToAnthropic(ChatToAnthropic),
+}
+
+impl StreamTranslator {
+    /// Feeds provider bytes; returns client bytes (empty while an event is incomplete).
+    pub fn feed(&mut self, bytes: &[u8]) -> String {
+        match self {
+            StreamTranslator::ToOpenAi(t) => t.feed(bytes),
+            StreamTranslator::ToAnthropic(t) => t.feed(bytes),
+        }
+    }
+}
+
 /// Anthropic message events → OpenAI `chat.completion.chunk` events.
 #[derive(Debug)]
 pub struct AnthropicToChat {
@@ -127,6 +146,7 @@ pub struct ChatToAnthropic {
     open: Option<(u64, bool)>,
     next_block: u64,
     stop_reason: Option<&'static str>,
+    input_tokens: Option<u64>,
     output_tokens: u64,
     done: bool,
 }
@@ -170,9 +190,13 @@ impl ChatToAnthropic {
         for ev in self.reader.feed(bytes) {
             if ev.data == "[DONE]" {
                 self.close_block(&mut out);
+                let mut usage = json!({"output_tokens": self.output_tokens});
+                if let Some(input) = self.input_tokens {
+                    usage["input_tokens"] = input.into();
+                }
                 let delta = json!({"type": "message_delta",
                     "delta": {"stop_reason": self.stop_reason.unwrap_or("end_turn"), "stop_sequence": null},
-                    "usage": {"output_tokens": self.output_tokens}});
+                    "usage": usage});
                 out.push_str(&event("message_delta", delta));
                 out.push_str(&event("message_stop", json!({"type": "message_stop"})));
                 self.done = true;
@@ -197,6 +221,9 @@ impl ChatToAnthropic {
             }
             if let Some(tokens) = chunk["usage"]["completion_tokens"].as_u64() {
                 self.output_tokens = tokens;
+            }
+            if let Some(tokens) = chunk["usage"]["prompt_tokens"].as_u64() {
+                self.input_tokens = Some(tokens);
             }
             let Some(choice) = chunk["choices"].get(0) else { continue };
             let delta = &choice["delta"];

@@ -1,0 +1,58 @@
+//! `GET /v1/models`: the client-facing model names (routes and aliases) in
+//! the asking client's API format. A request carrying `anthropic-version`
+//! gets Anthropic's list shape, any other OpenAI's.
+
+use bytes::Bytes;
+use serde_json::json;
+
+/// Both renderings of the list, built once when the gateway starts.
+pub(crate) struct ModelsList {
+    openai: Bytes,
+    anthropic: Bytes,
+}
+
+impl ModelsList {
+    /// The list of `names` (sorted here; `*` left out).
+    pub fn new<'a>(names: impl IntoIterator<Item = &'a String>) -> Self {
+        let mut names: Vec<&String> = names.into_iter().filter(|m| *m != "*").collect();
+        names.sort();
+        names.dedup();
+        let openai = json!({
+            "object": "list",
+            "data": names.iter().map(|id| json!({"id": id, "object": "model", "created": 0, "owned_by": "switchyard"})).collect::<Vec<_>>(),
+        });
+        let anthropic = json!({
+            "data": names.iter().map(|id| json!({"type": "model", "id": id, "display_name": id, "created_at": "1970-01-01T00:00:00Z"})).collect::<Vec<_>>(),
+            "has_more": false,
+            "first_id": names.first(),
+            "last_id": names.last(),
+        });
+        ModelsList { openai: Bytes::from(openai.to_string()), anthropic: Bytes::from(anthropic.to_string()) }
+    }
+
+    /// The body for a client of `api`.
+    pub fn body(&self, api: switchyard_wire::Api) -> Bytes {
+        match api {
+            switchyard_wire::Api::OpenAi => self.openai.clone(),
+            switchyard_wire::Api::Anthropic => self.anthropic.clone(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn both_shapes_list_the_same_sorted_names() {
+        let names = ["smart".to_owned(), "*".to_owned(), "claude-x".to_owned()];
+        let list = ModelsList::new(&names);
+        let openai: serde_json::Value = serde_json::from_slice(&list.body(switchyard_wire::Api::OpenAi)).unwrap();
+        assert_eq!(openai["data"][0]["id"], "claude-x");
+        assert_eq!(openai["data"].as_array().unwrap().len(), 2);
+        let anthropic: serde_json::Value = serde_json::from_slice(&list.body(switchyard_wire::Api::Anthropic)).unwrap();
+        assert_eq!(anthropic["data"][1]["id"], "smart");
+        assert_eq!(anthropic["data"][1]["type"], "model");
+        assert_eq!((anthropic["first_id"].as_str(), anthropic["has_more"].as_bool()), (Some("claude-x"), Some(false)));
+    }
+}
