@@ -1,8 +1,9 @@
 //! End-to-end scenarios: a real gateway, real policy components built from
-//! `plugins/`, real mock providers on loopback speaking OpenAI's wire, real
+//! `plugins/`, real mock providers on loopback speaking OpenAI's or Anthropic's wire, real
 //! files in a watched folder. Each test names an outage and asserts only what
 //! the client sees.
 
+mod anthropic_clients;
 mod api_errors;
 mod balancing;
 mod circuit_breaker;

@@ -49,6 +49,27 @@ pub fn chat_body(model: &str, stream: bool) -> String {
         .to_string()
 }
 
+/// A Messages API body for `model`, as Anthropic's SDK sends it.
+pub fn messages_body(model: &str, stream: bool) -> String {
+    serde_json::json!({"model": model, "max_tokens": 256, "stream": stream,
+        "messages": [{"role": "user", "content": "Hello?"}]})
+    .to_string()
+}
+
+/// The headers Anthropic's SDK sends (a client key the gateway must never pass on).
+pub const ANTHROPIC_CLIENT_HEADERS: [(&str, &str); 2] =
+    [("anthropic-version", "2023-06-01"), ("x-api-key", "sk-ant-client-secret")];
+
+/// POSTs a Messages request for `model` to `/v1/messages` and reads the whole answer.
+pub async fn post_messages(url: &str, model: &str) -> ChatResponse {
+    post_raw(url, "/v1/messages", messages_body(model, false), &ANTHROPIC_CLIENT_HEADERS).await
+}
+
+/// POSTs a streaming Messages request for `model` and returns once headers arrive.
+pub async fn post_messages_stream(url: &str, model: &str) -> StreamingResponse {
+    post_stream(url, "/v1/messages", messages_body(model, true), &ANTHROPIC_CLIENT_HEADERS).await
+}
+
 /// POSTs `body` to `url` + `path` with extra headers and reads the whole answer.
 pub async fn post_raw(url: &str, path: &str, body: impl Into<Bytes>, headers: &[(&str, &str)]) -> ChatResponse {
     let mut req = Request::post(format!("{url}{path}")).header("content-type", "application/json");
@@ -64,7 +85,16 @@ pub async fn post_raw(url: &str, path: &str, body: impl Into<Bytes>, headers: &[
 
 /// GETs `path` and reads the whole answer.
 pub async fn get(url: &str, path: &str) -> ChatResponse {
-    let req = Request::get(format!("{url}{path}")).body(Full::new(Bytes::new())).expect("request");
+    get_with(url, path, &[]).await
+}
+
+/// GETs `path` with extra headers and reads the whole answer.
+pub async fn get_with(url: &str, path: &str, headers: &[(&str, &str)]) -> ChatResponse {
+    let mut req = Request::get(format!("{url}{path}"));
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    let req = req.body(Full::new(Bytes::new())).expect("request");
     let response = client().request(req).await.expect("gateway answered");
     let (head, body) = response.into_parts();
     let body = body.collect().await.expect("read body").to_bytes();
@@ -113,10 +143,16 @@ impl StreamingResponse {
 
 /// POSTs a streaming chat request for `model` and returns once headers arrive.
 pub async fn post_chat_stream(url: &str, model: &str) -> StreamingResponse {
-    let req = Request::post(format!("{url}/v1/chat/completions"))
-        .header("content-type", "application/json")
-        .body(Full::new(Bytes::from(chat_body(model, true))))
-        .expect("request");
+    post_stream(url, "/v1/chat/completions", chat_body(model, true), &[]).await
+}
+
+/// POSTs `body` to `url` + `path` and returns once the headers arrive.
+pub async fn post_stream(url: &str, path: &str, body: String, headers: &[(&str, &str)]) -> StreamingResponse {
+    let mut req = Request::post(format!("{url}{path}")).header("content-type", "application/json");
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    let req = req.body(Full::new(Bytes::from(body))).expect("request");
     let response = client().request(req).await.expect("gateway answered");
     let (head, body) = response.into_parts();
     StreamingResponse { status: head.status, headers: head.headers, body }

@@ -14,7 +14,10 @@
 pub mod client;
 pub mod harness;
 
-pub use client::{ChatResponse, StreamingResponse, chat_body, get, post_chat, post_chat_stream, post_raw};
+pub use client::{
+    ANTHROPIC_CLIENT_HEADERS, ChatResponse, StreamingResponse, chat_body, get, get_with, messages_body, post_chat,
+    post_chat_stream, post_messages, post_messages_stream, post_raw, post_stream,
+};
 pub use harness::{ConfigBuilder, TestGateway};
 pub use switchyard_mock::{MockProvider, Reply, StreamEnd, closed_port_url};
 pub use switchyard_policy_host::embedded::PLUGIN_ARTIFACTS;
