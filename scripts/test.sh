@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every check and test of Switchyard on a fresh machine: installs what is
 # missing (the wasm32-wasip2 target; the policy templates' tools, under
-# target/tools; cargo-nextest is used when present), builds the policy
+# target/tools, and the official openai/anthropic SDKs the client tests use;
+# cargo-nextest is used when present), builds the policy
 # components in plugins/ (through the normal cargo build), lints, builds every
 # policy template the way a user would, and runs all tests. CI calls exactly
 # this script.
@@ -29,6 +30,11 @@ step "policy templates: scaffold and build each language (installs its tools und
 # build them again from fresh scaffolds, check them and hot-swap them in.
 export SWITCHYARD_TOOLS="$PWD/target/tools"
 scripts/build-templates.sh
+
+step "official SDKs for the end-to-end client tests (openai, anthropic from PyPI, once, under target/tools)"
+# tests/scenarios/sdk.rs drives the gateway with them; the tests would make
+# the venv themselves, this only keeps the install out of their timings.
+scripts/sdk-venv.sh
 
 step "tests"
 if command -v cargo-nextest >/dev/null 2>&1; then

@@ -90,6 +90,18 @@ impl ConfigBuilder {
         self
     }
 
+    /// A route (a model group) reached by `model` or any of `aliases`, over
+    /// `targets` as `(provider, model)` pairs, with the default policy.
+    pub fn group(mut self, model: &str, aliases: &[&str], timeout_ms: u64, targets: &[(&str, &str)]) -> Self {
+        let targets: Vec<String> =
+            targets.iter().map(|(p, m)| format!("{{ provider = {p:?}, model = {m:?} }}")).collect();
+        self.routes.push(format!(
+            "[[routes]]\nmodel = {model:?}\naliases = {aliases:?}\ntimeout_ms = {timeout_ms}\ntargets = [{}]\n",
+            targets.join(", ")
+        ));
+        self
+    }
+
     /// `[policies.NAME]` with these `key = value` lines.
     pub fn settings(mut self, name: &str, lines: &[&str]) -> Self {
         self.policies.push(format!("[policies.{name:?}]\n{}\n", lines.join("\n")));

@@ -7,18 +7,21 @@
 //! - [`MockProvider`] and its [`Reply`] script, re-exported from `switchyard-mock`.
 //! - [`harness`]: [`TestGateway`] and [`ConfigBuilder`].
 //! - [`client`]: plain and streaming requests to the gateway.
+//! - [`sdk`]: the official `openai` and `anthropic` Python SDKs as clients.
 
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
 pub mod client;
 pub mod harness;
+pub mod sdk;
 
 pub use client::{
     ANTHROPIC_CLIENT_HEADERS, ChatResponse, StreamingResponse, chat_body, get, get_with, messages_body, post_chat,
     post_chat_stream, post_messages, post_messages_stream, post_raw, post_stream,
 };
 pub use harness::{ConfigBuilder, TestGateway};
+pub use sdk::{SdkCall, sdk_call};
 pub use switchyard_mock::{MockProvider, Reply, StreamEnd, closed_port_url};
 pub use switchyard_policy_host::embedded::PLUGIN_ARTIFACTS;
 
