@@ -1,5 +1,7 @@
-//! `switchyard demo`: the gateway in front of two in-process mock providers,
-//! with a flaky primary, so failover can be seen with no keys and no network.
+//! `switchyard demo`: the gateway in front of three in-process mock
+//! providers — a flaky OpenAI-wire primary, a flaky Anthropic-wire "claude",
+//! a healthy backup — so failover, within and across the two APIs, can be
+//! seen with no keys and no network.
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -16,24 +18,36 @@ pub(crate) async fn demo(listen: &str, policy_dir: &Path) -> anyhow::Result<Exit
     let primary =
         MockProvider::start_cycling("primary", vec![Reply::Ok, Reply::status(503), Reply::Ok, Reply::rate_limited(1)])
             .await;
+    // Claude answers, then is overloaded (529), round and round.
+    let claude = MockProvider::start_anthropic("claude", vec![Reply::Ok, Reply::anthropic_overloaded()]).await;
     let backup = MockProvider::start("backup").await;
     std::fs::create_dir_all(policy_dir).with_context(|| format!("creating {}", policy_dir.display()))?;
     let policy_dir = policy_dir.canonicalize()?;
-    let toml =
-        switchyard_config::demo::demo_config(listen, &primary.url(), &backup.url(), &policy_dir.display().to_string());
+    let toml = switchyard_config::demo::demo_config(
+        listen,
+        &primary.url(),
+        &claude.url(),
+        &backup.url(),
+        &policy_dir.display().to_string(),
+    );
     let config = switchyard_config::from_str(&toml, "<demo>")?;
     let gateway = Gateway::new(&config, |_| None).await?;
     let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| format!("binding {listen}"))?;
     let addr = listener.local_addr()?;
     println!(
         "\nSwitchyard demo on http://{addr}\n\
-         providers: primary {} (flaky: 503s and 429s), backup {} (healthy)\n\
+         providers: primary {} (OpenAI wire, flaky: 503s and 429s), claude {} (Anthropic wire, flaky: 529s),\n\
+         \x20          backup {} (OpenAI wire, healthy)\n\
          policy folder: {} (drop a .wasm here to hot-swap a policy)\n\n\
-         Try:\n  curl -si http://{addr}/v1/chat/completions -H 'content-type: application/json' \\\n    \
+         Try (OpenAI API):\n  curl -si http://{addr}/v1/chat/completions -H 'content-type: application/json' \\\n    \
          -d '{{\"model\":\"gpt-4o-mini\",\"messages\":[{{\"role\":\"user\",\"content\":\"Hello\"}}]}}'\n\n\
-         Run it a few times: x-switchyard-provider and x-switchyard-attempts show the failover.\n\
+         Try (Anthropic API; Claude first, GPT when it is overloaded):\n  curl -si http://{addr}/v1/messages -H 'content-type: application/json' \\\n    \
+         -H 'anthropic-version: 2023-06-01' \\\n    \
+         -d '{{\"model\":\"claude-sonnet-4-5\",\"max_tokens\":256,\"messages\":[{{\"role\":\"user\",\"content\":\"Hello\"}}]}}'\n\n\
+         Run them a few times: x-switchyard-provider and x-switchyard-attempts show the failover.\n\
          Add \"stream\":true for SSE. Ctrl-C stops.\n",
         primary.url(),
+        claude.url(),
         backup.url(),
         policy_dir.display()
     );

@@ -148,20 +148,29 @@ fn demo_answers_the_curl_it_prints() {
     });
     let addr = rx.recv_timeout(Duration::from_secs(60)).expect("the demo printed its address");
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let answers: Vec<(u16, String)> = rt.block_on(async {
-        let mut out = Vec::new();
+    let (answers, messages) = rt.block_on(async {
+        let (mut chat, mut messages) = (Vec::new(), Vec::new());
         for _ in 0..4 {
             let r = switchyard_testkit::post_chat(&format!("http://{addr}"), "gpt-4o-mini").await;
-            out.push((r.status.as_u16(), r.header("x-switchyard-provider").to_owned()));
+            chat.push((r.status.as_u16(), r.header("x-switchyard-provider").to_owned()));
+            let r = switchyard_testkit::post_messages(&format!("http://{addr}"), "claude-sonnet-4-5").await;
+            let kind = r.json()["type"].as_str().unwrap_or_default().to_owned();
+            messages.push((r.status.as_u16(), r.header("x-switchyard-provider").to_owned(), kind));
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
-        out
+        (chat, messages)
     });
     let _ = child.kill();
     let _ = child.wait();
     assert!(answers.iter().all(|(status, _)| *status == 200), "{answers:?}");
     // The flaky primary's outages are ridden out by the backup.
     assert!(answers.iter().any(|(_, p)| p == "primary") && answers.iter().any(|(_, p)| p == "backup"), "{answers:?}");
+    // Anthropic clients: Claude's 529s are ridden out by GPT, answered as Anthropic messages.
+    assert!(messages.iter().all(|(status, _, kind)| *status == 200 && kind == "message"), "{messages:?}");
+    assert!(
+        messages.iter().any(|(_, p, _)| p == "claude") && messages.iter().any(|(_, p, _)| p == "backup"),
+        "{messages:?}"
+    );
 }
 
 #[test]

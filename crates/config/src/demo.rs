@@ -1,8 +1,9 @@
 //! The config `switchyard demo` runs: the `resilient` policy in front of a
-//! flaky primary and a healthy backup, both local mock providers.
+//! flaky OpenAI-wire primary, a flaky Anthropic-wire "claude" and a healthy
+//! OpenAI-wire backup, all local mock providers.
 
-/// Demo config; `{primary}` and `{backup}` are replaced by the mock
-/// providers' base URLs and `{listen}` by the listen address.
+/// Demo config; `{primary}`, `{claude}` and `{backup}` are replaced by the
+/// mock providers' base URLs and `{listen}` by the listen address.
 pub const DEMO_TOML: &str = r#"
 listen = "{listen}"
 
@@ -22,6 +23,11 @@ api = "openai"
 base_url = "{primary}"
 
 [[providers]]
+name = "claude"
+api = "anthropic"
+base_url = "{claude}"
+
+[[providers]]
 name = "backup"
 api = "openai"
 base_url = "{backup}"
@@ -34,6 +40,16 @@ targets = [
   { provider = "backup", model = "gpt-4o-mini" },
 ]
 
+# Anthropic and OpenAI clients alike: Claude first, GPT when Claude is overloaded.
+[[routes]]
+model = "claude-sonnet-4-5"
+aliases = ["smart"]
+timeout_ms = 10000
+targets = [
+  { provider = "claude", model = "claude-sonnet-4-5" },
+  { provider = "backup", model = "gpt-4o-mini" },
+]
+
 [[routes]]
 model = "*"
 timeout_ms = 10000
@@ -43,10 +59,11 @@ targets = [
 "#;
 
 /// The demo config with its placeholders filled in.
-pub fn demo_config(listen: &str, primary: &str, backup: &str, policy_dir: &str) -> String {
+pub fn demo_config(listen: &str, primary: &str, claude: &str, backup: &str, policy_dir: &str) -> String {
     DEMO_TOML
         .replace("{listen}", listen)
         .replace("{primary}", primary)
+        .replace("{claude}", claude)
         .replace("{backup}", backup)
         .replace("{policy_dir}", &policy_dir.replace('\\', "/"))
 }
