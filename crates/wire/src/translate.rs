@@ -44,7 +44,10 @@ fn anthropic_text(content: &Content) -> String {
 /// assistant `tool_calls` become `tool_use` blocks; consecutive turns of one
 /// role are merged, as Anthropic wants them alternating.
 pub fn chat_to_messages(request: &ChatRequest) -> Translated<MessagesRequest> {
-    let mut dropped: Vec<String> = request.extra.keys().cloned().collect();
+    // `user` is carried as `metadata.user_id`; `stream_options` is the
+    // caller's business (whether to add a usage chunk).
+    let mut dropped: Vec<String> =
+        request.extra.keys().filter(|k| *k != "user" && *k != "stream_options").cloned().collect();
     let mut system = Vec::new();
     let mut messages: Vec<Message> = Vec::new();
     let mut push = |role: &str, blocks: Vec<Block>| match messages.last_mut() {
@@ -131,7 +134,10 @@ pub fn chat_to_messages(request: &ChatRequest) -> Translated<MessagesRequest> {
                 .collect()
         }),
         tool_choice,
-        extra: Map::new(),
+        extra: match request.extra.get("user") {
+            Some(Value::String(user)) => Map::from_iter([("metadata".to_owned(), json!({"user_id": user}))]),
+            _ => Map::new(),
+        },
     };
     Translated { value, dropped }
 }
@@ -140,7 +146,10 @@ pub fn chat_to_messages(request: &ChatRequest) -> Translated<MessagesRequest> {
 /// `tool_use` blocks become the assistant's `tool_calls`; `tool_result`
 /// blocks become `tool` messages.
 pub fn messages_to_chat(request: &MessagesRequest) -> Translated<ChatRequest> {
-    let mut dropped: Vec<String> = request.extra.keys().cloned().collect();
+    // `metadata.user_id` is carried as `user`.
+    let user = request.extra.get("metadata").and_then(|m| m["user_id"].as_str()).map(str::to_owned);
+    let mut dropped: Vec<String> =
+        request.extra.keys().filter(|k| !(*k == "metadata" && user.is_some())).cloned().collect();
     let mut messages = Vec::new();
     let message = |role: &str, content: Option<ChatContent>| ChatMessage {
         role: role.into(),
@@ -210,7 +219,7 @@ pub fn messages_to_chat(request: &MessagesRequest) -> Translated<ChatRequest> {
             ToolChoice::None => json!("none"),
             ToolChoice::Tool { name } => json!({"type": "function", "function": {"name": name}}),
         }),
-        extra: Map::new(),
+        extra: user.map(|user| Map::from_iter([("user".to_owned(), Value::String(user))])).unwrap_or_default(),
     };
     Translated { value, dropped }
 }

@@ -73,7 +73,8 @@ fn an_anthropic_request_becomes_an_openai_one() {
     assert_eq!(c.messages[3].tool_call_id.as_deref(), Some("toolu_01"));
     assert_eq!(c.max_tokens, Some(1024));
     assert_eq!(c.tool_choice, Some(json!("auto")));
-    assert_eq!(dropped, ["metadata", "top_k"]);
+    assert_eq!(dropped, ["top_k"]);
+    assert_eq!(c.extra["user"], "u-1", "metadata.user_id is carried as user");
     // Both directions: back again, the conversation is the same.
     let back = chat_to_messages(&c).value;
     assert_eq!(back.messages.len(), request.messages.len());
