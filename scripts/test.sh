@@ -32,7 +32,7 @@ export SWITCHYARD_TOOLS="$PWD/target/tools"
 scripts/build-templates.sh
 
 step "official SDKs for the end-to-end client tests (openai, anthropic from PyPI, once, under target/tools)"
-# tests/scenarios/sdk.rs drives the gateway with them; the tests would make
+# tests/scenarios/official_sdks.rs drives the gateway with them; the tests would make
 # the venv themselves, this only keeps the install out of their timings.
 scripts/sdk-venv.sh
 

@@ -15,7 +15,7 @@ mod hot_reload;
 mod models;
 mod plugin_misbehaves;
 mod retry_budget;
-mod sdk;
+mod official_sdks;
 mod secrets;
 mod streaming;
 mod tls;

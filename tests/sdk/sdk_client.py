@@ -1,5 +1,5 @@
 """Drives the gateway with an official SDK, unmodified, and reports what the
-SDK returned as JSON, for the Rust tests in tests/scenarios/sdk.rs to judge.
+SDK returned as JSON, for the Rust tests in tests/scenarios/official_sdks.rs to judge.
 
     python sdk_client.py '{"sdk": "anthropic", "base_url": "http://127.0.0.1:PORT",
                            "model": "m", "stream": true, "tools": false}'

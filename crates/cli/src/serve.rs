@@ -48,7 +48,11 @@ pub(crate) async fn validate(path: &Path) -> anyhow::Result<ExitCode> {
             Some(var) => format!("WARNING: ${var} is not set; `serve` will refuse to start"),
             None => "no key".into(),
         };
-        println!("  provider {:?} ({:?}) at {} — {key}", p.name.get_ref(), p.api, p.base_url.get_ref());
+        let api = match p.api {
+            switchyard_config::Api::Openai => "OpenAI API",
+            switchyard_config::Api::Anthropic => "Anthropic API",
+        };
+        println!("  provider {:?} ({api}) at {} — {key}", p.name.get_ref(), p.base_url.get_ref());
     }
     // Load every policy a route uses, with its settings, exactly as `serve` would.
     let options = policy_host_options(&config);

@@ -111,6 +111,20 @@ fn validate_accepts_the_resilient_example_with_every_guard_rail() {
 }
 
 #[test]
+fn validate_accepts_the_claude_to_local_example() {
+    let example = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/claude-to-local/switchyard.toml");
+    let out = switchyard()
+        .args(["validate", "--config", example])
+        .env("ANTHROPIC_API_KEY", "sk-ant-test")
+        .env("OPENAI_API_KEY", "sk-test")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("anthropic") && stdout.contains("local"), "{stdout}");
+}
+
+#[test]
 fn validate_loads_policies_with_their_settings() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("typo.toml");
