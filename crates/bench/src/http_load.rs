@@ -1,5 +1,7 @@
 //! Latency and throughput of the same request sent directly to a mock
-//! provider, through Switchyard, and through nginx (when installed).
+//! provider, through Switchyard, and through nginx (when installed); and of
+//! the same question asked by an Anthropic client, which the gateway
+//! translates for the OpenAI-wire mock and back.
 //! The mock, the gateway and the load generator each get their own runtime.
 
 use std::sync::Arc;
@@ -10,7 +12,23 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::client::conn::http1;
 use hyper_util::rt::TokioIo;
-use switchyard_testkit::{ConfigBuilder, MockProvider, TestGateway, chat_body};
+use switchyard_testkit::{ConfigBuilder, MockProvider, TestGateway, chat_body, messages_body};
+
+/// Which API the load generator speaks.
+#[derive(Clone, Copy)]
+enum Client {
+    OpenAi,
+    Anthropic,
+}
+
+impl Client {
+    fn body(self) -> Bytes {
+        Bytes::from(match self {
+            Client::OpenAi => chat_body("gpt-4o-mini", false),
+            Client::Anthropic => messages_body("gpt-4o-mini", false),
+        })
+    }
+}
 
 pub struct Row {
     pub name: &'static str,
@@ -45,9 +63,13 @@ async fn connect(addr: &str) -> http1::SendRequest<Full<Bytes>> {
     sender
 }
 
-async fn one(sender: &mut http1::SendRequest<Full<Bytes>>, host: &str, body: &Bytes) {
+async fn one(sender: &mut http1::SendRequest<Full<Bytes>>, host: &str, api: Client, body: &Bytes) {
     sender.ready().await.expect("connection ready");
-    let req = http::Request::post("/v1/chat/completions")
+    let req = match api {
+        Client::OpenAi => http::Request::post("/v1/chat/completions"),
+        Client::Anthropic => http::Request::post("/v1/messages").header("anthropic-version", "2023-06-01"),
+    };
+    let req = req
         .header("host", host)
         .header("content-type", "application/json")
         .body(Full::new(body.clone()))
@@ -57,17 +79,17 @@ async fn one(sender: &mut http1::SendRequest<Full<Bytes>>, host: &str, body: &By
     response.into_body().collect().await.expect("body");
 }
 
-fn latency(client: &tokio::runtime::Runtime, addr: &str, n: usize) -> (Duration, Duration) {
+fn latency(client: &tokio::runtime::Runtime, addr: &str, api: Client, n: usize) -> (Duration, Duration) {
     client.block_on(async {
-        let body = Bytes::from(chat_body("gpt-4o-mini", false));
+        let body = api.body();
         let mut sender = connect(addr).await;
         for _ in 0..200 {
-            one(&mut sender, addr, &body).await;
+            one(&mut sender, addr, api, &body).await;
         }
         let mut samples = Vec::with_capacity(n);
         for _ in 0..n {
             let s = Instant::now();
-            one(&mut sender, addr, &body).await;
+            one(&mut sender, addr, api, &body).await;
             samples.push(s.elapsed());
         }
         samples.sort();
@@ -75,9 +97,9 @@ fn latency(client: &tokio::runtime::Runtime, addr: &str, n: usize) -> (Duration,
     })
 }
 
-fn throughput(client: &tokio::runtime::Runtime, addr: &str, conns: usize, for_how_long: Duration) -> f64 {
+fn throughput(client: &tokio::runtime::Runtime, addr: &str, api: Client, conns: usize, for_how_long: Duration) -> f64 {
     client.block_on(async {
-        let body = Bytes::from(chat_body("gpt-4o-mini", false));
+        let body = api.body();
         let done = Arc::new(AtomicU64::new(0));
         let stop = Arc::new(AtomicBool::new(false));
         let mut tasks = Vec::new();
@@ -86,7 +108,7 @@ fn throughput(client: &tokio::runtime::Runtime, addr: &str, conns: usize, for_ho
             tasks.push(tokio::spawn(async move {
                 let mut sender = connect(&addr).await;
                 while !stop.load(Ordering::Relaxed) {
-                    one(&mut sender, &addr, &body).await;
+                    one(&mut sender, &addr, api, &body).await;
                     done.fetch_add(1, Ordering::Relaxed);
                 }
             }));
@@ -103,6 +125,10 @@ fn throughput(client: &tokio::runtime::Runtime, addr: &str, conns: usize, for_ho
         counted as f64 / secs
     })
 }
+
+/// The row of an Anthropic client through the `failover` gateway to the
+/// OpenAI-wire mock: request and answer translated.
+pub const TRANSLATED: &str = "switchyard, Anthropic client (translated)";
 
 pub fn measure(n: usize, for_how_long: Duration) -> HttpFigures {
     let mock_rt = runtime("bench-mock", 1);
@@ -126,21 +152,22 @@ pub fn measure(n: usize, for_how_long: Duration) -> HttpFigures {
     let gateway_addr = gateway.addr.to_string();
     let nginx = crate::nginx::Nginx::start(&mock_addr);
 
-    let mut paths: Vec<(&'static str, String)> = vec![
-        ("direct", mock_addr.clone()),
-        ("switchyard", gateway_addr),
-        ("switchyard (resilient)", resilient.addr.to_string()),
+    let mut paths: Vec<(&'static str, String, Client)> = vec![
+        ("direct", mock_addr.clone(), Client::OpenAi),
+        ("switchyard", gateway_addr.clone(), Client::OpenAi),
+        ("switchyard (resilient)", resilient.addr.to_string(), Client::OpenAi),
+        (TRANSLATED, gateway_addr, Client::Anthropic),
     ];
     if let Some(n) = &nginx {
-        paths.push(("nginx", n.addr.clone()));
+        paths.push(("nginx", n.addr.clone(), Client::OpenAi));
     }
     let mut rows = Vec::new();
-    for (name, addr) in &paths {
-        let (p50, p99) = latency(&client, addr, n);
+    for (name, addr, api) in &paths {
+        let (p50, p99) = latency(&client, addr, *api, n);
         rows.push(Row { name, p50, p99, throughput: 0.0 });
     }
-    for (row, (_, addr)) in rows.iter_mut().zip(&paths) {
-        row.throughput = throughput(&client, addr, 64, for_how_long);
+    for (row, (_, addr, api)) in rows.iter_mut().zip(&paths) {
+        row.throughput = throughput(&client, addr, *api, 64, for_how_long);
     }
     drop(nginx);
     drop(gateway);

@@ -3,7 +3,8 @@
 //!    default policy, through the same pinned-policy path requests use;
 //! 2. gateway added latency (sequential, one keep-alive connection) and
 //!    throughput (64 connections) against a direct call to the same loopback
-//!    mock provider, and against an nginx hop when `nginx` is installed;
+//!    mock provider, and against an nginx hop when `nginx` is installed; and
+//!    the cost of translation (an Anthropic client, the OpenAI-wire mock);
 //! 3. the same policy in Rust, C, Python and JavaScript (the templates, built
 //!    by `scripts/build-templates.sh`): size, load cold and from the compile
 //!    cache, instantiation, warm decision latency.
@@ -91,6 +92,15 @@ fn main() {
             added(resilient) / added(gateway).max(1e-9),
             resilient.throughput / gateway.throughput,
             resilient.throughput / direct.throughput
+        );
+    }
+    if let Some(translated) = h.rows.iter().find(|r| r.name == http_load::TRANSLATED) {
+        let added = |r: &http_load::Row| r.p50.as_secs_f64() - direct.p50.as_secs_f64();
+        println!(
+            "translated (Anthropic client, OpenAI provider) vs passthrough: added latency p50 {:.2}x (+{}), throughput {:.2}",
+            added(translated) / added(gateway).max(1e-9),
+            us(translated.p50.saturating_sub(gateway.p50)),
+            translated.throughput / gateway.throughput
         );
     }
     if let Some(nginx) = h.rows.iter().find(|r| r.name == "nginx") {

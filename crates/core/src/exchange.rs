@@ -37,6 +37,8 @@ pub(crate) struct Exchange {
     client: WireApi,
     /// Client headers for providers of the client's API (`anthropic-version`, ...).
     forward: Arc<[(http::HeaderName, HeaderValue)]>,
+    /// The client's Messages request, parsed at the door (Anthropic clients).
+    parsed: Option<Arc<switchyard_wire::anthropic::MessagesRequest>>,
     peek: RequestPeek,
     body: Bytes,
     policy: PinnedPolicy,
@@ -80,7 +82,25 @@ impl Exchange {
         let deadline = started + entry.timeout;
         let policy = shared.policies.pin(&entry.policy, call);
         let meta = Meta { provider: None, attempts: 0, policy: Some(policy.label()), degraded: None };
-        Exchange { shared, route, client, forward: Arc::new([]), peek, body, policy, deadline, meta, tried: Vec::new() }
+        Exchange {
+            shared,
+            route,
+            client,
+            forward: Arc::new([]),
+            parsed: None,
+            peek,
+            body,
+            policy,
+            deadline,
+            meta,
+            tried: Vec::new(),
+        }
+    }
+
+    /// Keeps the client's request as parsed at the door, for translations.
+    pub fn parsed(mut self, request: Option<Arc<switchyard_wire::anthropic::MessagesRequest>>) -> Self {
+        self.parsed = request;
+        self
     }
 
     /// Sends these client headers along to providers of the client's API.
@@ -182,7 +202,8 @@ impl Exchange {
         let provider = self.shared.target_provider[target as usize].clone();
         let model = &self.shared.topology.targets[target as usize].model;
         let client = self.client;
-        let prepared = crate::translation::request(client, provider.api, &self.body, &self.peek.model, model);
+        let parsed = self.parsed.as_deref();
+        let prepared = crate::translation::request(client, provider.api, &self.body, parsed, &self.peek.model, model);
         let forward = if provider.api == client { self.forward.clone() } else { Arc::new([]) };
         let (health, streaming) = (self.shared.health.clone(), self.peek.stream);
         async move {

@@ -75,11 +75,15 @@ async fn serve(
         Err(e @ WireError::BadStream) => return respond::invalid_request(client, e.to_string(), Some("stream")),
         Err(e) => return respond::invalid_request(client, e.to_string(), None),
     };
-    if client == Api::Anthropic
-        && let Err((message, param)) = check_messages_request(&body)
-    {
-        return respond::invalid_request(client, message, param);
-    }
+    // A Messages request is parsed whole here; the exchange reuses it when a
+    // target needs it translated.
+    let parsed = match client {
+        Api::Anthropic => match check_messages_request(&body) {
+            Ok(request) => Some(Arc::new(request)),
+            Err((message, param)) => return respond::invalid_request(client, message, param),
+        },
+        Api::OpenAi => None,
+    };
     let route = shared.routes_by_model.get(&peek.model).copied().or(shared.wildcard);
     let Some(route) = route else { return respond::unknown_model(client, &peek.model) };
     let call = CallContext::from_headers(parts.headers.iter().map(|(n, v)| (n.as_str(), v.as_bytes())));
@@ -90,12 +94,16 @@ async fn serve(
             .collect(),
         Api::OpenAi => Vec::new(),
     };
-    exchange::Exchange::new(shared, route, client, peek, body, call, started).forwarding(forward).run().await
+    exchange::Exchange::new(shared, route, client, peek, body, call, started)
+        .forwarding(forward)
+        .parsed(parsed)
+        .run()
+        .await
 }
 
 /// A Messages API request is checked whole before any provider sees it, so
 /// a malformed one gets the same clear 400 whichever API its targets speak.
-fn check_messages_request(body: &[u8]) -> Result<(), (String, Option<&'static str>)> {
+fn check_messages_request(body: &[u8]) -> Result<MessagesRequest, (String, Option<&'static str>)> {
     let request: MessagesRequest = serde_json::from_slice(body)
         .map_err(|e| (format!("The request is not a valid Messages API request: {e}."), None))?;
     if request.messages.is_empty() {
@@ -110,5 +118,5 @@ fn check_messages_request(body: &[u8]) -> Result<(), (String, Option<&'static st
     if request.max_tokens == 0 {
         return Err(("max_tokens: must be at least 1.".into(), Some("max_tokens")));
     }
-    Ok(())
+    Ok(request)
 }

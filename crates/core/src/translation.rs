@@ -24,11 +24,13 @@ pub(crate) struct Prepared {
 }
 
 /// The client's request (`body`, in `client`'s API, asking for
-/// `client_model`) as `provider`'s API wants it, for the target's `model`.
+/// `client_model`; `parsed` when the door already parsed it) as
+/// `provider`'s API wants it, for the target's `model`.
 pub(crate) fn request(
     client: Api,
     provider: Api,
     body: &Bytes,
+    parsed: Option<&MessagesRequest>,
     client_model: &str,
     model: &str,
 ) -> Result<Prepared, String> {
@@ -46,8 +48,15 @@ pub(crate) fn request(
             Ok(Prepared { body: Bytes::from(body), include_usage })
         }
         (Api::Anthropic, Api::OpenAi) => {
-            let request: MessagesRequest = serde_json::from_slice(body).map_err(untranslatable)?;
-            let mut translated = messages_to_chat(&request);
+            let owned;
+            let request = match parsed {
+                Some(request) => request,
+                None => {
+                    owned = serde_json::from_slice::<MessagesRequest>(body).map_err(untranslatable)?;
+                    &owned
+                }
+            };
+            let mut translated = messages_to_chat(request);
             if !translated.dropped.is_empty() {
                 tracing::debug!(dropped = ?translated.dropped, "fields with no OpenAI counterpart were left out");
             }
