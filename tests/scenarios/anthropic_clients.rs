@@ -232,7 +232,7 @@ async fn a_tool_call_from_an_openai_provider_reaches_the_anthropic_client_as_too
 async fn gateway_errors_reach_anthropic_clients_in_anthropic_format() {
     init_tracing();
     let gpt = MockProvider::start_cycling("gpt", vec![Reply::status(503)]).await;
-    let gw = TestGateway::start(&gpt_only(&gpt)).await;
+    let gw = TestGateway::start(&gpt_only(&gpt).top("max_body_bytes = 4096")).await;
     let is_anthropic_error = |r: &ChatResponse, kind: &str| {
         let body = r.json();
         assert_eq!((body["type"].as_str(), body["error"]["type"].as_str()), (Some("error"), Some(kind)), "{body}");
@@ -251,6 +251,10 @@ async fn gateway_errors_reach_anthropic_clients_in_anthropic_format() {
     let r = post_raw(&gw.url(), "/v1/messages", bad_role.to_string(), &ANTHROPIC_CLIENT_HEADERS).await;
     assert_eq!(r.status, 400);
     assert!(r.body.contains("messages.0.role"), "{}", r.body);
+    let huge = messages_body("claude-x", false).replace("Hello?", &"x".repeat(5000));
+    let r = post_raw(&gw.url(), "/v1/messages", huge, &ANTHROPIC_CLIENT_HEADERS).await;
+    assert_eq!(r.status, 413);
+    is_anthropic_error(&r, "request_too_large");
     assert_eq!(gpt.received(), 0, "malformed requests never reach a provider");
 
     // Every provider down: a clean 503 with Retry-After, as an overloaded_error.

@@ -29,6 +29,31 @@ async fn provider_key_is_sent_upstream_and_never_echoed_to_the_client() {
 }
 
 #[tokio::test]
+async fn an_anthropic_clients_key_goes_nowhere_and_each_provider_gets_its_own_credential() {
+    init_tracing();
+    let claude = MockProvider::start_anthropic("claude", vec![Reply::anthropic_overloaded()]).await;
+    let local = MockProvider::start("local").await;
+    let config = ConfigBuilder::new()
+        .anthropic_provider_with_key("claude", &claude.url(), "ANTHROPIC_KEY")
+        .provider("local", &local.url())
+        .route("m", None, 5000, &["claude", "local"]);
+    let env = |var: &str| (var == "ANTHROPIC_KEY").then(|| "sk-ant-provider-secret".to_string());
+    let gw = TestGateway::start_with_env(&config, env).await;
+    let r = post_messages(&gw.url(), "m").await;
+    assert_eq!((r.status.as_u16(), r.header("x-switchyard-provider")), (200, "local"), "{}", r.body);
+    // Claude gets the configured key as x-api-key, not the client's.
+    let seen = &claude.seen()[0];
+    assert_eq!(seen.headers["x-api-key"], "sk-ant-provider-secret");
+    assert!(seen.authorization.is_none());
+    // The keyless local model gets no credential at all.
+    let seen = &local.seen()[0];
+    assert!(seen.authorization.is_none() && !seen.headers.contains_key("x-api-key"), "{:?}", seen.headers);
+    let everything = format!("{:?}{}{}{}", r.headers, r.body, claude.seen()[0].body, local.seen()[0].body);
+    assert!(!everything.contains("sk-ant-client-secret"), "the client's key travelled: {everything}");
+    assert!(!format!("{:?}{}", r.headers, r.body).contains("provider-secret"), "a key leaked to the client");
+}
+
+#[tokio::test]
 async fn missing_key_variable_refuses_to_start_with_a_clear_error() {
     let provider = MockProvider::start("p").await;
     let config =

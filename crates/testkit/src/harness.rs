@@ -61,6 +61,14 @@ impl ConfigBuilder {
         self
     }
 
+    /// A provider speaking Anthropic's Messages API whose key is read from `env_var`.
+    pub fn anthropic_provider_with_key(mut self, name: &str, base_url: &str, env_var: &str) -> Self {
+        self.providers.push(format!(
+            "[[providers]]\nname = {name:?}\napi = \"anthropic\"\nbase_url = {base_url:?}\napi_key_env = {env_var:?}\n"
+        ));
+        self
+    }
+
     /// A provider that trusts the root certificates in `ca_file` (PEM).
     pub fn provider_with_ca(mut self, name: &str, base_url: &str, ca_file: &Path) -> Self {
         self.providers.push(format!(

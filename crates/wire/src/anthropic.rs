@@ -159,14 +159,19 @@ pub fn error_body(kind: &str, message: &str) -> String {
     serde_json::json!({"type": "error", "error": {"type": kind, "message": message}}).to_string()
 }
 
-/// The Anthropic error type for an HTTP status the gateway answers with.
+/// The Anthropic error type for an HTTP status the gateway answers with, as
+/// Anthropic's API documents them (a 503 from the gateway — every provider
+/// failed — is an `overloaded_error`, like Anthropic's own 529).
 pub fn error_kind(status: u16) -> &'static str {
     match status {
-        400 | 413 | 422 => "invalid_request_error",
+        400 | 422 => "invalid_request_error",
         401 => "authentication_error",
+        402 => "billing_error",
         403 => "permission_error",
         404 => "not_found_error",
+        413 => "request_too_large",
         429 => "rate_limit_error",
+        408 | 504 => "timeout_error",
         529 | 503 => "overloaded_error",
         _ => "api_error",
     }
