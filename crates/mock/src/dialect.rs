@@ -30,6 +30,19 @@ fn openai_chunk(model: &str, delta: Value, finish: Option<&str>) -> Bytes {
     Bytes::from(format!("data: {v}\n\n"))
 }
 
+/// How an OpenAI stream ends: the usage chunk when asked for, then `[DONE]`.
+fn openai_end(model: &str, usage: bool) -> Vec<Bytes> {
+    let mut events = Vec::new();
+    if usage {
+        let v = json!({"id": "chatcmpl-mock", "object": "chat.completion.chunk", "created": 1_700_000_000,
+            "model": model, "choices": [],
+            "usage": {"prompt_tokens": 5, "completion_tokens": 3, "total_tokens": 8}});
+        events.push(Bytes::from(format!("data: {v}\n\n")));
+    }
+    events.push(Bytes::from_static(b"data: [DONE]\n\n"));
+    events
+}
+
 impl Dialect {
     /// Why the provider would refuse this request as malformed (the error
     /// body), checked the way the real API checks the essentials.
@@ -143,13 +156,7 @@ impl Dialect {
         match self {
             Dialect::OpenAi => {
                 let mut events = vec![openai_chunk(model, json!({}), Some("stop"))];
-                if usage {
-                    let v = json!({"id": "chatcmpl-mock", "object": "chat.completion.chunk", "created": 1_700_000_000,
-                        "model": model, "choices": [],
-                        "usage": {"prompt_tokens": 5, "completion_tokens": 3, "total_tokens": 8}});
-                    events.push(Bytes::from(format!("data: {v}\n\n")));
-                }
-                events.push(Bytes::from_static(b"data: [DONE]\n\n"));
+                events.extend(openai_end(model, usage));
                 events
             }
             Dialect::Anthropic => vec![
@@ -185,13 +192,7 @@ impl Dialect {
                     openai_chunk(model, call(false, tail), None),
                     openai_chunk(model, json!({}), Some("tool_calls")),
                 ];
-                if usage {
-                    let v = json!({"id": "chatcmpl-mock", "object": "chat.completion.chunk", "created": 1_700_000_000,
-                        "model": model, "choices": [],
-                        "usage": {"prompt_tokens": 5, "completion_tokens": 3, "total_tokens": 8}});
-                    events.push(Bytes::from(format!("data: {v}\n\n")));
-                }
-                events.push(Bytes::from_static(b"data: [DONE]\n\n"));
+                events.extend(openai_end(model, usage));
                 events
             }
             Dialect::Anthropic => {

@@ -1,10 +1,11 @@
-//! OpenAI chat completions ⇄ Anthropic messages, for requests and complete
-//! answers. Each conversion returns what it could not carry over
+//! OpenAI chat completions ⇄ Anthropic messages (text, images, tools), for
+//! requests and complete answers. Each conversion returns what it could not carry over
 //! ([`Translated::dropped`]) so the caller can log it; nothing here fails on
 //! a field it does not know.
 
 use serde_json::{Map, Value, json};
 
+mod image;
 pub mod stream;
 
 use crate::anthropic::{self, Block, Content, Message, MessagesRequest, MessagesResponse, Tool, ToolChoice};
@@ -61,8 +62,14 @@ pub fn chat_to_messages(request: &ChatRequest) -> Translated<MessagesRequest> {
             Some(ChatContent::Text(t)) if !t.is_empty() => blocks.push(Block::Text { text: t.clone() }),
             Some(ChatContent::Parts(parts)) => {
                 for (j, part) in parts.iter().enumerate() {
-                    match part["text"].as_str() {
-                        Some(text) if part["type"] == "text" => blocks.push(Block::Text { text: text.into() }),
+                    match (part["text"].as_str(), image::to_anthropic(part)) {
+                        (Some(text), _) if part["type"] == "text" => blocks.push(Block::Text { text: text.into() }),
+                        (_, Some(image)) => {
+                            if part["image_url"].get("detail").is_some() {
+                                dropped.push(format!("messages[{i}].content[{j}].image_url.detail"));
+                            }
+                            blocks.push(Block::Other(image));
+                        }
                         _ => dropped.push(format!("messages[{i}].content[{j}] ({})", part["type"])),
                     }
                 }
@@ -169,10 +176,11 @@ pub fn messages_to_chat(request: &MessagesRequest) -> Translated<ChatRequest> {
             }
             Content::Blocks(blocks) => blocks,
         };
-        let (mut texts, mut calls) = (Vec::new(), Vec::new());
+        // Text and image parts in order; plain text when there is no image.
+        let (mut parts, mut calls, mut images) = (Vec::new(), Vec::new(), false);
         for (j, block) in blocks.iter().enumerate() {
             match block {
-                Block::Text { text } => texts.push(text.clone()),
+                Block::Text { text } => parts.push(json!({"type": "text", "text": text})),
                 Block::ToolUse { id, name, input } => calls.push(ToolCall {
                     id: id.clone(),
                     kind: "function".into(),
@@ -182,11 +190,20 @@ pub fn messages_to_chat(request: &MessagesRequest) -> Translated<ChatRequest> {
                     tool_call_id: Some(tool_use_id.clone()),
                     ..message("tool", Some(ChatContent::Text(content.as_ref().map(anthropic_text).unwrap_or_default())))
                 }),
-                Block::Other(v) => dropped.push(format!("messages[{i}].content[{j}] ({})", v["type"])),
+                Block::Other(v) => match image::to_openai(v) {
+                    Some(image) => {
+                        images = true;
+                        parts.push(image);
+                    }
+                    None => dropped.push(format!("messages[{i}].content[{j}] ({})", v["type"])),
+                },
             }
         }
-        if !texts.is_empty() || !calls.is_empty() {
-            let content = (!texts.is_empty()).then(|| ChatContent::Text(texts.join("\n")));
+        if !parts.is_empty() || !calls.is_empty() {
+            let content = match images {
+                true => Some(ChatContent::Parts(parts)),
+                false => (!parts.is_empty()).then(|| ChatContent::Parts(parts).text()).map(ChatContent::Text),
+            };
             messages
                 .push(ChatMessage { tool_calls: (!calls.is_empty()).then_some(calls), ..message(&m.role, content) });
         }
