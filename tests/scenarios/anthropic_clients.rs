@@ -324,4 +324,43 @@ async fn models_are_listed_in_the_asking_clients_format() {
     let body = r.json();
     assert_eq!((body["data"][0]["type"].as_str(), body["data"][0]["id"].as_str()), (Some("model"), Some("claude-x")));
     assert_eq!(body["has_more"], false);
+    // One model, by id, in either shape; an unknown one is a 404 in the asker's format.
+    let r = get_with(&gw.url(), "/v1/models/claude-x", &[("anthropic-version", "2023-06-01")]).await;
+    assert_eq!((r.json()["type"].as_str(), r.json()["id"].as_str()), (Some("model"), Some("claude-x")));
+    let r = get(&gw.url(), "/v1/models/claude-x").await;
+    assert_eq!((r.json()["object"].as_str(), r.json()["id"].as_str()), (Some("model"), Some("claude-x")));
+    let r = get_with(&gw.url(), "/v1/models/nope", &[("anthropic-version", "2023-06-01")]).await;
+    assert_eq!((r.status.as_u16(), r.json()["error"]["type"].as_str()), (404, Some("not_found_error")));
+}
+
+#[tokio::test]
+async fn token_counting_goes_to_the_routes_anthropic_target_with_its_model_name() {
+    init_tracing();
+    let gpt = MockProvider::start("gpt").await;
+    let claude = MockProvider::start_anthropic("claude", vec![Reply::Ok]).await;
+    let config = ConfigBuilder::new()
+        .provider("gpt", &gpt.url())
+        .anthropic_provider("claude", &claude.url())
+        .group("smart", &[], 5000, &[("gpt", "gpt-4o-mini"), ("claude", "claude-sonnet-4-5")])
+        .route("gpt-only", None, 5000, &["gpt"]);
+    let gw = TestGateway::start(&config).await;
+    let question = json!({"model": "smart", "messages": [{"role": "user", "content": "How many tokens is this?"}]});
+    let r = post_raw(&gw.url(), "/v1/messages/count_tokens", question.to_string(), &ANTHROPIC_CLIENT_HEADERS).await;
+    assert_eq!((r.status.as_u16(), r.header("x-switchyard-provider")), (200, "claude"), "{}", r.body);
+    assert!(r.json()["input_tokens"].as_u64().unwrap() > 0);
+    let seen = &claude.seen()[0];
+    assert_eq!(
+        (seen.model.as_str(), seen.headers["anthropic-version"].to_str().unwrap()),
+        ("claude-sonnet-4-5", "2023-06-01")
+    );
+    assert!(!seen.headers.contains_key("x-api-key"), "the client's key stays at the gateway");
+    assert_eq!(gpt.received(), 0);
+
+    // No Anthropic target: a clear 404 in Anthropic's format, nothing sent anywhere.
+    let question = json!({"model": "gpt-only", "messages": [{"role": "user", "content": "hi"}]});
+    let r = post_raw(&gw.url(), "/v1/messages/count_tokens", question.to_string(), &ANTHROPIC_CLIENT_HEADERS).await;
+    assert_eq!(r.status, 404);
+    assert_eq!(r.json()["error"]["type"], "not_found_error");
+    assert!(r.body.contains("only Anthropic can count"), "{}", r.body);
+    assert_eq!(gpt.received(), 0);
 }

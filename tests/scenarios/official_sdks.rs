@@ -63,6 +63,16 @@ async fn the_openai_sdk_gets_a_claude_answer_as_a_chat_completion_whole_and_stre
     let sent: Value = serde_json::from_str(&claude.seen()[0].body).unwrap();
     assert_eq!(sent["system"], "You are terse.", "{sent}");
 
+    // The Anthropic SDK's token counter reaches Claude.
+    let mut args = call("anthropic", &gw, "smart", false);
+    args["count_tokens"] = true.into();
+    let r = sdk_call(args).await;
+    assert_eq!(
+        (ok(&r)["class"].as_str(), r["input_tokens"].as_u64().is_some_and(|n| n > 0)),
+        (Some("MessageTokensCount"), true),
+        "{r}"
+    );
+
     // The Anthropic SDK in front of the same Claude: its own API, passed through.
     for stream in [false, true] {
         let r = sdk_call(call("anthropic", &gw, "assistant", stream)).await;

@@ -4,6 +4,8 @@ SDK returned as JSON, for the Rust tests in tests/scenarios/official_sdks.rs to 
     python sdk_client.py '{"sdk": "anthropic", "base_url": "http://127.0.0.1:PORT",
                            "model": "m", "stream": true, "tools": false}'
 
+(`"count_tokens": true` asks the Anthropic SDK's `messages.count_tokens` instead.)
+
 Prints one JSON line per streamed text piece as it arrives
 (`{"piece": "..."}`, flushed at once, so a test can see the stream is
 incremental), then one result line: `{"ok": true, ...}` with what the SDK
@@ -135,6 +137,10 @@ def run_anthropic(args):
         }
 
     try:
+        if args.get("count_tokens"):
+            request.pop("max_tokens")
+            counted = client.messages.count_tokens(**request)
+            return {"ok": True, "class": type(counted).__name__, "input_tokens": counted.input_tokens}
         if not args.get("stream"):
             return message_result(client.messages.create(**request))
         events = []

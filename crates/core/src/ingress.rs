@@ -14,6 +14,9 @@ use switchyard_wire::{Api, RequestPeek, WireError};
 use crate::gateway::Shared;
 use crate::{ResponseBody, exchange, respond};
 
+/// Anthropic's token counter, passed to an Anthropic target (`count_tokens.rs`).
+const COUNT_TOKENS_PATH: &str = "/v1/messages/count_tokens";
+
 /// A client gets this long to send its whole request body.
 const BODY_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
@@ -37,14 +40,57 @@ pub(crate) async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Respo
     match (req.method(), chat, req.uri().path()) {
         (&Method::POST, Some(api), _) => serve(shared, req, api, started).await,
         (method, Some(api), path) => respond::method_not_allowed(api, method, path),
+        (&Method::POST, None, COUNT_TOKENS_PATH) => match read_body(&shared, req, Api::Anthropic).await {
+            Ok((parts, body)) => crate::count_tokens::serve(&shared, body, forwarded(&parts.headers)).await,
+            Err(response) => response,
+        },
         (&Method::GET, None, "/healthz") => Response::new(respond::full(Bytes::from_static(b"ok\n"))),
         (&Method::GET, None, "/v1/models") => {
             let mut response = Response::new(respond::full(shared.models.body(api_of(&req))));
             response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
             response
         }
+        (&Method::GET, None, path) if path.starts_with("/v1/models/") => {
+            let (api, id) = (api_of(&req), &path["/v1/models/".len()..]);
+            let Some(model) = shared.models.one(api, id) else { return respond::unknown_model(api, id) };
+            let mut response = Response::new(respond::full(model));
+            response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+            response
+        }
         (method, None, path) => respond::not_found(api_of(&req), method, path),
     }
+}
+
+/// The request's head and whole body, under `max_body_bytes` and the read
+/// timeout; else the error answer for `client`.
+async fn read_body(
+    shared: &Shared,
+    req: Request<Incoming>,
+    client: Api,
+) -> Result<(http::request::Parts, Bytes), Response<ResponseBody>> {
+    let limit = shared.max_body_bytes;
+    let declared =
+        req.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit as u64) {
+        return Err(respond::too_large(client, limit));
+    }
+    let (parts, body) = req.into_parts();
+    match tokio::time::timeout(BODY_READ_TIMEOUT, Limited::new(body, limit).collect()).await {
+        Ok(Ok(collected)) => Ok((parts, collected.to_bytes())),
+        Ok(Err(e)) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => {
+            Err(respond::too_large(client, limit))
+        }
+        Ok(Err(e)) => Err(respond::invalid_request(client, format!("could not read the request body: {e}"), None)),
+        Err(_) => Err(respond::body_timeout(client, BODY_READ_TIMEOUT)),
+    }
+}
+
+/// The client headers an Anthropic provider should see (never credentials).
+fn forwarded(headers: &http::HeaderMap) -> Vec<(HeaderName, HeaderValue)> {
+    FORWARDED_TO_ANTHROPIC
+        .iter()
+        .filter_map(|name| Some((HeaderName::from_static(name), headers.get(*name)?.clone())))
+        .collect()
 }
 
 /// A chat request of `client`'s API: read, checked, routed, exchanged.
@@ -54,20 +100,9 @@ async fn serve(
     client: Api,
     started: tokio::time::Instant,
 ) -> Response<ResponseBody> {
-    let limit = shared.max_body_bytes;
-    let declared =
-        req.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > limit as u64) {
-        return respond::too_large(client, limit);
-    }
-    let (parts, body) = req.into_parts();
-    let body = match tokio::time::timeout(BODY_READ_TIMEOUT, Limited::new(body, limit).collect()).await {
-        Ok(Ok(collected)) => collected.to_bytes(),
-        Ok(Err(e)) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => {
-            return respond::too_large(client, limit);
-        }
-        Ok(Err(e)) => return respond::invalid_request(client, format!("could not read the request body: {e}"), None),
-        Err(_) => return respond::body_timeout(client, BODY_READ_TIMEOUT),
+    let (parts, body) = match read_body(&shared, req, client).await {
+        Ok(read) => read,
+        Err(response) => return response,
     };
     let peek = match RequestPeek::parse(&body) {
         Ok(peek) => peek,
@@ -87,11 +122,8 @@ async fn serve(
     let route = shared.routes_by_model.get(&peek.model).copied().or(shared.wildcard);
     let Some(route) = route else { return respond::unknown_model(client, &peek.model) };
     let call = CallContext::from_headers(parts.headers.iter().map(|(n, v)| (n.as_str(), v.as_bytes())));
-    let forward: Vec<(HeaderName, HeaderValue)> = match client {
-        Api::Anthropic => FORWARDED_TO_ANTHROPIC
-            .iter()
-            .filter_map(|name| Some((HeaderName::from_static(name), parts.headers.get(*name)?.clone())))
-            .collect(),
+    let forward = match client {
+        Api::Anthropic => forwarded(&parts.headers),
         Api::OpenAi => Vec::new(),
     };
     exchange::Exchange::new(shared, route, client, peek, body, call, started)

@@ -7,7 +7,8 @@
 //! - [`gateway`]: [`Gateway`], built from a config: topology, providers, policy host.
 //! - `server`: accept loop, TCP_NODELAY, graceful shutdown.
 //! - `ingress`: method/path (which say the client's API), body limit, peek
-//!   `model`/`stream`, find the route; `models`: `GET /v1/models`.
+//!   `model`/`stream`, find the route; `models`: `GET /v1/models`;
+//!   `count_tokens`: Anthropic's token counter, passed to an Anthropic target.
 //! - `exchange`: one client request from policy `route` to final answer;
 //!   every retry and failover decision is asked of the policy here.
 //! - `hedge`: the first attempt, raced against a second one after the plan's
@@ -26,6 +27,7 @@
 
 mod budget;
 pub mod cache;
+mod count_tokens;
 mod exchange;
 pub mod gateway;
 mod hedge;

@@ -34,6 +34,8 @@ pub(crate) struct Provider {
     pub api: Api,
     chat_url: http::Uri,
     models_url: http::Uri,
+    /// Anthropic's token counter (`/v1/messages/count_tokens`).
+    count_tokens_url: http::Uri,
     authorization: Option<Secret>,
     client: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
 }
@@ -65,6 +67,8 @@ impl Provider {
         let v1 = if base.ends_with("/v1") { base.to_owned() } else { format!("{base}/v1") };
         let path = api.chat_path().trim_start_matches("/v1");
         let chat_url: http::Uri = format!("{v1}{path}").parse().map_err(|e| format!("base_url {base_url:?}: {e}"))?;
+        let count_tokens_url: http::Uri =
+            format!("{v1}/messages/count_tokens").parse().map_err(|e| format!("base_url {base_url:?}: {e}"))?;
         let models_url: http::Uri =
             format!("{v1}/models").parse().map_err(|e| format!("base_url {base_url:?}: {e}"))?;
         let authorization = match key {
@@ -95,7 +99,7 @@ impl Provider {
             .pool_timer(TokioTimer::new())
             .pool_idle_timeout(Duration::from_secs(90))
             .build(https);
-        Ok(Provider { name: name.into(), api, chat_url, models_url, authorization, client })
+        Ok(Provider { name: name.into(), api, chat_url, models_url, count_tokens_url, authorization, client })
     }
 }
 
@@ -284,6 +288,33 @@ pub(crate) async fn list_models(provider: &Provider, timeout: Duration) -> bool 
         Some(ok)
     };
     matches!(tokio::time::timeout(timeout, check).await, Ok(Some(true)))
+}
+
+/// Asks an Anthropic provider to count the tokens of a Messages request
+/// (`body`, already naming the provider's model): its status, content type
+/// and body, or why there was no answer.
+pub(crate) async fn count_tokens(
+    provider: &Provider,
+    body: Bytes,
+    forward: &[(http::HeaderName, HeaderValue)],
+    timeout: Duration,
+) -> Result<(StatusCode, Bytes), String> {
+    let mut req = Request::post(provider.count_tokens_url.clone())
+        .header(header::CONTENT_TYPE, "application/json")
+        .header(header::USER_AGENT, concat!("switchyard/", env!("CARGO_PKG_VERSION")))
+        .body(Full::new(body))
+        .expect("a request from valid parts");
+    provider.authorize(req.headers_mut());
+    for (name, value) in forward {
+        req.headers_mut().insert(name, value.clone());
+    }
+    let ask = async {
+        let response = provider.client.request(req).await.map_err(|e| source_chain(&e))?;
+        let status = response.status();
+        let body = Limited::new(response.into_body(), MAX_UPSTREAM_BODY).collect().await.map_err(|e| e.to_string())?;
+        Ok((status, body.to_bytes()))
+    };
+    tokio::time::timeout(timeout, ask).await.map_err(|_| format!("no answer within {} ms", timeout.as_millis()))?
 }
 
 /// An attempt that never left: the request could not be made for this

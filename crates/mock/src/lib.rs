@@ -346,7 +346,7 @@ async fn answer(state: Arc<State>, req: Request<Incoming>) -> Result<Response<Mo
     state.received.fetch_add(1, Ordering::SeqCst);
     let headers = req.headers().clone();
     let authorization = headers.get("authorization").and_then(|v| v.to_str().ok()).map(str::to_owned);
-    let (version, method) = (req.version(), req.method().clone());
+    let (version, method, path) = (req.version(), req.method().clone(), req.uri().path().to_owned());
     let body = req.into_body().collect().await.map(|c| c.to_bytes()).unwrap_or_default();
     let json: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
     let model = json["model"].as_str().unwrap_or("unknown").to_owned();
@@ -359,8 +359,15 @@ async fn answer(state: Arc<State>, req: Request<Incoming>) -> Result<Response<Mo
         body: String::from_utf8_lossy(&body).into(),
         version,
     });
-    let reply = state.script.lock().unwrap().next();
     let dialect = if state.anthropic.load(Ordering::SeqCst) { Dialect::Anthropic } else { Dialect::OpenAi };
+    if path.ends_with("/messages/count_tokens") {
+        // Anthropic's counter (outside the script): a rough count of the prompt.
+        return Ok(match dialect {
+            Dialect::Anthropic => json_response(format!(r#"{{"input_tokens":{}}}"#, body.len() / 4)),
+            Dialect::OpenAi => Response::builder().status(404).body(full(String::new())).expect("valid response"),
+        });
+    }
+    let reply = state.script.lock().unwrap().next();
     // A malformed chat request gets the 400 the real API would give it.
     if method == http::Method::POST
         && let Some(refusal) = dialect.refusal(&json, &headers)
