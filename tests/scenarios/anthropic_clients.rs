@@ -364,3 +364,29 @@ async fn token_counting_goes_to_the_routes_anthropic_target_with_its_model_name(
     assert!(r.body.contains("only Anthropic can count"), "{}", r.body);
     assert_eq!(gpt.received(), 0);
 }
+
+#[tokio::test]
+async fn a_providers_own_mid_stream_error_reaches_each_client_once_in_its_format() {
+    init_tracing();
+    let overloaded = || Reply::stream(&["partial "], Duration::ZERO, StreamEnd::ProviderError);
+    let claude = MockProvider::start_anthropic("claude", vec![overloaded()]).await;
+    let gw = TestGateway::start(&ConfigBuilder::new().anthropic_provider("claude", &claude.url()).route(
+        "claude-x",
+        None,
+        5000,
+        &["claude"],
+    ))
+    .await;
+    // The Anthropic client gets Claude's own error event, and nothing after it.
+    let r = post_messages_stream(&gw.url(), "claude-x").await;
+    let events = events(&r.rest(PATIENCE).await);
+    let errors: Vec<&Value> = events.iter().filter(|(n, _)| n == "error").map(|(_, d)| d).collect();
+    assert_eq!(errors.len(), 1, "{events:?}");
+    assert_eq!(errors[0]["error"]["type"], "overloaded_error");
+    assert_eq!(events.last().unwrap().0, "error");
+    // An OpenAI client gets it translated: one error chunk, no [DONE].
+    let r = post_chat_stream(&gw.url(), "claude-x").await;
+    let text = r.rest(PATIENCE).await;
+    assert_eq!(text.matches("\"error\"").count(), 1, "{text}");
+    assert!(text.contains("Overloaded") && !text.contains("[DONE]"), "{text}");
+}

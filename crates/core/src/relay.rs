@@ -75,6 +75,16 @@ impl Relay {
         data
     }
 
+    /// The stream carried its own error event (the provider's, translated
+    /// if need be) and then ended: a failure, already told to the client.
+    fn ended_by_error(&mut self) -> Poll<Option<Result<Frame<Bytes>, std::convert::Infallible>>> {
+        self.upstream = None;
+        self.source.inflight = None;
+        self.source.health.record(self.source.target, false, self.started.elapsed(), None);
+        tracing::warn!(provider = %self.source.provider, "the provider ended the stream with an error event");
+        Poll::Ready(None)
+    }
+
     /// Ends the stream with an error event and closes the upstream connection.
     fn fail(&mut self, message: String) -> Poll<Option<Result<Frame<Bytes>, std::convert::Infallible>>> {
         self.upstream = None;
@@ -111,11 +121,16 @@ impl Body for Relay {
                     }
                     return Poll::Ready(Some(Ok(Frame::data(data))));
                 }
+                Poll::Ready(Some(Err(_))) if this.done.errored() => return this.ended_by_error(),
                 Poll::Ready(Some(Err(e))) => return this.fail(format!("the provider's stream broke off: {e}")),
                 Poll::Ready(None) if this.done.is_done() => {
                     this.upstream = None;
                     this.source.inflight = None;
                     return Poll::Ready(None);
+                }
+                Poll::Ready(None) if this.done.errored() => {
+                    // The client already has the error event; record the failure, add nothing.
+                    return this.ended_by_error();
                 }
                 Poll::Ready(None) => {
                     return this.fail("the provider closed the stream before it was complete".into());

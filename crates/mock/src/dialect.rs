@@ -171,6 +171,20 @@ impl Dialect {
         }
     }
 
+    /// The provider's own mid-stream error event.
+    pub fn stream_error(self) -> Bytes {
+        match self {
+            Dialect::OpenAi => Bytes::from(format!(
+                "data: {}\n\n",
+                json!({"error": {"message": "The server had an error while processing your request.", "type": "server_error", "param": null, "code": null}})
+            )),
+            Dialect::Anthropic => anthropic_event(
+                "error",
+                json!({"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}}),
+            ),
+        }
+    }
+
     /// A whole stream in which the model calls one tool, its arguments in two pieces.
     pub fn stream_tool_call(self, model: &str, name: &str, arguments: &str, usage: bool) -> Vec<Bytes> {
         let (head, tail) = arguments.split_at(arguments.len() / 2);

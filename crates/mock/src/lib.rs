@@ -86,6 +86,10 @@ pub enum StreamEnd {
     Truncated,
     /// Nothing more is sent, ever.
     Stall,
+    /// The provider's own mid-stream error event (OpenAI: a data event with
+    /// an `error` object; Anthropic: `event: error`, `overloaded_error`),
+    /// then a clean end.
+    ProviderError,
 }
 
 impl Reply {
@@ -425,7 +429,7 @@ async fn play(name: &str, model: &str, stream: Stream, dialect: Dialect, mut rep
                     );
                 };
                 let events = dialect.stream_tool_call(model, &tool, &arguments, usage);
-                return stream_events(events, 0, Duration::ZERO, StreamEnd::Done, Vec::new());
+                return stream_events(events, 0, Duration::ZERO, StreamEnd::Done, Vec::new(), dialect);
             }
             Reply::Status { status, headers, body } => {
                 let mut b = Response::builder()
@@ -442,7 +446,7 @@ async fn play(name: &str, model: &str, stream: Stream, dialect: Dialect, mut rep
                 // The gap separates the pieces, not the opening events.
                 let first_piece = events.len();
                 events.extend(pieces.iter().map(|p| dialect.stream_text(model, p)));
-                return stream_events(events, first_piece, gap, end, dialect.stream_close(model, usage));
+                return stream_events(events, first_piece, gap, end, dialect.stream_close(model, usage), dialect);
             }
             Reply::StreamHeld { pieces, release } => {
                 let usage = matches!(stream, Stream::Yes { usage: true });
@@ -478,6 +482,7 @@ fn stream_events(
     gap: Duration,
     end: StreamEnd,
     close: Vec<Bytes>,
+    dialect: Dialect,
 ) -> Response<MockBody> {
     let (tx, rx) = mpsc::channel(16);
     tokio::spawn(async move {
@@ -500,6 +505,9 @@ fn stream_events(
             }
             StreamEnd::Truncated => {}
             StreamEnd::Stall => tx.closed().await,
+            StreamEnd::ProviderError => {
+                let _ = tx.send(Ok(dialect.stream_error())).await;
+            }
         }
     });
     sse_response(ChannelBody(rx))

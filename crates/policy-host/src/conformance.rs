@@ -139,6 +139,11 @@ pub async fn run(host: &Arc<PolicyHost>, version: &Arc<PolicyVersion>) -> Report
             )
             .await,
     ));
+    let messages = RequestInfo { api: Api::AnthropicMessages, streaming: true, ..request(0, 30_000) };
+    scenarios.push(verdict(
+        "route: an Anthropic client's streamed request",
+        version.route_within(&messages, plain.clone(), Some(CHECK_DEADLINE)).await,
+    ));
     scenarios.push(verdict(
         "route: 1 ms left before the deadline",
         version.route_within(&request(0, 1), plain.clone(), Some(CHECK_DEADLINE)).await,

@@ -51,10 +51,39 @@ impl Api {
 
     /// The SSE line a complete stream of this API carries last:
     /// `data: [DONE]`, or `event: message_stop`.
-    pub fn stream_end(self) -> (&'static [u8], &'static [u8]) {
+    pub fn stream_end(self) -> StreamLine {
         match self {
-            Api::OpenAi => (b"data", b"[DONE]"),
-            Api::Anthropic => (b"event", b"message_stop"),
+            Api::OpenAi => StreamLine { field: b"data", value: b"[DONE]", whole: true },
+            Api::Anthropic => StreamLine { field: b"event", value: b"message_stop", whole: true },
+        }
+    }
+
+    /// The SSE line that starts an error event of this API:
+    /// `data: {"error"...`, or `event: error`.
+    pub fn stream_error(self) -> StreamLine {
+        match self {
+            Api::OpenAi => StreamLine { field: b"data", value: br#"{"error""#, whole: false },
+            Api::Anthropic => StreamLine { field: b"event", value: b"error", whole: true },
+        }
+    }
+}
+
+/// An SSE line to look for: `field: value`, the value whole or as a prefix.
+#[derive(Debug, Clone, Copy)]
+pub struct StreamLine {
+    field: &'static [u8],
+    value: &'static [u8],
+    whole: bool,
+}
+
+impl StreamLine {
+    /// Whether `line` (maybe only its first bytes, when `truncated`) is this one.
+    pub fn matches(&self, line: &[u8], truncated: bool) -> bool {
+        let Some(rest) = line.strip_prefix(self.field).and_then(|r| r.strip_prefix(b":")) else { return false };
+        let value = rest.strip_prefix(b" ").unwrap_or(rest);
+        match self.whole {
+            true => !truncated && value == self.value,
+            false => value.starts_with(self.value),
         }
     }
 }

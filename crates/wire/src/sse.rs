@@ -1,21 +1,26 @@
 //! Server-sent events as LLM APIs use them.
 
-/// Watches the bytes of an SSE stream go by and tells whether the stream
-/// reached the line a complete stream of its API ends with (`data: [DONE]`
-/// for OpenAI, `event: message_stop` for Anthropic), so a stream the
-/// provider cut short is never passed off as complete. Keeps only a few
-/// bytes of state; chunk boundaries may fall anywhere.
+/// Watches the bytes of an SSE stream go by and tells how it ended: with
+/// the line a complete stream of its API ends with (`data: [DONE]` for
+/// OpenAI, `event: message_stop` for Anthropic), or with an error event of
+/// that API (`data: {"error"...`, `event: error`). So a stream the provider
+/// cut short is never passed off as complete, and one that already told its
+/// client why it failed gets no second error event. Keeps only the first
+/// few bytes of the current line; chunk boundaries may fall anywhere.
 #[derive(Debug)]
 pub struct DoneDetector {
-    /// The end line's field and value, e.g. `data` and `[DONE]`.
-    field: &'static [u8],
-    value: &'static [u8],
-    /// The current line so far, kept only while it could still be the end line.
+    end: crate::api::StreamLine,
+    error: crate::api::StreamLine,
+    /// The current line's first bytes.
     line: Vec<u8>,
-    /// The current line has grown past anything the end line could be.
-    line_overflow: bool,
+    /// The current line is longer than what is kept of it.
+    truncated: bool,
     done: bool,
+    errored: bool,
 }
+
+/// How much of each line is kept: enough for every line matched.
+const KEPT: usize = 24;
 
 impl Default for DoneDetector {
     /// The OpenAI detector.
@@ -27,33 +32,29 @@ impl Default for DoneDetector {
 impl DoneDetector {
     /// A detector for streams of `api`.
     pub fn new(api: crate::Api) -> Self {
-        let (field, value) = api.stream_end();
-        DoneDetector { field, value, line: Vec::new(), line_overflow: false, done: false }
-    }
-
-    fn is_end_line(&self, line: &[u8]) -> bool {
-        let Some(rest) = line.strip_prefix(self.field).and_then(|r| r.strip_prefix(b":")) else { return false };
-        rest.strip_prefix(b" ").unwrap_or(rest) == self.value
+        DoneDetector {
+            end: api.stream_end(),
+            error: api.stream_error(),
+            line: Vec::with_capacity(KEPT),
+            truncated: false,
+            done: false,
+            errored: false,
+        }
     }
 
     /// Feeds the next chunk of the stream.
     pub fn feed(&mut self, chunk: &[u8]) {
-        let longest = self.field.len() + self.value.len() + 3;
         for &b in chunk {
             if b == b'\n' {
                 let line = self.line.strip_suffix(b"\r").unwrap_or(&self.line);
-                if !self.line_overflow && self.is_end_line(line) {
-                    self.done = true;
-                }
+                self.done |= self.end.matches(line, self.truncated);
+                self.errored |= self.error.matches(line, self.truncated);
                 self.line.clear();
-                self.line_overflow = false;
-            } else if !self.line_overflow {
-                if self.line.len() >= longest {
-                    self.line_overflow = true;
-                    self.line.clear();
-                } else {
-                    self.line.push(b);
-                }
+                self.truncated = false;
+            } else if self.line.len() < KEPT {
+                self.line.push(b);
+            } else {
+                self.truncated = true;
             }
         }
     }
@@ -61,6 +62,11 @@ impl DoneDetector {
     /// The stream has carried its end line.
     pub fn is_done(&self) -> bool {
         self.done
+    }
+
+    /// The stream has carried an error event.
+    pub fn errored(&self) -> bool {
+        self.errored
     }
 }
 
@@ -92,6 +98,21 @@ mod tests {
         d.feed(b"event: message_st");
         d.feed(b"op\ndata: {\"type\":\"message_stop\"}\n\n");
         assert!(d.is_done());
+    }
+
+    #[test]
+    fn error_events_of_either_api_are_seen() {
+        let mut d = DoneDetector::new(crate::Api::OpenAi);
+        d.feed(b"data: {\"choices\":[{\"delta\":{\"content\":\"{\\\"error\\\"\"}}]}\n\n");
+        assert!(!d.errored(), "error inside content is not an error event");
+        d.feed(b"data: {\"error\":{\"message\":\"a long message that goes on and on\"}}\n\n");
+        assert!(d.errored() && !d.is_done());
+        let mut d = DoneDetector::new(crate::Api::Anthropic);
+        d.feed(b"event: error_like\ndata: {}\n\n");
+        assert!(!d.errored());
+        d.feed(b"event: err");
+        d.feed(b"or\ndata: {\"type\":\"error\"}\n\n");
+        assert!(d.errored());
     }
 
     #[test]
