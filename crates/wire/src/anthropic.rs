@@ -105,21 +105,40 @@ pub struct Tool {
     pub input_schema: Value,
 }
 
-/// `tool_choice`.
+/// `tool_choice`: `{"type": "auto" | "any" | "tool" | "none", "name"?,
+/// "disable_parallel_tool_use"?}`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
-pub enum ToolChoice {
+pub struct ToolChoice {
+    /// Whether and which tool to call.
+    #[serde(rename = "type")]
+    pub kind: ToolChoiceKind,
+    /// For `tool`: the tool that must be called.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// At most one tool call per answer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disable_parallel_tool_use: Option<bool>,
+}
+
+/// The kind of a [`ToolChoice`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ToolChoiceKind {
     /// The model decides.
     Auto,
     /// Some tool must be called.
     Any,
-    /// This tool must be called.
-    Tool {
-        /// Its name.
-        name: String,
-    },
+    /// The tool named must be called.
+    Tool,
     /// No tool may be called.
     None,
+}
+
+impl ToolChoice {
+    /// A choice of `kind` with nothing else said.
+    pub fn of(kind: ToolChoiceKind) -> Self {
+        ToolChoice { kind, name: None, disable_parallel_tool_use: None }
+    }
 }
 
 /// A complete (non-streamed) answer.

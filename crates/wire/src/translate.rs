@@ -8,7 +8,9 @@ use serde_json::{Map, Value, json};
 mod image;
 pub mod stream;
 
-use crate::anthropic::{self, Block, Content, Message, MessagesRequest, MessagesResponse, Tool, ToolChoice};
+use crate::anthropic::{
+    self, Block, Content, Message, MessagesRequest, MessagesResponse, Tool, ToolChoice, ToolChoiceKind,
+};
 use crate::chat::{
     ChatContent, ChatMessage, ChatRequest, ChatResponse, ChatTool, ChatUsage, Choice, FunctionCall, FunctionDef, Stop,
     ToolCall,
@@ -104,19 +106,25 @@ pub fn chat_to_messages(request: &ChatRequest) -> Translated<MessagesRequest> {
             _ => push("user", blocks),
         }
     }
-    let tool_choice = match request.tool_choice.as_ref() {
+    let mut tool_choice = match request.tool_choice.as_ref() {
         None => None,
-        Some(Value::String(s)) if s == "auto" => Some(ToolChoice::Auto),
-        Some(Value::String(s)) if s == "required" => Some(ToolChoice::Any),
-        Some(Value::String(s)) if s == "none" => Some(ToolChoice::None),
+        Some(Value::String(s)) if s == "auto" => Some(ToolChoice::of(ToolChoiceKind::Auto)),
+        Some(Value::String(s)) if s == "required" => Some(ToolChoice::of(ToolChoiceKind::Any)),
+        Some(Value::String(s)) if s == "none" => Some(ToolChoice::of(ToolChoiceKind::None)),
         Some(v) => match v["function"]["name"].as_str() {
-            Some(name) => Some(ToolChoice::Tool { name: name.into() }),
+            Some(name) => Some(ToolChoice { name: Some(name.into()), ..ToolChoice::of(ToolChoiceKind::Tool) }),
             None => {
                 dropped.push("tool_choice".into());
                 None
             }
         },
     };
+    // OpenAI's `parallel_tool_calls: false` is Anthropic's `disable_parallel_tool_use`.
+    if request.extra.get("parallel_tool_calls") == Some(&Value::Bool(false)) && request.tools.is_some() {
+        dropped.retain(|d| d != "parallel_tool_calls");
+        let choice = tool_choice.get_or_insert_with(|| ToolChoice::of(ToolChoiceKind::Auto));
+        choice.disable_parallel_tool_use = Some(true);
+    }
     let value = MessagesRequest {
         model: request.model.clone(),
         max_tokens: request.max_completion_tokens.or(request.max_tokens).unwrap_or(DEFAULT_MAX_TOKENS),
@@ -230,13 +238,22 @@ pub fn messages_to_chat(request: &MessagesRequest) -> Translated<ChatRequest> {
                 })
                 .collect()
         }),
-        tool_choice: request.tool_choice.as_ref().map(|c| match c {
-            ToolChoice::Auto => json!("auto"),
-            ToolChoice::Any => json!("required"),
-            ToolChoice::None => json!("none"),
-            ToolChoice::Tool { name } => json!({"type": "function", "function": {"name": name}}),
+        tool_choice: request.tool_choice.as_ref().map(|c| match (c.kind, &c.name) {
+            (ToolChoiceKind::Tool, Some(name)) => json!({"type": "function", "function": {"name": name}}),
+            (ToolChoiceKind::Any | ToolChoiceKind::Tool, _) => json!("required"),
+            (ToolChoiceKind::None, _) => json!("none"),
+            (ToolChoiceKind::Auto, _) => json!("auto"),
         }),
-        extra: user.map(|user| Map::from_iter([("user".to_owned(), Value::String(user))])).unwrap_or_default(),
+        extra: {
+            let mut extra = Map::new();
+            if let Some(user) = user {
+                extra.insert("user".into(), Value::String(user));
+            }
+            if request.tool_choice.as_ref().and_then(|c| c.disable_parallel_tool_use) == Some(true) {
+                extra.insert("parallel_tool_calls".into(), Value::Bool(false));
+            }
+            extra
+        },
     };
     Translated { value, dropped }
 }

@@ -149,7 +149,7 @@ fn a_recorded_openai_request_becomes_an_anthropic_request_and_says_what_it_dropp
     assert_eq!(m["max_tokens"], 300, "max_completion_tokens wins");
     assert_eq!(m["temperature"], 1.0, "clamped to Anthropic's range");
     assert_eq!((m["top_p"].as_f64(), &m["stop_sequences"]), (Some(0.9), &json!(["END"])));
-    assert_eq!(m["tool_choice"], json!({"type": "tool", "name": "get_weather"}));
+    assert_eq!(m["tool_choice"], json!({"type": "tool", "name": "get_weather", "disable_parallel_tool_use": true}));
     assert_eq!(m["tools"][0]["input_schema"]["required"], json!(["location"]));
     assert_eq!(m["metadata"], json!({"user_id": "user-1234"}));
     let roles: Vec<&str> = m["messages"].as_array().unwrap().iter().map(|m| m["role"].as_str().unwrap()).collect();
@@ -190,6 +190,7 @@ fn a_recorded_anthropic_request_becomes_an_openai_request_and_says_what_it_dropp
     assert_eq!((c["tool_choice"].as_str(), &c["stop"]), (Some("required"), &json!(["END"])));
     assert_eq!(c["tools"][0]["function"]["parameters"]["required"], json!(["location"]));
     assert_eq!(c["user"], "user-1234");
+    assert_eq!(c["parallel_tool_calls"], false);
     let mut dropped = translated.dropped.clone();
     dropped.sort();
     assert_eq!(dropped, ["top_k"]);

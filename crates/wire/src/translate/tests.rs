@@ -45,7 +45,7 @@ fn an_openai_request_becomes_an_anthropic_one() {
     assert_eq!(m.system, Some(Content::Text("You are terse.".into())));
     assert_eq!((m.max_tokens, m.temperature), (300, Some(1.0)), "temperature clamped to Anthropic's range");
     assert_eq!(m.stop_sequences.as_deref(), Some(&["END".to_owned()][..]));
-    assert_eq!(m.tool_choice, Some(ToolChoice::Any));
+    assert_eq!(m.tool_choice, Some(ToolChoice::of(crate::anthropic::ToolChoiceKind::Any)));
     assert_eq!(m.tools.as_ref().unwrap()[0].input_schema["properties"]["city"]["type"], "string");
     let roles: Vec<&str> = m.messages.iter().map(|m| m.role.as_str()).collect();
     assert_eq!(roles, ["user", "assistant", "user"], "alternating, system lifted out");
