@@ -1,6 +1,7 @@
-//! Test support that speaks the real wire: mock LLM providers (OpenAI JSON
-//! and SSE) with scripted outages, a gateway harness on `127.0.0.1:0`, and an
-//! HTTP client for assertions. Used by the end-to-end tests, the bench and
+//! Test support that speaks the real wire: mock LLM providers (OpenAI and
+//! Anthropic, JSON and SSE) with scripted outages, a gateway harness on
+//! `127.0.0.1:0`, an HTTP client for assertions, and the official Python
+//! SDKs as clients. Used by the end-to-end tests, the bench and
 //! `switchyard demo`. Nothing here mocks the gateway's own parts.
 //!
 //! # Layout
