@@ -54,6 +54,28 @@ impl Provider {
         }
     }
 
+    /// A JSON POST of `body` to `url` with the provider's credentials and the
+    /// `forward`ed client headers.
+    fn post(
+        &self,
+        url: &http::Uri,
+        body: Bytes,
+        accept: &'static str,
+        forward: &[(http::HeaderName, HeaderValue)],
+    ) -> Request<Full<Bytes>> {
+        let mut req = Request::post(url.clone())
+            .header(header::CONTENT_TYPE, "application/json")
+            .header(header::ACCEPT, accept)
+            .header(header::USER_AGENT, concat!("switchyard/", env!("CARGO_PKG_VERSION")))
+            .body(Full::new(body))
+            .expect("a request from valid parts");
+        self.authorize(req.headers_mut());
+        for (name, value) in forward {
+            req.headers_mut().insert(name, value.clone());
+        }
+        req
+    }
+
     /// A provider at `base_url`; `extra_roots` (PEM) are trusted besides the bundled public roots.
     pub fn new(
         name: &str,
@@ -194,16 +216,8 @@ pub(crate) async fn attempt(
     forward: &[(http::HeaderName, HeaderValue)],
 ) -> Attempt {
     let started = Instant::now();
-    let mut req = Request::post(provider.chat_url.clone())
-        .header(header::CONTENT_TYPE, "application/json")
-        .header(header::ACCEPT, if streaming { "text/event-stream" } else { "application/json" })
-        .header(header::USER_AGENT, concat!("switchyard/", env!("CARGO_PKG_VERSION")))
-        .body(Full::new(body))
-        .expect("a request from valid parts");
-    provider.authorize(req.headers_mut());
-    for (name, value) in forward {
-        req.headers_mut().insert(name, value.clone());
-    }
+    let accept = if streaming { "text/event-stream" } else { "application/json" };
+    let req = provider.post(&provider.chat_url, body, accept, forward);
     let exchange = async {
         let response: Response<Incoming> = match provider.client.request(req).await {
             Ok(r) => r,
@@ -299,15 +313,7 @@ pub(crate) async fn count_tokens(
     forward: &[(http::HeaderName, HeaderValue)],
     timeout: Duration,
 ) -> Result<(StatusCode, Bytes), String> {
-    let mut req = Request::post(provider.count_tokens_url.clone())
-        .header(header::CONTENT_TYPE, "application/json")
-        .header(header::USER_AGENT, concat!("switchyard/", env!("CARGO_PKG_VERSION")))
-        .body(Full::new(body))
-        .expect("a request from valid parts");
-    provider.authorize(req.headers_mut());
-    for (name, value) in forward {
-        req.headers_mut().insert(name, value.clone());
-    }
+    let req = provider.post(&provider.count_tokens_url, body, "application/json", forward);
     let ask = async {
         let response = provider.client.request(req).await.map_err(|e| source_chain(&e))?;
         let status = response.status();
