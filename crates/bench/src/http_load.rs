@@ -79,21 +79,37 @@ async fn one(sender: &mut http1::SendRequest<Full<Bytes>>, host: &str, api: Clie
     response.into_body().collect().await.expect("body");
 }
 
-fn latency(client: &tokio::runtime::Runtime, addr: &str, api: Client, n: usize) -> (Duration, Duration) {
+/// p50 and p99 of each path, measured interleaved — one request to each
+/// path in turn, each over its own keep-alive connection — so the machine's
+/// swings hit every path alike and the ratios between them hold.
+fn latencies(
+    client: &tokio::runtime::Runtime,
+    paths: &[(&str, String, Client)],
+    n: usize,
+) -> Vec<(Duration, Duration)> {
     client.block_on(async {
-        let body = api.body();
-        let mut sender = connect(addr).await;
-        for _ in 0..200 {
-            one(&mut sender, addr, api, &body).await;
+        let mut senders = Vec::new();
+        for (_, addr, api) in paths {
+            let (sender, body) = (connect(addr).await, api.body());
+            senders.push((sender, addr.as_str(), *api, body));
         }
-        let mut samples = Vec::with_capacity(n);
-        for _ in 0..n {
-            let s = Instant::now();
-            one(&mut sender, addr, api, &body).await;
-            samples.push(s.elapsed());
+        let mut samples: Vec<Vec<Duration>> = vec![Vec::with_capacity(n); paths.len()];
+        for round in 0..200 + n {
+            for (i, (sender, addr, api, body)) in senders.iter_mut().enumerate() {
+                let s = Instant::now();
+                one(sender, addr, *api, body).await;
+                if round >= 200 {
+                    samples[i].push(s.elapsed());
+                }
+            }
         }
-        samples.sort();
-        (crate::pct(&samples, 0.5), crate::pct(&samples, 0.99))
+        samples
+            .into_iter()
+            .map(|mut s| {
+                s.sort();
+                (crate::pct(&s, 0.5), crate::pct(&s, 0.99))
+            })
+            .collect()
     })
 }
 
@@ -161,11 +177,11 @@ pub fn measure(n: usize, for_how_long: Duration) -> HttpFigures {
     if let Some(n) = &nginx {
         paths.push(("nginx", n.addr.clone(), Client::OpenAi));
     }
-    let mut rows = Vec::new();
-    for (name, addr, api) in &paths {
-        let (p50, p99) = latency(&client, addr, *api, n);
-        rows.push(Row { name, p50, p99, throughput: 0.0 });
-    }
+    let mut rows: Vec<Row> = paths
+        .iter()
+        .zip(latencies(&client, &paths, n))
+        .map(|((name, _, _), (p50, p99))| Row { name, p50, p99, throughput: 0.0 })
+        .collect();
     for (row, (_, addr, api)) in rows.iter_mut().zip(&paths) {
         row.throughput = throughput(&client, addr, *api, 64, for_how_long);
     }

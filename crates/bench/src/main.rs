@@ -1,7 +1,8 @@
 //! `switchyard-bench`: measures, in one run on one machine,
 //! 1. warm policy decision latency (`route`, `on-attempt`) of the embedded
 //!    default policy, through the same pinned-policy path requests use;
-//! 2. gateway added latency (sequential, one keep-alive connection) and
+//! 2. gateway added latency (sequential, one keep-alive connection per path,
+//!    the paths interleaved request by request) and
 //!    throughput (64 connections) against a direct call to the same loopback
 //!    mock provider, and against an nginx hop when `nginx` is installed; and
 //!    the cost of translation (an Anthropic client, the OpenAI-wire mock);
