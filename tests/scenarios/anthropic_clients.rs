@@ -287,26 +287,21 @@ async fn a_cached_answer_reaches_an_anthropic_client_in_anthropic_format_streame
     init_tracing();
     let primary = MockProvider::start("primary").await;
     let backup = MockProvider::start("backup").await;
-    let config = ConfigBuilder::new()
-        .provider("primary", &primary.url())
-        .provider("backup", &backup.url())
-        .route("claude-x", Some("resilient"), 3000, &["primary", "backup"])
-        .settings("resilient", &["base_backoff_ms = 20", "max_backoff_ms = 100"]);
-    let gw = TestGateway::start(&config).await;
-    let fresh = post_messages(&gw.url(), "claude-x").await;
+    let gw = TestGateway::start(&resilient_pair(&primary, &backup)).await;
+    let fresh = post_messages(&gw.url(), "m").await;
     assert_eq!(fresh.status, 200, "{}", fresh.body);
     tokio::time::sleep(Duration::from_millis(50)).await;
     primary.set_cycle(vec![Reply::status(503)]);
     backup.set_cycle(vec![Reply::status(503)]);
 
-    let cached = post_messages(&gw.url(), "claude-x").await;
+    let cached = post_messages(&gw.url(), "m").await;
     assert_eq!((cached.status.as_u16(), cached.header("x-switchyard-degraded")), (200, "cached"), "{}", cached.body);
     assert_eq!(cached.json(), fresh.json());
     // An OpenAI client asking the same words does not get the Anthropic-shaped entry.
-    let r = post_chat(&gw.url(), "claude-x").await;
+    let r = post_chat(&gw.url(), "m").await;
     assert_eq!(r.status, 503, "{}", r.body);
 
-    let r = post_messages_stream(&gw.url(), "claude-x").await;
+    let r = post_messages_stream(&gw.url(), "m").await;
     assert_eq!((r.header("content-type"), r.header("x-switchyard-degraded")), ("text/event-stream", "cached"));
     let events = events(&r.rest(PATIENCE).await);
     assert_eq!(streamed_text(&events), "Hello from primary");

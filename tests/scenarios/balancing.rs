@@ -65,20 +65,8 @@ async fn p2c_spreads_concurrent_load_over_both_targets() {
     let b = MockProvider::start_cycling("b", vec![Reply::Delay(Duration::from_millis(40), Box::new(Reply::Ok))]).await;
     let config =
         ConfigBuilder::new().provider("a", &a.url()).provider("b", &b.url()).route("m", Some("p2c"), 5000, &["a", "b"]);
-    let gw = std::sync::Arc::new(TestGateway::start(&config).await);
-    let clients: Vec<_> = (0..8)
-        .map(|_| {
-            let gw = gw.clone();
-            tokio::spawn(async move {
-                for _ in 0..10 {
-                    assert_eq!(post_chat(&gw.url(), "m").await.status, 200);
-                }
-            })
-        })
-        .collect();
-    for c in clients {
-        c.await.unwrap();
-    }
+    let gw = TestGateway::start(&config).await;
+    concurrent_chats(&gw.url(), 8, 10).await;
     let (on_a, on_b) = (a.received(), b.received());
     assert_eq!(on_a + on_b, 80);
     assert!(on_a >= 20 && on_b >= 20, "a {on_a}, b {on_b}");

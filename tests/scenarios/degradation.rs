@@ -43,14 +43,6 @@ async fn degrade_to_unavailable_is_a_503_with_the_policys_retry_after() {
     assert_eq!((r.header("x-switchyard-attempts"), cloud.received() + local.received()), ("0", 0));
 }
 
-fn resilient_pair(primary: &MockProvider, backup: &MockProvider) -> ConfigBuilder {
-    ConfigBuilder::new()
-        .provider("primary", &primary.url())
-        .provider("backup", &backup.url())
-        .route("m", Some("resilient"), 3000, &["primary", "backup"])
-        .settings("resilient", &["base_backoff_ms = 20", "max_backoff_ms = 100"])
-}
-
 fn question(text: &str) -> String {
     serde_json::json!({"model": "m", "messages": [{"role": "user", "content": text}]}).to_string()
 }

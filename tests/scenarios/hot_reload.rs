@@ -174,7 +174,7 @@ async fn policy_state_is_shared_by_instances_and_kept_across_a_hot_swap_of_the_s
     let b = MockProvider::start("b").await;
     let config =
         ConfigBuilder::new().provider("a", &a.url()).provider("b", &b.url()).route("m", Some("rr"), 5000, &["a", "b"]);
-    let gw = Arc::new(TestGateway::start(&config).await);
+    let gw = TestGateway::start(&config).await;
     let turn = || gw.policies().state("rr").get("turn").map_or(0, |v| v.parse::<u64>().unwrap());
     let bytes = std::fs::read(plugin_artifact("round_robin")).unwrap();
     let mut events = gw.policies().events();
@@ -184,19 +184,7 @@ async fn policy_state_is_shared_by_instances_and_kept_across_a_hot_swap_of_the_s
     // 40 concurrent requests, so several instances take turns at once:
     // compare-and-swap loses none, and the split is even.
     let before = turn();
-    let clients: Vec<_> = (0..4)
-        .map(|_| {
-            let gw = gw.clone();
-            tokio::spawn(async move {
-                for _ in 0..10 {
-                    assert_eq!(post_chat(&gw.url(), "m").await.status, 200);
-                }
-            })
-        })
-        .collect();
-    for c in clients {
-        c.await.unwrap();
-    }
+    concurrent_chats(&gw.url(), 4, 10).await;
     assert_eq!(turn() - before, 40, "every request took exactly one turn");
     assert_eq!((a.received(), b.received()), (20, 20));
 

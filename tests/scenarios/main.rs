@@ -46,6 +46,34 @@ pub fn two_providers(primary: &str, backup: &str) -> ConfigBuilder {
     )
 }
 
+/// Route `m` over [primary, backup] decided by the embedded `resilient`
+/// policy, with short backoffs and a 3 s deadline.
+pub fn resilient_pair(primary: &MockProvider, backup: &MockProvider) -> ConfigBuilder {
+    ConfigBuilder::new()
+        .provider("primary", &primary.url())
+        .provider("backup", &backup.url())
+        .route("m", Some("resilient"), 3000, &["primary", "backup"])
+        .settings("resilient", &["base_backoff_ms = 20", "max_backoff_ms = 100"])
+}
+
+/// `clients` clients at once, each sending `each` chat requests for `m` in a
+/// row to `url`; every answer must be a 200.
+pub async fn concurrent_chats(url: &str, clients: usize, each: usize) {
+    let clients: Vec<_> = (0..clients)
+        .map(|_| {
+            let url = url.to_owned();
+            tokio::spawn(async move {
+                for _ in 0..each {
+                    assert_eq!(post_chat(&url, "m").await.status, 200);
+                }
+            })
+        })
+        .collect();
+    for c in clients {
+        c.await.unwrap();
+    }
+}
+
 /// Waits (with [`PATIENCE`]) for the first policy event that `want` accepts.
 pub async fn wait_for(
     events: &mut tokio::sync::broadcast::Receiver<PolicyEvent>,

@@ -36,9 +36,9 @@ pub(crate) struct Exchange {
     /// The API the client speaks: answers and errors reach it in this one.
     client: WireApi,
     /// Client headers for providers of the client's API (`anthropic-version`, ...).
-    forward: Arc<[(http::HeaderName, HeaderValue)]>,
+    forward: Vec<(http::HeaderName, HeaderValue)>,
     /// The client's Messages request, parsed at the door (Anthropic clients).
-    parsed: Option<Arc<switchyard_wire::anthropic::MessagesRequest>>,
+    parsed: Option<switchyard_wire::anthropic::MessagesRequest>,
     peek: RequestPeek,
     body: Bytes,
     policy: PinnedPolicy,
@@ -86,7 +86,7 @@ impl Exchange {
             shared,
             route,
             client,
-            forward: Arc::new([]),
+            forward: Vec::new(),
             parsed: None,
             peek,
             body,
@@ -98,14 +98,14 @@ impl Exchange {
     }
 
     /// Keeps the client's request as parsed at the door, for translations.
-    pub fn parsed(mut self, request: Option<Arc<switchyard_wire::anthropic::MessagesRequest>>) -> Self {
+    pub fn parsed(mut self, request: Option<switchyard_wire::anthropic::MessagesRequest>) -> Self {
         self.parsed = request;
         self
     }
 
     /// Sends these client headers along to providers of the client's API.
     pub fn forwarding(mut self, headers: Vec<(http::HeaderName, HeaderValue)>) -> Self {
-        self.forward = headers.into();
+        self.forward = headers;
         self
     }
 
@@ -202,9 +202,10 @@ impl Exchange {
         let provider = self.shared.target_provider[target as usize].clone();
         let model = &self.shared.topology.targets[target as usize].model;
         let client = self.client;
-        let parsed = self.parsed.as_deref();
+        let parsed = self.parsed.as_ref();
         let prepared = crate::translation::request(client, provider.api, &self.body, parsed, &self.peek.model, model);
-        let forward = if provider.api == client { self.forward.clone() } else { Arc::new([]) };
+        // (Cloning an OpenAI client's empty list allocates nothing.)
+        let forward = if provider.api == client { self.forward.clone() } else { Vec::new() };
         let (health, streaming) = (self.shared.health.clone(), self.peek.stream);
         async move {
             let prepared = match prepared {

@@ -114,7 +114,7 @@ async fn serve(
     // target needs it translated.
     let parsed = match client {
         Api::Anthropic => match check_messages_request(&body) {
-            Ok(request) => Some(Arc::new(request)),
+            Ok(request) => Some(request),
             Err((message, param)) => return respond::invalid_request(client, message, param),
         },
         Api::OpenAi => None,

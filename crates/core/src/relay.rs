@@ -75,21 +75,24 @@ impl Relay {
         data
     }
 
-    /// The stream carried its own error event (the provider's, translated
-    /// if need be) and then ended: a failure, already told to the client.
-    fn ended_by_error(&mut self) -> Poll<Option<Result<Frame<Bytes>, std::convert::Infallible>>> {
+    /// Closes the upstream connection and records the stream as a failure.
+    fn broken(&mut self) {
         self.upstream = None;
         self.source.inflight = None;
         self.source.health.record(self.source.target, false, self.started.elapsed(), None);
+    }
+
+    /// The stream carried its own error event (the provider's, translated
+    /// if need be) and then ended: a failure, already told to the client.
+    fn ended_by_error(&mut self) -> Poll<Option<Result<Frame<Bytes>, std::convert::Infallible>>> {
+        self.broken();
         tracing::warn!(provider = %self.source.provider, "the provider ended the stream with an error event");
         Poll::Ready(None)
     }
 
     /// Ends the stream with an error event and closes the upstream connection.
     fn fail(&mut self, message: String) -> Poll<Option<Result<Frame<Bytes>, std::convert::Infallible>>> {
-        self.upstream = None;
-        self.source.inflight = None;
-        self.source.health.record(self.source.target, false, self.started.elapsed(), None);
+        self.broken();
         tracing::warn!(provider = %self.source.provider, "stream ended with an error event: {message}");
         let event = self.client.stream_error_event(&OpenAiError::server(message, "upstream_stream_broken"));
         Poll::Ready(Some(Ok(Frame::data(event))))

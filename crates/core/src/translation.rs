@@ -7,7 +7,6 @@
 use bytes::Bytes;
 use switchyard_wire::anthropic::{self, MessagesRequest, MessagesResponse};
 use switchyard_wire::chat::{ChatRequest, ChatResponse};
-use switchyard_wire::openai_error::OpenAiError;
 use switchyard_wire::translate::stream::{AnthropicToChat, ChatToAnthropic, StreamTranslator};
 use switchyard_wire::translate::{
     chat_response_to_messages, chat_to_messages, messages_response_to_chat, messages_to_chat,
@@ -140,11 +139,9 @@ fn error_body(client: Api, status: u16, bytes: &[u8]) -> Bytes {
     let message = error["error"]["message"].as_str().unwrap_or("the provider refused the request");
     match client {
         Api::OpenAi => {
+            // OpenAI's shape, keeping the provider's error type.
             let kind = error["error"]["type"].as_str().unwrap_or("api_error");
-            let mut body =
-                serde_json::from_slice::<serde_json::Value>(&OpenAiError::server(message, "upstream_error").to_body())
-                    .unwrap_or_default();
-            body["error"]["type"] = kind.into();
+            let body = serde_json::json!({"error": {"message": message, "type": kind, "param": null, "code": "upstream_error"}});
             Bytes::from(body.to_string())
         }
         Api::Anthropic => Bytes::from(anthropic::error_body(anthropic::error_kind(status), message)),

@@ -47,17 +47,13 @@ impl Guest for Failover {
         // Targets with a running Retry-After or an open breaker keep their
         // order, at the back.
         let targets = available_first(&route.targets);
-        RouteDecision::Send(Plan {
-            targets,
-            per_try_timeout_ms: cfg.settings.per_try_timeout_ms(request.deadline_ms),
-            hedge_after_ms: None,
-        })
+        cfg.settings.send(targets, &request)
     }
 
     fn on_attempt(request: RequestInfo, outcome: AttemptOutcome) -> NextStep {
         let cfg = config();
         let route = &cfg.topology.routes[request.route as usize];
-        failover_next_step(&cfg.settings.backoff(), route, &request, &outcome, Degrade::Unavailable)
+        cfg.settings.next_step(route, &request, &outcome)
     }
 }
 

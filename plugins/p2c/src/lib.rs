@@ -36,16 +36,12 @@ impl Guest for PowerOfTwo {
             let chosen = targets.remove(pick);
             targets.insert(0, chosen);
         }
-        RouteDecision::Send(Plan {
-            targets,
-            per_try_timeout_ms: s.per_try_timeout_ms(request.deadline_ms),
-            hedge_after_ms: None,
-        })
+        s.send(targets, &request)
     }
 
     fn on_attempt(request: RequestInfo, outcome: AttemptOutcome) -> NextStep {
         let (s, topology) = CONFIG.get().expect("init runs first");
-        failover_next_step(&s.backoff(), &topology.routes[request.route as usize], &request, &outcome, Degrade::Unavailable)
+        s.next_step(&topology.routes[request.route as usize], &request, &outcome)
     }
 }
 

@@ -209,4 +209,19 @@ impl FailoverSettings {
     pub fn per_try_timeout_ms(&self, deadline_ms: u32) -> u32 {
         self.per_try_timeout_ms.min(deadline_ms).max(1)
     }
+
+    /// Sends `request` to `targets` (the first now, the rest in order of
+    /// preference), each try under the per-try timeout; no hedge.
+    pub fn send(&self, targets: Vec<u32>, request: &RequestInfo) -> RouteDecision {
+        RouteDecision::Send(Plan {
+            targets,
+            per_try_timeout_ms: self.per_try_timeout_ms(request.deadline_ms),
+            hedge_after_ms: None,
+        })
+    }
+
+    /// [`failover_next_step`] with these settings, giving up with a clean 503.
+    pub fn next_step(&self, route: &Route, request: &RequestInfo, outcome: &AttemptOutcome) -> NextStep {
+        failover_next_step(&self.backoff(), route, request, outcome, Degrade::Unavailable)
+    }
 }
