@@ -122,6 +122,8 @@ async fn plugin_that_always_traps_is_rejected_at_load() {
     let event = wait_for(&mut events, |e| matches!(e, PolicyEvent::Rejected { .. })).await;
     let PolicyEvent::Rejected { error, .. } = event else { unreachable!() };
     assert_eq!(error.reason(), "trap");
+    // No version of `chaos` ever served: the default policy decides for its route.
     let r = post_chat(&gw.url(), "m").await;
-    assert_eq!((r.status.as_u16(), r.header("x-switchyard-policy")), (200, "native@builtin"));
+    assert_eq!(r.status, 200);
+    assert!(r.header("x-switchyard-policy").starts_with("failover@"), "{}", r.header("x-switchyard-policy"));
 }

@@ -26,6 +26,7 @@ pub fn host(cache_dir: Option<PathBuf>) -> Arc<PolicyHost> {
         settings: Default::default(),
         limits: Limits { decision_timeout: Duration::from_millis(5), memory_limit_bytes: 64 << 20 },
         cache_dir,
+        default_policy: None,
     };
     PolicyHost::new(options, Arc::new(HealthBook::new(3))).expect("policy host")
 }

@@ -7,9 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use switchyard_policy_host::{
-    HealthBook, HostOptions, Limits, PolicyHost, PolicyOrigin, RouteInfo, Target, Topology, conformance,
-};
+use switchyard_policy_host::{HealthBook, HostOptions, Limits, PolicyHost, PolicyOrigin, RouteInfo, Target, Topology};
 use switchyard_wire::text::truncate;
 
 use crate::EXIT_CONFIG;
@@ -38,6 +36,7 @@ pub(crate) async fn check(file: &Path, settings: Option<&str>, cache_dir: Option
         settings: [(name.clone(), settings)].into(),
         limits: Limits { decision_timeout: Duration::from_millis(5), memory_limit_bytes: 64 << 20 },
         cache_dir,
+        default_policy: None,
     };
     let host = PolicyHost::new(options, Arc::new(HealthBook::new(3)))?;
     let started = std::time::Instant::now();
@@ -51,12 +50,12 @@ pub(crate) async fn check(file: &Path, settings: Option<&str>, cache_dir: Option
     };
     let loaded = started.elapsed();
     println!("{}: {} ({} KiB)", file.display(), version.label(), size.div_ceil(1024));
-    println!("  world      switchyard:policy/policy@0.1.0 — satisfied");
+    println!("  world      switchyard:policy/policy@{} — satisfied", switchyard_policy_host::world_version());
     let imports = version.imports();
     println!("  imports    {}", if imports.is_empty() { "none".to_owned() } else { imports.join(", ") });
     let how = if from_cache { "from the compile cache" } else { "compile" };
     println!("  load       {} ms ({how}, link, init, load-time checks)", loaded.as_millis());
-    let report = conformance::run(&host, &version).await;
+    let report = host.conformance(&version).await;
     println!("  scenarios");
     for s in &report.scenarios {
         println!("    {} {} — {}", if s.passed { "ok  " } else { "FAIL" }, s.name, truncate(&s.detail, 160));

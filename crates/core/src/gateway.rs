@@ -124,6 +124,7 @@ pub fn policy_host_options(config: &Config) -> HostOptions {
             memory_limit_bytes: (config.policy.memory_limit_mib as usize) << 20,
         },
         cache_dir: Some(config.policy_cache_dir()),
+        default_policy: Some(config.policy.default.clone()),
     }
 }
 
@@ -195,7 +196,10 @@ impl Gateway {
         };
         let health = Arc::new(HealthBook::with_breaker(topology.targets.len(), breaker));
         let policies = PolicyHost::new(options, health.clone())?;
-        let in_use = config.routes.iter().map(|r| r.policy_name(&config.policy));
+        // The default policy decides for routes whose own policy is not
+        // loaded, so it is loaded even when no route names it.
+        let in_use =
+            config.routes.iter().map(|r| r.policy_name(&config.policy)).chain([config.policy.default.as_str()]);
         policies.load_embedded(in_use).await.map_err(|e| match e {
             PolicyError::ConfigRejected(reason) => GatewayError::PolicySettings { reason },
             other => GatewayError::Policy(other),
@@ -218,7 +222,8 @@ impl Gateway {
             if policies.current(&route.policy).is_none() {
                 tracing::warn!(
                     policy = %route.policy,
-                    "no policy of this name is embedded or in the policy folder: the built-in fallback decides until one is dropped in"
+                    "no policy of this name is embedded or in the policy folder: {} until one is dropped in",
+                    policies.serving_description(&route.policy)
                 );
             }
         }

@@ -64,6 +64,15 @@ impl host::Host for PolicyState {
 
     fn log(&mut self, level: t::LogLevel, message: String) {
         let policy = &*self.policy_label;
+        let Some(dropped) = self.log_limit.admit() else { return };
+        if dropped > 0 {
+            tracing::warn!(
+                policy,
+                dropped,
+                "policy log lines dropped: over its allowance of {} lines/s",
+                crate::log_limit::LINES_PER_SECOND
+            );
+        }
         let message = truncate(&message, 1024);
         match level {
             t::LogLevel::Trace => tracing::trace!(policy, "{message}"),

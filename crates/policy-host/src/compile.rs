@@ -100,7 +100,20 @@ fn prune_cache(dir: &Path, keep: usize) {
     }
 }
 
+/// The version of the policy world this gateway speaks (`0.1.0`).
+pub fn world_version() -> &'static str {
+    POLICY_IMPORTS[0].rsplit_once('@').map_or("", |(_, v)| v)
+}
+
 fn check_imports(engine: &wasmtime::Engine, component: &Component) -> Result<(), PolicyError> {
+    for (name, _) in component.component_type().imports(engine) {
+        // An interface of the policy world at another version: say so, not "forbidden".
+        if let Some(found) = name.strip_prefix("switchyard:policy/").and_then(|rest| rest.split_once('@'))
+            && !POLICY_IMPORTS.contains(&name)
+        {
+            return Err(PolicyError::WorldVersion { found: found.1.to_owned(), expected: world_version().to_owned() });
+        }
+    }
     for (name, import) in component.component_type().imports(engine) {
         let is_instance = matches!(import.ty, ComponentItem::ComponentInstance(_));
         if !(is_instance && (POLICY_IMPORTS.contains(&name) || name.starts_with("wasi:"))) {

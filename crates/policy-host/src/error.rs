@@ -25,18 +25,45 @@ pub enum PolicyError {
     /// The call ran past its deadline (the decision deadline, or the init allowance).
     #[error("ran past its {0} ms deadline")]
     DeadlineExceeded(u64),
+    /// The call ran past its deadline, but only because the machine was too
+    /// busy to run it (the policy was preempted, not looping): the request
+    /// is answered by the fallback, the policy is not blamed for it.
+    #[error(
+        "ran past its {0} ms deadline while the machine was busy (the policy itself was not seen running that long)"
+    )]
+    Preempted(u64),
     /// The instance tried to grow memory past the limit.
     #[error("grew memory past the {0} MiB limit")]
     OutOfMemory(u64),
     /// The guest trapped (unreachable, out-of-bounds, stack overflow, ...).
     #[error("trapped: {0}")]
     Trap(String),
+    /// The component was built for another version of the policy world.
+    #[error(
+        "built for switchyard:policy@{found}, this gateway speaks switchyard:policy@{expected}: rebuild it against this gateway's wit/"
+    )]
+    WorldVersion {
+        /// The version the component imports.
+        found: String,
+        /// The version this gateway provides.
+        expected: String,
+    },
+    /// The component loads, but failed scenarios of the conformance kit (the
+    /// same ones `switchyard policy check` runs).
+    #[error("failed the conformance kit (`switchyard policy check` shows the full report): {0}")]
+    Conformance(String),
     /// The decision names an unknown target, has no targets, or is not sane.
     #[error("invalid decision: {0}")]
     InvalidDecision(String),
 }
 
 impl PolicyError {
+    /// The failure is the policy's own doing and counts towards demoting
+    /// its version; a busy machine's overrun does not.
+    pub fn is_the_policys_fault(&self) -> bool {
+        !matches!(self, PolicyError::Preempted(_) | PolicyError::Io(_))
+    }
+
     /// A short stable name for logs and metrics.
     pub fn reason(&self) -> &'static str {
         match self {
@@ -44,9 +71,12 @@ impl PolicyError {
             PolicyError::Compile(_) => "compile",
             PolicyError::ForbiddenImport(_) => "forbidden_import",
             PolicyError::WrongWorld(_) => "wrong_world",
+            PolicyError::WorldVersion { .. } => "world_version",
+            PolicyError::Conformance(_) => "conformance",
             PolicyError::Instantiate(_) => "instantiate",
             PolicyError::ConfigRejected(_) => "config_rejected",
             PolicyError::DeadlineExceeded(_) => "deadline_exceeded",
+            PolicyError::Preempted(_) => "preempted",
             PolicyError::OutOfMemory(_) => "out_of_memory",
             PolicyError::Trap(_) => "trap",
             PolicyError::InvalidDecision(_) => "invalid_decision",

@@ -1,6 +1,7 @@
 //! The policy host: every loaded policy by name, the load → check → swap
-//! sequence, and decisions with their fallback chain
-//! (pinned version → last good version → native fallback).
+//! sequence, and decisions with their fallback chain (pinned version → the
+//! newest version that proved itself → the embedded version → native
+//! fallback), which skips demoted versions.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -33,7 +34,7 @@ pub enum PolicyEvent {
         /// The compiled artifact came from the disk cache.
         from_cache: bool,
     },
-    /// A file failed a check; the previous version keeps serving.
+    /// A file failed a check; `serving` says what decides instead.
     Rejected {
         /// Policy name.
         name: String,
@@ -41,6 +42,18 @@ pub enum PolicyEvent {
         path: PathBuf,
         /// Why.
         error: PolicyError,
+        /// What keeps deciding for this name, in words.
+        serving: String,
+    },
+    /// A version failed decision after decision and is no longer called
+    /// (until its file changes); the fallback chain decides instead.
+    Demoted {
+        /// Policy name.
+        name: String,
+        /// The demoted version.
+        label: Arc<str>,
+        /// Why, with the last failure.
+        reason: String,
     },
     /// A file was removed; `now` is the label serving instead, if any.
     Removed {
@@ -62,13 +75,38 @@ pub struct HostOptions {
     pub limits: Limits,
     /// Compiled-artifact cache; `None` disables it.
     pub cache_dir: Option<PathBuf>,
+    /// The policy that decides for a route whose own policy is not loaded
+    /// (`[policy].default`).
+    pub default_policy: Option<String>,
 }
+
+/// Proven versions kept per name, newest first.
+const PROVEN_KEPT: usize = 3;
 
 #[derive(Default)]
 struct Slot {
     current: ArcSwapOption<PolicyVersion>,
-    last_good: ArcSwapOption<PolicyVersion>,
+    /// Versions that proved themselves (answered enough decisions), newest
+    /// first: the first not demoted answers when a newer version fails.
+    proven: std::sync::Mutex<Vec<Arc<PolicyVersion>>>,
     embedded: ArcSwapOption<PolicyVersion>,
+}
+
+impl Slot {
+    fn proven(&self) -> std::sync::MutexGuard<'_, Vec<Arc<PolicyVersion>>> {
+        self.proven.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The versions that answer when `failed` could not, in order: the
+    /// newest proven version, then the embedded one; never a demoted one.
+    fn fallbacks(&self, failed: Option<&Arc<PolicyVersion>>) -> Vec<Arc<PolicyVersion>> {
+        let usable =
+            |v: &Arc<PolicyVersion>| v.standing().demoted().is_none() && !failed.is_some_and(|f| Arc::ptr_eq(f, v));
+        let proven = self.proven().iter().find(|v| usable(v)).cloned();
+        let embedded =
+            self.embedded.load_full().filter(|e| usable(e) && !proven.as_ref().is_some_and(|p| Arc::ptr_eq(p, e)));
+        proven.into_iter().chain(embedded).collect()
+    }
 }
 
 /// A decision and who made it.
@@ -94,6 +132,7 @@ pub struct PolicyHost {
     failed_decisions: AtomicU64,
     load_lock: tokio::sync::Mutex<()>,
     native_label: Arc<str>,
+    default_policy: Option<String>,
 }
 
 impl std::fmt::Debug for PolicyHost {
@@ -119,7 +158,7 @@ impl PolicyHost {
         let (events, _) = broadcast::channel(256);
         Ok(Arc::new(PolicyHost {
             engine,
-            shared: Arc::new(HostShared { health, kv: Default::default(), started: tokio::time::Instant::now() }),
+            shared: Arc::new(HostShared::new(health)),
             topology: Arc::new(options.topology),
             settings: options.settings,
             limits: options.limits,
@@ -130,10 +169,11 @@ impl PolicyHost {
             failed_decisions: AtomicU64::new(0),
             load_lock: tokio::sync::Mutex::new(()),
             native_label: NATIVE_LABEL.into(),
+            default_policy: options.default_policy,
         }))
     }
 
-    /// Policy events: loads, rejections, removals.
+    /// Policy events: loads, rejections, removals, demotions.
     pub fn events(&self) -> broadcast::Receiver<PolicyEvent> {
         self.events.subscribe()
     }
@@ -148,7 +188,6 @@ impl PolicyHost {
         self.failed_decisions.load(Ordering::Relaxed)
     }
 
-    /// The health book policies read.
     /// The key-value state of policy `name` (what its `state-*` imports see).
     pub fn state(&self, name: &str) -> Arc<crate::kv::PolicyKv> {
         self.shared.kv.of(name)
@@ -177,11 +216,50 @@ impl PolicyHost {
         self.slots.read().unwrap_or_else(|p| p.into_inner()).get(name)?.current.load_full()
     }
 
-    /// Pins the current version of `name` for one request.
+    /// Lines policy `name` wrote past its log allowance and were dropped.
+    pub fn dropped_log_lines(&self, name: &str) -> u64 {
+        self.shared.logs.of(name).dropped()
+    }
+
+    /// Pins the version serving `name` for one request: its current
+    /// version, or, when no version of that name is loaded, the default
+    /// policy's (and with neither, the native fallback).
     pub fn pin(self: &Arc<Self>, name: &str, call: CallContext) -> PinnedPolicy {
-        let slot = self.slots.read().unwrap_or_else(|p| p.into_inner()).get(name).cloned();
-        let version = slot.as_ref().and_then(|s| s.current.load_full());
+        let slots = self.slots.read().unwrap_or_else(|p| p.into_inner());
+        let serving = |name: &str| {
+            let slot = slots.get(name)?;
+            Some((slot.clone(), slot.current.load_full()?))
+        };
+        let default = self.default_policy.as_deref().filter(|d| *d != name);
+        let (slot, version) = match serving(name).or_else(|| default.and_then(serving)) {
+            Some((slot, version)) => (Some(slot), Some(version)),
+            None => (slots.get(name).cloned(), None),
+        };
         PinnedPolicy { host: self.clone(), slot, version, call: Arc::new(call) }
+    }
+
+    /// What decides for `name` now, in words (for log lines and events).
+    pub fn serving_description(&self, name: &str) -> String {
+        let slots = self.slots.read().unwrap_or_else(|p| p.into_inner());
+        let current = |n: &str| slots.get(n).and_then(|s| s.current.load_full());
+        if let Some(v) = current(name) {
+            return match v.origin() {
+                PolicyOrigin::Embedded => format!("the embedded version {} keeps serving", v.label()),
+                PolicyOrigin::File(_) => format!("the version before, {}, keeps serving", v.label()),
+            };
+        }
+        match self.default_policy.as_deref().filter(|d| *d != name).and_then(|d| current(d).map(|v| (d, v))) {
+            Some((default, v)) => {
+                format!("routes naming it are decided by the default policy {default} ({})", v.label())
+            }
+            None => format!("routes naming it are decided by the built-in native policy ({NATIVE_LABEL})"),
+        }
+    }
+
+    /// Runs the conformance kit (what `switchyard policy check` reports) on
+    /// an isolated twin of `version`: nothing that serves is touched.
+    pub async fn conformance(&self, version: &PolicyVersion) -> crate::conformance::Report {
+        crate::conformance::run(&version.isolated()).await
     }
 
     /// Compiles and checks a component without installing it.
@@ -213,10 +291,7 @@ impl PolicyHost {
     }
 
     fn install(&self, slot: &Slot, version: Arc<PolicyVersion>) {
-        let previous = slot.current.swap(Some(version));
-        if previous.is_some() {
-            slot.last_good.store(previous);
-        }
+        slot.current.store(Some(version));
         self.generation.fetch_add(1, Ordering::AcqRel);
     }
 
@@ -267,6 +342,11 @@ impl PolicyHost {
                 return Ok(None);
             }
             let (version, from_cache) = self.prepare(&name, bytes, PolicyOrigin::File(path.to_owned())).await?;
+            // One verdict: the gateway refuses what `policy check` fails.
+            let report = self.conformance(&version).await;
+            if !report.passed() {
+                return Err(PolicyError::Conformance(report.failures()));
+            }
             // Swap first: whoever hears `Loaded` finds the new version serving.
             self.install(&slot, version.clone());
             self.announce_loaded(&version, started, from_cache);
@@ -274,35 +354,77 @@ impl PolicyHost {
         }
         .await;
         if let Err(error) = &result {
-            tracing::warn!(policy = %name, path = %path.display(), reason = error.reason(), "policy rejected, previous version keeps serving: {error}");
-            let _ = self.events.send(PolicyEvent::Rejected { name, path: path.to_owned(), error: error.clone() });
+            let serving = self.serving_description(&name);
+            tracing::warn!(policy = %name, path = %path.display(), reason = error.reason(), "policy rejected ({serving}): {error}");
+            let _ =
+                self.events.send(PolicyEvent::Rejected { name, path: path.to_owned(), error: error.clone(), serving });
         }
         result
     }
 
-    /// The file behind policy `NAME` is gone: the embedded version (if any)
-    /// serves again.
+    /// The file behind policy `NAME` is gone, and every version it brought
+    /// with it: the embedded version of that name serves again, or, with
+    /// none, the default policy decides for routes naming it.
     pub async fn remove_file(self: &Arc<Self>, path: &Path) {
         let Some(name) = policy_name(path) else { return };
         let _serial = self.load_lock.lock().await;
         let slot = self.slot(&name);
-        let serving_this =
-            slot.current.load().as_ref().is_some_and(|v| v.origin() == &PolicyOrigin::File(path.to_owned()));
-        if !serving_this {
+        let from_file = |v: &PolicyVersion| matches!(v.origin(), PolicyOrigin::File(_));
+        slot.proven().retain(|v| !from_file(v));
+        if !slot.current.load().as_ref().is_some_and(|v| from_file(v)) {
             return;
         }
         let fallback = slot.embedded.load_full();
         let now = fallback.as_ref().map(|v| v.label().clone());
-        let previous = slot.current.swap(fallback);
-        slot.last_good.store(previous);
+        slot.current.store(fallback);
         self.generation.fetch_add(1, Ordering::AcqRel);
-        tracing::info!(policy = %name, now = ?now, "policy file removed");
+        let serving = self.serving_description(&name);
+        tracing::warn!(policy = %name, path = %path.display(), "policy file removed: {serving}");
         let _ = self.events.send(PolicyEvent::Removed { name, now });
     }
 
     fn note_failure(&self, label: &str, what: &str, error: &PolicyError) {
         self.failed_decisions.fetch_add(1, Ordering::Relaxed);
         tracing::warn!(policy = %label, reason = error.reason(), "{what} failed, answered by the fallback: {error}");
+    }
+
+    /// `version` answered a decision; the one that proves it makes it the
+    /// version that answers for newer ones that fail.
+    fn answered(&self, slot: Option<&Arc<Slot>>, version: &Arc<PolicyVersion>) {
+        if !version.standing().answered() {
+            return;
+        }
+        let Some(slot) = slot else { return };
+        let mut proven = slot.proven();
+        if !proven.iter().any(|v| Arc::ptr_eq(v, version)) {
+            proven.insert(0, version.clone());
+            proven.truncate(PROVEN_KEPT);
+            tracing::info!(policy = %version.label(), "policy proved itself: it answers if a newer version fails");
+        }
+    }
+
+    /// `version` failed a decision; enough in a row demote it.
+    fn failed(&self, slot: Option<&Arc<Slot>>, version: &PolicyVersion, what: &str, error: &PolicyError) {
+        self.note_failure(version.label(), what, error);
+        if !version.standing().failed(error) {
+            return;
+        }
+        let reason = version.standing().demoted().unwrap_or_default().to_owned();
+        if let Some(slot) = slot {
+            slot.proven().retain(|v| !std::ptr::eq(&**v, version));
+        }
+        let instead = slot.map(|s| s.fallbacks(None)).and_then(|f| f.first().map(|v| v.label().to_string()));
+        let instead = instead.unwrap_or_else(|| NATIVE_LABEL.to_owned());
+        tracing::error!(
+            policy = %version.label(),
+            %instead,
+            "policy demoted: {reason}; {instead} decides until its file changes"
+        );
+        let _ = self.events.send(PolicyEvent::Demoted {
+            name: version.name().to_owned(),
+            label: version.label().clone(),
+            reason,
+        });
     }
 }
 
@@ -315,40 +437,83 @@ pub fn policy_name(path: &Path) -> Option<String> {
     (!stem.is_empty() && !stem.starts_with('.')).then(|| stem.to_owned())
 }
 
+/// What a request asks its policy.
+enum Question<'a> {
+    Route(&'a RequestInfo),
+    OnAttempt(&'a RequestInfo, &'a AttemptOutcome),
+}
+
+/// A policy's answer to a [`Question`].
+enum Answer {
+    Route(RouteDecision),
+    Step(NextStep),
+}
+
 impl PinnedPolicy {
     /// Label of the version this request runs on (`native@builtin` if none).
     pub fn label(&self) -> Arc<str> {
         self.version.as_ref().map_or_else(|| self.host.native_label.clone(), |v| v.label().clone())
     }
 
-    /// The versions to ask, in order: pinned, then last good.
-    fn chain(&self) -> impl Iterator<Item = Arc<PolicyVersion>> + '_ {
-        let last_good = self.slot.as_ref().and_then(|s| s.last_good.load_full());
-        let last_good = last_good.filter(|lg| !self.version.as_ref().is_some_and(|v| Arc::ptr_eq(v, lg)));
-        self.version.clone().into_iter().chain(last_good)
+    /// Asks `version` the question.
+    async fn ask(&self, version: &PolicyVersion, question: &Question<'_>) -> Result<Answer, PolicyError> {
+        match *question {
+            Question::Route(request) => version.route(request, self.call.clone()).await.map(Answer::Route),
+            Question::OnAttempt(request, outcome) => {
+                version.on_attempt(request, outcome, self.call.clone()).await.map(Answer::Step)
+            }
+        }
+    }
+
+    /// Asks the pinned version (unless demoted), then the fallbacks;
+    /// `None` when none could answer. Keeps every version's standing.
+    async fn decide(&self, question: Question<'_>) -> Option<Decided<Answer>> {
+        let what = match question {
+            Question::Route(_) => "route",
+            Question::OnAttempt(..) => "on-attempt",
+        };
+        let slot = self.slot.as_ref();
+        let pinned = self.version.as_ref().filter(|v| v.standing().demoted().is_none());
+        if let Some(version) = pinned {
+            match self.ask(version, &question).await {
+                Ok(value) => {
+                    self.host.answered(slot, version);
+                    return Some(Decided { value, answered_by: version.label().clone() });
+                }
+                Err(e) => self.host.failed(slot, version, what, &e),
+            }
+        }
+        for version in slot.map(|s| s.fallbacks(self.version.as_ref())).unwrap_or_default() {
+            match self.ask(&version, &question).await {
+                Ok(value) => {
+                    self.host.answered(slot, &version);
+                    return Some(Decided { value, answered_by: version.label().clone() });
+                }
+                Err(e) => self.host.failed(slot, &version, what, &e),
+            }
+        }
+        None
     }
 
     /// `route`, answered by the first version that can, else the native fallback.
     pub async fn route(&self, request: &RequestInfo) -> Decided<RouteDecision> {
-        for version in self.chain() {
-            match version.route(request, self.call.clone()).await {
-                Ok(value) => return Decided { value, answered_by: version.label().clone() },
-                Err(e) => self.host.note_failure(version.label(), "route", &e),
-            }
+        match self.decide(Question::Route(request)).await {
+            Some(Decided { value: Answer::Route(value), answered_by }) => Decided { value, answered_by },
+            _ => Decided {
+                value: native::route(&self.host.topology, &self.host.shared.health, request),
+                answered_by: self.host.native_label.clone(),
+            },
         }
-        let value = native::route(&self.host.topology, &self.host.shared.health, request);
-        Decided { value, answered_by: self.host.native_label.clone() }
     }
 
     /// `on-attempt`, answered by the first version that can, else the native fallback.
     pub async fn on_attempt(&self, request: &RequestInfo, outcome: &AttemptOutcome) -> Decided<NextStep> {
-        for version in self.chain() {
-            match version.on_attempt(request, outcome, self.call.clone()).await {
-                Ok(value) => return Decided { value, answered_by: version.label().clone() },
-                Err(e) => self.host.note_failure(version.label(), "on-attempt", &e),
-            }
+        match self.decide(Question::OnAttempt(request, outcome)).await {
+            Some(Decided { value: Answer::Step(value), answered_by }) => Decided { value, answered_by },
+            _ => Decided {
+                value: native::on_attempt(&self.host.topology, &self.host.shared.health, request, outcome),
+                answered_by: self.host.native_label.clone(),
+            },
         }
-        let value = native::on_attempt(&self.host.topology, &self.host.shared.health, request, outcome);
-        Decided { value, answered_by: self.host.native_label.clone() }
     }
 }

@@ -24,6 +24,7 @@
 
 mod bindings;
 mod call;
+mod clock;
 mod compile;
 pub mod conformance;
 pub mod decision;
@@ -33,13 +34,15 @@ mod error;
 pub mod health;
 pub mod host;
 pub mod kv;
+pub mod log_limit;
 pub mod native;
+pub mod standing;
 mod state;
 pub mod version;
 mod watcher;
 
 pub use call::{CallContext, is_allowed_header};
-pub use compile::sha256_hex;
+pub use compile::{sha256_hex, world_version};
 pub use decision::{
     Api, AttemptOutcome, Degrade, NextStep, OutcomeKind, Plan, RequestInfo, Retry, RouteDecision, RouteInfo, Target,
     Topology,

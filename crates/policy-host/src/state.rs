@@ -16,7 +16,15 @@ pub(crate) struct HostShared {
     pub health: Arc<HealthBook>,
     /// Every policy's key-value state, by policy name.
     pub kv: crate::kv::KvStores,
+    /// Every policy's log allowance, by policy name.
+    pub logs: crate::log_limit::LogLimits,
     pub started: tokio::time::Instant,
+}
+
+impl HostShared {
+    pub fn new(health: Arc<HealthBook>) -> Self {
+        HostShared { health, kv: Default::default(), logs: Default::default(), started: tokio::time::Instant::now() }
+    }
 }
 
 /// Refuses memory growth past the limit, and remembers that it did, so the
@@ -55,9 +63,10 @@ pub(crate) struct PolicyState {
     pub policy_label: Arc<str>,
     /// The policy's key-value state (shared by its instances and versions).
     pub kv: Arc<crate::kv::PolicyKv>,
-    /// When the current call started, and how long it may run.
-    pub call_started: std::time::Instant,
-    pub call_timeout: std::time::Duration,
+    /// The policy's log allowance (shared by its instances and versions).
+    pub log_limit: Arc<crate::log_limit::LogLimit>,
+    /// How long the current call has run, and may run.
+    pub clock: Arc<crate::clock::CallClock>,
 }
 
 impl PolicyState {
@@ -66,6 +75,7 @@ impl PolicyState {
         limit_bytes: usize,
         policy_label: Arc<str>,
         kv: Arc<crate::kv::PolicyKv>,
+        log_limit: Arc<crate::log_limit::LogLimit>,
     ) -> Self {
         // No preopened directories, no environment, no arguments, no network
         // (sockets and name lookup denied), stdio discarded: a policy reaches
@@ -80,8 +90,8 @@ impl PolicyState {
             rng: SmallRng::from_rng(&mut rand::rng()),
             policy_label,
             kv,
-            call_started: std::time::Instant::now(),
-            call_timeout: std::time::Duration::ZERO,
+            log_limit,
+            clock: Arc::default(),
         }
     }
 }

@@ -6,11 +6,12 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use wasmtime::{Store, Trap, UpdateDeadline};
+use wasmtime::{Store, Trap};
 
 use crate::PolicyError;
 use crate::bindings::{self, Policy, PolicyPre};
 use crate::call::CallContext;
+use crate::clock::CallClock;
 use crate::decision::{AttemptOutcome, NextStep, RequestInfo, RouteDecision, Topology};
 use crate::state::{HostShared, PolicyState};
 
@@ -42,6 +43,18 @@ pub struct Limits {
 struct Instance {
     store: Store<PolicyState>,
     policy: Policy,
+    clock: Arc<CallClock>,
+}
+
+/// Runs `call`, telling `clock` each time it is polled, so time the call
+/// spends yielded to the executor is not counted against its deadline.
+async fn timed<F: std::future::Future>(clock: &CallClock, call: F) -> F::Output {
+    let mut call = std::pin::pin!(call);
+    std::future::poll_fn(|cx| {
+        clock.resume();
+        call.as_mut().poll(cx)
+    })
+    .await
 }
 
 /// A validated, servable version of a policy.
@@ -58,6 +71,7 @@ pub struct PolicyVersion {
     limits: Limits,
     pool: Mutex<Vec<Instance>>,
     max_idle: usize,
+    standing: crate::standing::Standing,
 }
 
 impl std::fmt::Debug for PolicyVersion {
@@ -95,7 +109,40 @@ impl PolicyVersion {
             limits: p.limits,
             pool: Mutex::new(Vec::new()),
             max_idle,
+            standing: Default::default(),
         }
+    }
+
+    /// A twin of this version with state of its own (a fresh health book
+    /// and key-value store): what the conformance kit runs against, so its
+    /// scripted outages and sample decisions touch nothing that serves.
+    pub fn isolated(&self) -> PolicyVersion {
+        let health = Arc::new(crate::HealthBook::new(self.topology.targets.len()));
+        PolicyVersion::new(VersionParts {
+            name: self.name.clone(),
+            sha256: self.sha256.clone(),
+            origin: self.origin.clone(),
+            pre: self.pre.clone(),
+            settings: self.settings.clone(),
+            topology: self.topology.clone(),
+            shared: Arc::new(HostShared::new(health)),
+            limits: self.limits,
+        })
+    }
+
+    /// How this version has served so far.
+    pub fn standing(&self) -> &crate::standing::Standing {
+        &self.standing
+    }
+
+    /// The health book this version's decisions read.
+    pub fn health(&self) -> &Arc<crate::HealthBook> {
+        &self.shared.health
+    }
+
+    /// The topology this version was given.
+    pub fn topology(&self) -> &Topology {
+        &self.topology
     }
 
     /// The policy's name (the file stem).
@@ -126,9 +173,7 @@ impl PolicyVersion {
 
     /// Starts the clock of a call that may run for `timeout`.
     fn arm(store: &mut Store<PolicyState>, timeout: Duration) {
-        let state = store.data_mut();
-        state.call_started = Instant::now();
-        state.call_timeout = timeout;
+        store.data().clock.arm(timeout);
         store.set_epoch_deadline(1);
     }
 
@@ -141,7 +186,14 @@ impl PolicyVersion {
             return PolicyError::OutOfMemory((self.limits.memory_limit_bytes / (1024 * 1024)) as u64);
         }
         match err.downcast_ref::<Trap>() {
-            Some(Trap::Interrupt) => PolicyError::DeadlineExceeded(state.call_timeout.as_millis() as u64),
+            Some(Trap::Interrupt) => {
+                let ms = state.clock.timeout().as_millis() as u64;
+                if state.clock.overran_by_itself() {
+                    PolicyError::DeadlineExceeded(ms)
+                } else {
+                    PolicyError::Preempted(ms)
+                }
+            }
             Some(trap) => PolicyError::Trap(trap.to_string()),
             None => PolicyError::Trap(format!("{err:#}")),
         }
@@ -149,31 +201,31 @@ impl PolicyVersion {
 
     /// A fresh instance: instantiate from the pre-linked component, then `init`.
     async fn instantiate(&self) -> Result<Instance, PolicyError> {
-        let state =
-            PolicyState::new(self.shared.clone(), self.limits.memory_limit_bytes, self.label.clone(), self.kv.clone());
+        let state = PolicyState::new(
+            self.shared.clone(),
+            self.limits.memory_limit_bytes,
+            self.label.clone(),
+            self.kv.clone(),
+            self.shared.logs.of(&self.name),
+        );
+        let clock = state.clock.clone();
         let mut store = Store::new(self.pre.engine(), state);
         store.limiter(|s| &mut s.limiter);
         // Past the deadline the guest traps; before it, a long call yields to
-        // the executor every tick instead of holding a worker thread.
-        store.epoch_deadline_callback(move |ctx| {
-            let state = ctx.data();
-            if state.call_started.elapsed() >= state.call_timeout {
-                Ok(UpdateDeadline::Interrupt)
-            } else {
-                Ok(UpdateDeadline::Yield(1))
-            }
-        });
+        // the executor every tick instead of holding a worker thread. The
+        // deadline counts the guest's running time (see `clock`).
+        store.epoch_deadline_callback(move |ctx| Ok(ctx.data().clock.tick()));
         // Instantiation and `init` may build tables from the settings and the
         // topology: they get a start-up allowance, not the decision deadline.
         Self::arm(&mut store, INIT_TIMEOUT.max(self.limits.decision_timeout));
-        let policy = match self.pre.instantiate_async(&mut store).await {
+        let policy = match timed(&clock, self.pre.instantiate_async(&mut store)).await {
             Ok(p) => p,
             Err(e) => return Err(PolicyError::Instantiate(self.classify(e, store.data()).to_string())),
         };
         Self::arm(&mut store, INIT_TIMEOUT.max(self.limits.decision_timeout));
         let topology = bindings::topology(&self.topology);
-        match policy.call_init(&mut store, &self.settings, &topology).await {
-            Ok(Ok(())) => Ok(Instance { store, policy }),
+        match timed(&clock, policy.call_init(&mut store, &self.settings, &topology)).await {
+            Ok(Ok(())) => Ok(Instance { store, policy, clock }),
             Ok(Err(refusal)) => Err(PolicyError::ConfigRejected(refusal)),
             Err(e) => Err(self.classify(e, store.data())),
         }
@@ -212,7 +264,8 @@ impl PolicyVersion {
         let mut inst = self.take().await?;
         inst.store.data_mut().call = Some(call);
         self.arm_decision(&mut inst.store, deadline);
-        match inst.policy.call_route(&mut inst.store, bindings::request(request)).await {
+        let clock = inst.clock.clone();
+        match timed(&clock, inst.policy.call_route(&mut inst.store, bindings::request(request))).await {
             Ok(decision) => {
                 self.give_back(inst);
                 let decision = bindings::route_decision(decision);
@@ -244,8 +297,10 @@ impl PolicyVersion {
         let mut inst = self.take().await?;
         inst.store.data_mut().call = Some(call);
         self.arm_decision(&mut inst.store, deadline);
-        let result =
-            inst.policy.call_on_attempt(&mut inst.store, bindings::request(request), &bindings::outcome(outcome)).await;
+        let clock = inst.clock.clone();
+        let outcome = bindings::outcome(outcome);
+        let call = inst.policy.call_on_attempt(&mut inst.store, bindings::request(request), &outcome);
+        let result = timed(&clock, call).await;
         match result {
             Ok(step) => {
                 self.give_back(inst);

@@ -29,6 +29,7 @@ fn host_with_deadline(
         settings: settings.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
         limits: Limits { decision_timeout: deadline, memory_limit_bytes: 32 << 20 },
         cache_dir,
+        default_policy: None,
     };
     PolicyHost::new(options, Arc::new(HealthBook::new(2))).unwrap()
 }

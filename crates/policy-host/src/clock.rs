@@ -1,0 +1,141 @@
+//! The clock a policy call's deadline is measured on: the time the guest
+//! itself ran, not the time it spent waiting to be polled again after it
+//! yielded, and a way to tell a policy that ran too long from a machine too
+//! busy to run it.
+//!
+//! Every epoch tick the guest is running, wasmtime calls back; the callback
+//! adds the time since the call was last resumed (polled) and either
+//! interrupts the guest (its running time reached the deadline) or yields to
+//! the executor. A call that was merely preempted by the OS (a saturated
+//! machine) shows up as one callback carrying a long stretch of time; a
+//! policy that really loops is seen running on every tick. Only the second
+//! is the policy's fault ([`CallClock::overran_by_itself`]).
+
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use wasmtime::UpdateDeadline;
+
+use crate::engine::TICK;
+
+/// However the guest's own time is counted, a call is stopped once this many
+/// deadlines of wall time have passed (a starved executor, a stopped clock).
+const WALL_BACKSTOP_FACTOR: u32 = 20;
+
+#[derive(Debug, Clone, Copy)]
+struct Run {
+    started: Instant,
+    /// When the call was last polled (or last counted).
+    resumed: Instant,
+    /// Time the guest ran so far.
+    ran: Duration,
+    /// Epoch callbacks seen while it ran.
+    ticks: u32,
+    timeout: Duration,
+}
+
+/// One instance's call clock; the instance runs one call at a time.
+#[derive(Debug)]
+pub(crate) struct CallClock {
+    run: Mutex<Run>,
+}
+
+impl Default for CallClock {
+    fn default() -> Self {
+        let now = Instant::now();
+        CallClock {
+            run: Mutex::new(Run { started: now, resumed: now, ran: Duration::ZERO, ticks: 0, timeout: Duration::ZERO }),
+        }
+    }
+}
+
+impl CallClock {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Run> {
+        self.run.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Starts a call that may run for `timeout`.
+    pub fn arm(&self, timeout: Duration) {
+        let now = Instant::now();
+        *self.lock() = Run { started: now, resumed: now, ran: Duration::ZERO, ticks: 0, timeout };
+    }
+
+    /// The call is polled (again): time runs from now.
+    pub fn resume(&self) {
+        self.lock().resumed = Instant::now();
+    }
+
+    /// The epoch callback: count the stretch since the last resume, then
+    /// interrupt or yield.
+    pub fn tick(&self) -> UpdateDeadline {
+        let now = Instant::now();
+        let mut guard = self.lock();
+        let run = &mut *guard;
+        run.ran += now.saturating_duration_since(run.resumed);
+        run.resumed = now;
+        run.ticks += 1;
+        let wall = now.saturating_duration_since(run.started);
+        if run.ran >= run.timeout || wall >= run.timeout.saturating_mul(WALL_BACKSTOP_FACTOR) {
+            UpdateDeadline::Interrupt
+        } else {
+            UpdateDeadline::Yield(1)
+        }
+    }
+
+    /// The deadline of the current call.
+    pub fn timeout(&self) -> Duration {
+        self.lock().timeout
+    }
+
+    /// After an interrupt: was the guest seen running through its whole run
+    /// (a callback at least every two ticks), so the overrun is its own? A
+    /// long stretch between callbacks is the OS or the executor not running
+    /// it: the machine, not the policy.
+    pub fn overran_by_itself(&self) -> bool {
+        let run = self.lock();
+        run.ran >= run.timeout && run.ran <= (TICK * 2).saturating_mul(run.ticks)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_guest_seen_every_tick_overran_by_itself() {
+        let clock = CallClock::default();
+        clock.arm(Duration::from_millis(5));
+        let mut verdict = UpdateDeadline::Yield(1);
+        for _ in 0..50 {
+            std::thread::sleep(TICK);
+            verdict = clock.tick();
+            if matches!(verdict, UpdateDeadline::Interrupt) {
+                break;
+            }
+        }
+        assert!(matches!(verdict, UpdateDeadline::Interrupt));
+        assert!(clock.overran_by_itself());
+    }
+
+    #[test]
+    fn one_long_stretch_is_the_machine_not_the_policy() {
+        let clock = CallClock::default();
+        clock.arm(Duration::from_millis(5));
+        std::thread::sleep(Duration::from_millis(8));
+        assert!(matches!(clock.tick(), UpdateDeadline::Interrupt));
+        assert!(!clock.overran_by_itself());
+    }
+
+    #[test]
+    fn time_spent_yielded_to_the_executor_does_not_count() {
+        let clock = CallClock::default();
+        clock.arm(Duration::from_millis(5));
+        for _ in 0..3 {
+            std::thread::sleep(Duration::from_micros(500));
+            assert!(matches!(clock.tick(), UpdateDeadline::Yield(1)));
+            // Parked by the executor for 10 ms, then polled again.
+            std::thread::sleep(Duration::from_millis(10));
+            clock.resume();
+        }
+    }
+}
