@@ -15,6 +15,7 @@ mod hot_reload;
 mod models;
 mod official_sdks;
 mod plugin_misbehaves;
+mod policy_lifecycle;
 mod retry_budget;
 mod secrets;
 mod streaming;

@@ -206,3 +206,26 @@ async fn compiled_policies_are_cached_on_disk() {
     eprintln!("warm-cache load + self-check: {:?}", started.elapsed());
     assert!(v.route(&request(), Arc::new(CallContext::default())).await.is_ok());
 }
+
+#[tokio::test]
+async fn a_decision_that_runs_past_its_deadline_by_itself_is_its_own_fault() {
+    let host = host_with_deadline(&[], None, Duration::from_millis(5));
+    let v = prepare(&host, "chaos", "chaos").await.unwrap();
+    let mut errors = Vec::new();
+    for _ in 0..4 {
+        if let Err(e) = v.route(&request(), chaos_call("slow-half")).await {
+            errors.push(e);
+        }
+    }
+    assert_eq!(errors, vec![PolicyError::DeadlineExceeded(5); 2]);
+}
+
+#[tokio::test]
+async fn conformance_fails_a_policy_that_overruns_half_the_time() {
+    let host = host_with_deadline(&[("chaos", r#"{"always":"slow-half"}"#)], None, Duration::from_millis(5));
+    let v = prepare(&host, "chaos", "chaos").await.unwrap();
+    let started = Instant::now();
+    let report = host.conformance(&v).await;
+    eprintln!("{:?} {}", started.elapsed(), report.failures());
+    assert!(!report.passed());
+}
