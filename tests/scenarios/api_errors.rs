@@ -76,3 +76,36 @@ async fn hyper_get(url: &str) -> u16 {
         .build_http::<Empty<bytes::Bytes>>();
     client.get(url.parse().unwrap()).await.unwrap().status().as_u16()
 }
+
+#[tokio::test]
+async fn a_body_nested_100_000_deep_is_a_400_and_reaches_no_provider() {
+    let (gw, provider) = gateway("max_body_bytes = 1_000_000").await;
+    let deep = format!(r#"{{"model":"m","messages":{}{}}}"#, "[".repeat(100_000), "]".repeat(100_000));
+    let r = post_raw(&gw.url(), "/v1/chat/completions", deep.clone(), &[]).await;
+    assert_openai_error(&r, 400, "deeper than");
+    // The same for an Anthropic client.
+    let r = post_raw(&gw.url(), "/v1/messages", deep, &[("anthropic-version", "2023-06-01")]).await;
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert_eq!(r.json()["type"], "error");
+    assert_eq!(provider.received(), 0);
+}
+
+#[tokio::test]
+async fn invalid_utf8_anywhere_in_the_body_is_a_400() {
+    let (gw, provider) = gateway("").await;
+    let mut body = br#"{"model":"m","messages":[{"role":"user","content":"caf"#.to_vec();
+    body.extend_from_slice(b"\xe9\"}]}");
+    let r = post_raw(&gw.url(), "/v1/chat/completions", body, &[]).await;
+    assert_openai_error(&r, 400, "UTF-8");
+    assert_eq!(provider.received(), 0);
+}
+
+#[tokio::test]
+async fn a_megabyte_model_name_is_not_echoed_back_whole() {
+    let (gw, _provider) = gateway("max_body_bytes = 2_000_000").await;
+    let model = "x".repeat(1 << 20);
+    let body = format!(r#"{{"model":"{model}","messages":[{{"role":"user","content":"hi"}}]}}"#);
+    let r = post_raw(&gw.url(), "/v1/chat/completions", body, &[]).await;
+    assert_openai_error(&r, 404, "does not exist");
+    assert!(r.body.len() < 2000, "{} bytes of error body", r.body.len());
+}

@@ -101,3 +101,80 @@ async fn streamed_503_fails_over_before_any_byte_is_sent() {
     let text = stream.rest(Duration::from_secs(5)).await;
     assert!(text.trim_end().ends_with("data: [DONE]"));
 }
+
+/// A provider that sends its whole answer (finish reason, usage) and closes
+/// without its API's end event: the client, of either API, gets a complete
+/// stream ending the way its SDK expects, never an error.
+async fn complete_stream_without_end_event(provider_api: &str, client_path: &str) -> String {
+    init_tracing();
+    let reply = Reply::stream(&["all ", "of ", "it"], Duration::ZERO, StreamEnd::CompleteWithoutEnd);
+    let primary = match provider_api {
+        "anthropic" => MockProvider::start_anthropic("primary", vec![reply]).await,
+        _ => MockProvider::start_cycling("primary", vec![reply]).await,
+    };
+    let backup = MockProvider::start("backup").await;
+    let config = match provider_api {
+        "anthropic" => ConfigBuilder::new().anthropic_provider("primary", &primary.url()),
+        _ => ConfigBuilder::new().provider("primary", &primary.url()),
+    }
+    .provider("backup", &backup.url())
+    .route("m", None, 5000, &["primary", "backup"]);
+    let gw = TestGateway::start(&config).await;
+    let (body, headers): (String, &[(&str, &str)]) = match client_path {
+        "/v1/messages" => (messages_body("m", true), &[("anthropic-version", "2023-06-01")]),
+        _ => (chat_body("m", true), &[]),
+    };
+    let stream = post_stream(&gw.url(), client_path, body, headers).await;
+    assert_eq!(stream.status, 200);
+    let text = stream.rest(Duration::from_secs(5)).await;
+    assert!(text.contains("all ") && text.contains("it"), "{text}");
+    assert!(!text.contains("error"), "a complete answer got an error: {text}");
+    assert_eq!(backup.received(), 0);
+    let primary_health = gw.policies().health().get(0).unwrap();
+    assert_eq!(primary_health.consecutive_failures, 0, "recorded as a failure");
+    text
+}
+
+#[tokio::test]
+async fn a_complete_openai_stream_without_done_ends_with_done_for_an_openai_client() {
+    let text = complete_stream_without_end_event("openai", "/v1/chat/completions").await;
+    assert!(text.contains(r#""finish_reason":"stop""#), "{text}");
+    assert!(text.trim_end().ends_with("data: [DONE]"), "{text}");
+}
+
+#[tokio::test]
+async fn a_complete_anthropic_stream_without_message_stop_ends_with_message_stop_for_an_anthropic_client() {
+    let text = complete_stream_without_end_event("anthropic", "/v1/messages").await;
+    assert!(text.trim_end().ends_with(r#"data: {"type":"message_stop"}"#), "{text}");
+}
+
+#[tokio::test]
+async fn a_complete_stream_without_its_end_event_is_ended_properly_through_translation_both_ways() {
+    let text = complete_stream_without_end_event("anthropic", "/v1/chat/completions").await;
+    assert!(text.trim_end().ends_with("data: [DONE]"), "{text}");
+    let text = complete_stream_without_end_event("openai", "/v1/messages").await;
+    assert!(text.contains("message_delta") && text.trim_end().ends_with(r#"data: {"type":"message_stop"}"#), "{text}");
+}
+
+#[tokio::test]
+async fn a_provider_that_breaks_every_stream_midway_has_its_breaker_opened() {
+    let primary = MockProvider::start_cycling(
+        "primary",
+        vec![Reply::stream(&["one ", "two "], Duration::from_millis(5), StreamEnd::Cut)],
+    )
+    .await;
+    let backup = MockProvider::start("backup").await;
+    let gw = gateway_over(&primary, &backup).await;
+    for _ in 0..5 {
+        let stream = post_chat_stream(&gw.url(), "m").await;
+        assert_eq!(stream.headers["x-switchyard-provider"], "primary");
+        let text = stream.rest(Duration::from_secs(5)).await;
+        assert!(text.contains("upstream_stream_broken"), "{text}");
+    }
+    let health = gw.policies().health().get(0).unwrap();
+    assert_eq!(health.consecutive_failures, 5, "each broken stream is a failure, its first byte no success");
+    assert_eq!(health.breaker, switchyard_policy_host::BreakerState::Open);
+    let stream = post_chat_stream(&gw.url(), "m").await;
+    assert_eq!(stream.headers["x-switchyard-provider"], "backup");
+    assert!(stream.rest(Duration::from_secs(5)).await.trim_end().ends_with("data: [DONE]"));
+}

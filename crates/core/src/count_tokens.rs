@@ -47,7 +47,10 @@ pub(crate) async fn serve(
     };
     let provider: &Arc<upstream::Provider> = &shared.target_provider[target as usize];
     let model = &shared.topology.targets[target as usize].model;
-    let body = switchyard_wire::request::with_model(&body, &peek.model, model);
+    let body = match switchyard_wire::request::with_model(&body, &peek.model, model) {
+        Ok(body) => body,
+        Err(why) => return respond::invalid_request(Api::Anthropic, why, None),
+    };
     let meta = Meta { provider: Some(provider.name.clone()), attempts: 1, policy: None, degraded: None };
     match upstream::count_tokens(provider, body, &forward, shared.routes[route].timeout).await {
         Ok((status, answer)) => {

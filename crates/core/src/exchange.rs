@@ -214,8 +214,13 @@ impl Exchange {
             };
             let attempt = upstream::attempt(&provider, prepared.body, streaming, timeout, &forward).await;
             let attempt = crate::translation::answer(client, provider.api, attempt, prepared.include_usage);
-            // A request the provider refused as invalid says nothing about the provider's health.
-            health.record(target, !attempt.kind.is_provider_failure(), attempt.elapsed, attempt.retry_after);
+            // A request the provider refused as invalid says nothing about the
+            // provider's health; a stream's outcome is how it ends (relay.rs).
+            let streaming_on = matches!(&attempt.answer, Some(a) if matches!(a.body, AnswerBody::Stream { .. }))
+                && attempt.kind == OutcomeKind::Success;
+            if !streaming_on {
+                health.record(target, !attempt.kind.is_provider_failure(), attempt.elapsed, attempt.retry_after);
+            }
             Finished { target, provider, attempt, inflight }
         }
     }
@@ -390,6 +395,7 @@ impl Exchange {
                 &self.meta,
             );
         };
+        let latency = attempt.elapsed;
         let body = match answer.body {
             AnswerBody::Full(bytes) => {
                 if answer.head.status == StatusCode::OK && self.meta.degraded.is_none() && self.shared.cache_enabled {
@@ -411,6 +417,8 @@ impl Exchange {
                     target,
                     provider: self.meta.provider.clone().unwrap_or_else(|| "none".into()),
                     inflight,
+                    latency,
+                    recorded: false,
                 };
                 Relay::new(self.client, first, rest, idle, source, translate).boxed_unsync()
             }

@@ -1,8 +1,12 @@
 //! Relaying a streamed (SSE) answer chunk by chunk. Once the first byte has
 //! gone to the client no retry is possible, so a stream the provider breaks,
-//! closes before its API's end event (`data: [DONE]`, `event: message_stop`),
-//! or lets go silent past the idle timeout ends with an error event in the
-//! client's API format, never a clean-looking end.
+//! closes before its answer was complete, or lets go silent past the idle
+//! timeout ends with an error event in the client's API format, never a
+//! clean-looking end. A provider that finished its answer (a choice's
+//! `finish_reason`, a message's `stop_reason`) but closed without its API's
+//! end event (`data: [DONE]`, `event: message_stop`) is complete: the client
+//! gets the end event it expects. How the stream ended is what the target's
+//! health records (not its first byte).
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -26,6 +30,22 @@ pub(crate) struct StreamSource {
     pub target: u32,
     pub provider: Arc<str>,
     pub inflight: Option<InflightGuard>,
+    /// Time to the first chunk: the latency the health book records.
+    pub latency: Duration,
+    /// The outcome is recorded (see [`StreamSource::ended`]).
+    pub recorded: bool,
+}
+
+impl StreamSource {
+    /// Records how the stream ended, once, and lets the attempt go.
+    fn ended(&mut self, ok: bool) {
+        if self.recorded {
+            return;
+        }
+        self.recorded = true;
+        self.inflight = None;
+        self.health.record(self.target, ok, self.latency, None);
+    }
 }
 
 pub(crate) struct Relay {
@@ -36,7 +56,6 @@ pub(crate) struct Relay {
     idle: Pin<Box<Sleep>>,
     idle_timeout: Duration,
     done: DoneDetector,
-    started: Instant,
     source: StreamSource,
     /// Translates the provider's events for the client, event by event.
     translate: Option<StreamTranslator>,
@@ -58,7 +77,6 @@ impl Relay {
             idle: Box::pin(tokio::time::sleep(idle_timeout)),
             idle_timeout,
             done: DoneDetector::new(client),
-            started: Instant::now(),
             source,
             translate,
         }
@@ -75,11 +93,23 @@ impl Relay {
         data
     }
 
-    /// Closes the upstream connection and records the stream as a failure.
+    /// Closes the upstream connection and records the stream as a failure
+    /// of its target.
     fn broken(&mut self) {
         self.upstream = None;
-        self.source.inflight = None;
-        self.source.health.record(self.source.target, false, self.started.elapsed(), None);
+        self.source.ended(false);
+    }
+
+    /// The upstream ended cleanly without its end event: the client's
+    /// closing events if the answer was complete all the same.
+    fn completed_without_end_event(&mut self) -> Option<Bytes> {
+        let tail = match self.translate.as_mut() {
+            Some(t) => Bytes::from(t.end()?),
+            None if self.done.finished() => Bytes::from_static(self.client.stream_end_event()),
+            None => return None,
+        };
+        self.done.feed(&tail);
+        Some(tail)
     }
 
     /// The stream carried its own error event (the provider's, translated
@@ -128,7 +158,7 @@ impl Body for Relay {
                 Poll::Ready(Some(Err(e))) => return this.fail(format!("the provider's stream broke off: {e}")),
                 Poll::Ready(None) if this.done.is_done() => {
                     this.upstream = None;
-                    this.source.inflight = None;
+                    this.source.ended(true);
                     return Poll::Ready(None);
                 }
                 Poll::Ready(None) if this.done.errored() => {
@@ -136,6 +166,12 @@ impl Body for Relay {
                     return this.ended_by_error();
                 }
                 Poll::Ready(None) => {
+                    if let Some(tail) = this.completed_without_end_event() {
+                        tracing::debug!(provider = %this.source.provider, "complete stream closed without its end event: ended for the client");
+                        this.upstream = None;
+                        this.source.ended(true);
+                        return Poll::Ready(Some(Ok(Frame::data(tail))));
+                    }
                     return this.fail("the provider closed the stream before it was complete".into());
                 }
                 Poll::Pending => {

@@ -67,9 +67,10 @@ pub(crate) fn request(
             let body = serde_json::to_vec(&translated.value).map_err(|e| e.to_string())?;
             Ok(Prepared { body: Bytes::from(body), include_usage: false })
         }
-        _ => {
-            Ok(Prepared { body: switchyard_wire::request::with_model(body, client_model, model), include_usage: false })
-        }
+        _ => Ok(Prepared {
+            body: switchyard_wire::request::with_model(body, client_model, model)?,
+            include_usage: false,
+        }),
     }
 }
 

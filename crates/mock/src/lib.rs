@@ -82,8 +82,12 @@ pub enum StreamEnd {
     Done,
     /// The connection is torn down mid-stream.
     Cut,
-    /// The body ends cleanly but without `[DONE]`.
+    /// The body ends cleanly but without `[DONE]`, before the answer finished.
     Truncated,
+    /// The whole answer (finish reason, usage) is sent, then the body ends
+    /// cleanly without the API's end event (`[DONE]`, `message_stop`), as
+    /// several OpenAI-compatible servers do.
+    CompleteWithoutEnd,
     /// Nothing more is sent, ever.
     Stall,
     /// The provider's own mid-stream error event (OpenAI: a data event with
@@ -504,6 +508,12 @@ fn stream_events(
                 let _ = tx.send(Err(std::io::Error::other("mock cuts the stream"))).await;
             }
             StreamEnd::Truncated => {}
+            StreamEnd::CompleteWithoutEnd => {
+                let all_but_the_end = close.len().saturating_sub(1);
+                for event in close.into_iter().take(all_but_the_end) {
+                    let _ = tx.send(Ok(event)).await;
+                }
+            }
             StreamEnd::Stall => tx.closed().await,
             StreamEnd::ProviderError => {
                 let _ = tx.send(Ok(dialect.stream_error())).await;

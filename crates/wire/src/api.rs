@@ -58,6 +58,24 @@ impl Api {
         }
     }
 
+    /// The bytes that end a complete stream of this API, for a provider
+    /// that finished its answer but closed without them.
+    pub fn stream_end_event(self) -> &'static [u8] {
+        match self {
+            Api::OpenAi => b"data: [DONE]\n\n",
+            Api::Anthropic => b"event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n",
+        }
+    }
+
+    /// The JSON key whose string value (not `null`) says the answer is
+    /// complete: a choice's `finish_reason`, a message's `stop_reason`.
+    pub fn finish_key(self) -> &'static [u8] {
+        match self {
+            Api::OpenAi => br#""finish_reason":"#,
+            Api::Anthropic => br#""stop_reason":"#,
+        }
+    }
+
     /// The SSE line that starts an error event of this API:
     /// `data: {"error"...`, or `event: error`.
     pub fn stream_error(self) -> StreamLine {

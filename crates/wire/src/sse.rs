@@ -17,6 +17,12 @@ pub struct DoneDetector {
     truncated: bool,
     done: bool,
     errored: bool,
+    /// The finish key, how much of it the bytes just seen matched, and
+    /// whether it matched whole and its value is being looked at.
+    finish_key: &'static [u8],
+    key_matched: usize,
+    after_key: bool,
+    finished: bool,
 }
 
 /// How much of each line is kept: enough for every line matched.
@@ -39,12 +45,40 @@ impl DoneDetector {
             truncated: false,
             done: false,
             errored: false,
+            finish_key: api.finish_key(),
+            key_matched: 0,
+            after_key: false,
+            finished: false,
+        }
+    }
+
+    /// Looks for the finish key followed by a string value, byte by byte.
+    fn watch_finish(&mut self, b: u8) {
+        if self.after_key {
+            match b {
+                b' ' | b'\t' => return,
+                b'"' => self.finished = true,
+                _ => {}
+            }
+            self.after_key = false;
+        }
+        if b == self.finish_key[self.key_matched] {
+            self.key_matched += 1;
+            if self.key_matched == self.finish_key.len() {
+                self.after_key = true;
+                self.key_matched = 0;
+            }
+        } else {
+            self.key_matched = usize::from(b == self.finish_key[0]);
         }
     }
 
     /// Feeds the next chunk of the stream.
     pub fn feed(&mut self, chunk: &[u8]) {
         for &b in chunk {
+            if !self.finished {
+                self.watch_finish(b);
+            }
             if b == b'\n' {
                 let line = self.line.strip_suffix(b"\r").unwrap_or(&self.line);
                 self.done |= self.end.matches(line, self.truncated);
@@ -64,6 +98,13 @@ impl DoneDetector {
         self.done
     }
 
+    /// The answer is complete: a choice finished (`"finish_reason":"stop"`,
+    /// ...) or the message stopped (`"stop_reason":"end_turn"`, ...), even
+    /// if the end line has not come.
+    pub fn finished(&self) -> bool {
+        self.finished
+    }
+
     /// The stream has carried an error event.
     pub fn errored(&self) -> bool {
         self.errored
@@ -73,6 +114,23 @@ impl DoneDetector {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_finished_choice_is_seen_across_chunks_and_null_is_not_a_finish() {
+        let mut d = DoneDetector::default();
+        d.feed(br#"data: {"choices":[{"delta":{"role":"assistant"},"finish_reason":null}]}"#);
+        d.feed(b"\n\n");
+        assert!(!d.finished());
+        for b in br#"data: {"choices":[{"delta":{},"finish_reason": "stop"}]}"# {
+            d.feed(&[*b]);
+        }
+        assert!(d.finished() && !d.is_done());
+        let mut a = DoneDetector::new(crate::Api::Anthropic);
+        a.feed(b"event: message_start\ndata: {\"message\":{\"stop_reason\":null}}\n\n");
+        assert!(!a.finished());
+        a.feed(b"event: message_delta\ndata: {\"delta\":{\"stop_reason\":\"end_turn\"}}\n\n");
+        assert!(a.finished());
+    }
 
     #[test]
     fn done_split_across_chunks_is_seen() {

@@ -26,6 +26,16 @@ impl StreamTranslator {
             StreamTranslator::ToAnthropic(t) => t.feed(bytes),
         }
     }
+
+    /// The provider's stream ended without its end event. If the answer was
+    /// complete all the same (its stop or finish reason came), the client's
+    /// closing events; `None` for a stream that really broke off.
+    pub fn end(&mut self) -> Option<String> {
+        match self {
+            StreamTranslator::ToOpenAi(t) => t.end(),
+            StreamTranslator::ToAnthropic(t) => t.end(),
+        }
+    }
 }
 
 /// Anthropic message events → OpenAI `chat.completion.chunk` events.
@@ -40,6 +50,8 @@ pub struct AnthropicToChat {
     output_tokens: u64,
     /// Anthropic block index → OpenAI tool call index.
     tools: HashMap<u64, usize>,
+    /// `message_delta` carried a stop reason: the answer is complete.
+    stopped: bool,
     done: bool,
 }
 
@@ -56,8 +68,32 @@ impl AnthropicToChat {
             input_tokens: 0,
             output_tokens: 0,
             tools: HashMap::new(),
+            stopped: false,
             done: false,
         }
+    }
+
+    /// The usage chunk (when asked for) and `[DONE]`.
+    fn close(&mut self, out: &mut String) {
+        if self.include_usage {
+            let usage = json!({"prompt_tokens": self.input_tokens, "completion_tokens": self.output_tokens,
+                               "total_tokens": self.input_tokens + self.output_tokens});
+            let chunk = json!({"id": self.id, "object": "chat.completion.chunk", "created": self.created,
+                               "model": self.model, "choices": [], "usage": usage});
+            out.push_str(&format!("data: {chunk}\n\n"));
+        }
+        out.push_str("data: [DONE]\n\n");
+        self.done = true;
+    }
+
+    /// See [`StreamTranslator::end`].
+    pub fn end(&mut self) -> Option<String> {
+        if self.done || !self.stopped {
+            return None;
+        }
+        let mut out = String::new();
+        self.close(&mut out);
+        Some(out)
     }
 
     /// The stream reached `message_stop` (or an error), so `[DONE]` was sent.
@@ -109,20 +145,11 @@ impl AnthropicToChat {
                 "message_delta" => {
                     self.output_tokens = data["usage"]["output_tokens"].as_u64().unwrap_or(self.output_tokens);
                     if let Some(stop) = data["delta"]["stop_reason"].as_str() {
+                        self.stopped = true;
                         out.push_str(&self.chunk(json!({}), Some(finish_reason(stop))));
                     }
                 }
-                "message_stop" => {
-                    if self.include_usage {
-                        let usage = json!({"prompt_tokens": self.input_tokens, "completion_tokens": self.output_tokens,
-                                           "total_tokens": self.input_tokens + self.output_tokens});
-                        let chunk = json!({"id": self.id, "object": "chat.completion.chunk", "created": self.created,
-                                           "model": self.model, "choices": [], "usage": usage});
-                        out.push_str(&format!("data: {chunk}\n\n"));
-                    }
-                    out.push_str("data: [DONE]\n\n");
-                    self.done = true;
-                }
+                "message_stop" => self.close(&mut out),
                 "error" => {
                     let message = data["error"]["message"].as_str().unwrap_or("the provider failed mid-stream");
                     let error = crate::openai_error::OpenAiError::server(message, "upstream_stream_error");
@@ -184,22 +211,38 @@ impl ChatToAnthropic {
         index
     }
 
+    /// The last block's stop, `message_delta` with the stop reason and
+    /// usage, `message_stop`.
+    fn close(&mut self, out: &mut String) {
+        self.close_block(out);
+        let mut usage = json!({"output_tokens": self.output_tokens});
+        if let Some(input) = self.input_tokens {
+            usage["input_tokens"] = input.into();
+        }
+        let delta = json!({"type": "message_delta",
+            "delta": {"stop_reason": self.stop_reason.unwrap_or("end_turn"), "stop_sequence": null},
+            "usage": usage});
+        out.push_str(&event("message_delta", delta));
+        out.push_str(&event("message_stop", json!({"type": "message_stop"})));
+        self.done = true;
+    }
+
+    /// See [`StreamTranslator::end`]: complete once a choice finished.
+    pub fn end(&mut self) -> Option<String> {
+        if self.done || self.stop_reason.is_none() {
+            return None;
+        }
+        let mut out = String::new();
+        self.close(&mut out);
+        Some(out)
+    }
+
     /// Feeds provider bytes; returns client bytes.
     pub fn feed(&mut self, bytes: &[u8]) -> String {
         let mut out = String::new();
         for ev in self.reader.feed(bytes) {
             if ev.data == "[DONE]" {
-                self.close_block(&mut out);
-                let mut usage = json!({"output_tokens": self.output_tokens});
-                if let Some(input) = self.input_tokens {
-                    usage["input_tokens"] = input.into();
-                }
-                let delta = json!({"type": "message_delta",
-                    "delta": {"stop_reason": self.stop_reason.unwrap_or("end_turn"), "stop_sequence": null},
-                    "usage": usage});
-                out.push_str(&event("message_delta", delta));
-                out.push_str(&event("message_stop", json!({"type": "message_stop"})));
-                self.done = true;
+                self.close(&mut out);
                 continue;
             }
             let Ok(chunk) = serde_json::from_str::<Value>(&ev.data) else { continue };
