@@ -109,3 +109,37 @@ async fn a_megabyte_model_name_is_not_echoed_back_whole() {
     assert_openai_error(&r, 404, "does not exist");
     assert!(r.body.len() < 2000, "{} bytes of error body", r.body.len());
 }
+
+#[tokio::test]
+async fn an_accepted_provider_429_reaches_the_client_with_the_headers_it_acts_on() {
+    init_tracing();
+    let limited = Reply::Status {
+        status: 429,
+        headers: [
+            ("retry-after", "7"),
+            ("retry-after-ms", "6500"),
+            ("x-ratelimit-remaining-requests", "0"),
+            ("x-ratelimit-reset-requests", "6.5s"),
+            ("x-request-id", "req_upstream_1"),
+            ("set-cookie", "tracking=1"),
+        ]
+        .map(|(n, v)| (n.to_owned(), v.to_owned()))
+        .to_vec(),
+        body: r#"{"error":{"message":"Rate limit reached","type":"requests","code":"rate_limit_exceeded"}}"#.into(),
+    };
+    let provider = MockProvider::start_cycling("only", vec![limited]).await;
+    let config = ConfigBuilder::new()
+        .provider("only", &provider.url())
+        .route("m", Some("chaos"), 5000, &["only"])
+        .settings("chaos", &["accept = true"]);
+    let gw = TestGateway::start(&config).await;
+    install_policy(&gw, "chaos", "chaos").await;
+    let r = post_chat(&gw.url(), "m").await;
+    assert_eq!(r.status, 429, "{}", r.body);
+    assert_eq!(r.header("retry-after"), "7");
+    assert_eq!(r.header("retry-after-ms"), "6500");
+    assert_eq!(r.header("x-ratelimit-remaining-requests"), "0");
+    assert_eq!(r.header("x-ratelimit-reset-requests"), "6.5s");
+    assert_eq!(r.header("x-upstream-request-id"), "req_upstream_1");
+    assert_eq!(r.header("set-cookie"), "", "only what a client acts on passes");
+}

@@ -64,3 +64,30 @@ async fn missing_key_variable_refuses_to_start_with_a_clear_error() {
     let err = switchyard_core::Gateway::new(&parsed, |_| None).await.unwrap_err().to_string();
     assert_eq!(err, "provider \"p\": environment variable NOT_SET_ANYWHERE (api_key_env) is not set");
 }
+
+#[tokio::test]
+async fn a_provider_that_echoes_its_key_in_an_error_has_the_key_scrubbed_before_the_client_sees_it() {
+    init_tracing();
+    let echo = r#"{"error":{"message":"Incorrect API key provided: sk-primary-secret. You can find your API key at your dashboard.","type":"invalid_request_error","code":"invalid_api_key"}}"#;
+    let primary = MockProvider::start_cycling(
+        "primary",
+        vec![Reply::Status { status: 401, headers: Vec::new(), body: echo.into() }],
+    )
+    .await;
+    let config = ConfigBuilder::new().provider_with_key("primary", &primary.url(), "PRIMARY_KEY").route(
+        "m",
+        None,
+        5000,
+        &["primary"],
+    );
+    let env = |var: &str| (var == "PRIMARY_KEY").then(|| "sk-primary-secret".to_string());
+    let gw = TestGateway::start_with_env(&config, env).await;
+    let r = post_chat(&gw.url(), "m").await;
+    assert_eq!(r.status, 401, "{}", r.body);
+    assert!(!r.body.contains("sk-primary-secret"), "the key leaked: {}", r.body);
+    assert!(r.body.contains("Incorrect API key provided: [redacted]."), "{}", r.body);
+    // The same through translation, for an Anthropic client.
+    let r = post_messages(&gw.url(), "m").await;
+    assert_eq!(r.status, 401, "{}", r.body);
+    assert!(!r.body.contains("sk-primary-secret") && r.body.contains("[redacted]"), "{}", r.body);
+}

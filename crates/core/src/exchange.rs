@@ -429,14 +429,7 @@ impl Exchange {
     fn respond_with(&self, head: http::response::Parts, body: ResponseBody) -> Response<ResponseBody> {
         let mut response = Response::new(body);
         *response.status_mut() = head.status;
-        for name in [header::CONTENT_TYPE, header::CACHE_CONTROL] {
-            if let Some(v) = head.headers.get(&name) {
-                response.headers_mut().insert(name, v.clone());
-            }
-        }
-        if let Some(v) = head.headers.get("x-request-id") {
-            response.headers_mut().insert("x-upstream-request-id", v.clone());
-        }
+        crate::provider_headers::pass_on(&head.headers, response.headers_mut());
         if !response.headers().contains_key(header::CONTENT_TYPE) {
             response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
         }

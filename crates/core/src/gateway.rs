@@ -134,15 +134,20 @@ impl Gateway {
     /// starts watching the folder.
     pub async fn new(config: &Config, env: impl Fn(&str) -> Option<String>) -> Result<Gateway, GatewayError> {
         let topology = topology(config);
-        let mut providers: HashMap<String, Arc<Provider>> = HashMap::new();
+        let mut keys = Vec::new();
         for p in &config.providers {
-            let name = p.name.get_ref().clone();
-            let key = match &p.api_key_env {
-                Some(var) => Some(
-                    env(var).ok_or_else(|| GatewayError::MissingKey { provider: name.clone(), var: var.clone() })?,
-                ),
+            keys.push(match &p.api_key_env {
+                Some(var) => Some(env(var).ok_or_else(|| GatewayError::MissingKey {
+                    provider: p.name.get_ref().clone(),
+                    var: var.clone(),
+                })?),
                 None => None,
-            };
+            });
+        }
+        let secrets = Arc::new(crate::secrets::Secrets::new(keys.iter().flatten().map(String::as_str)));
+        let mut providers: HashMap<String, Arc<Provider>> = HashMap::new();
+        for (p, key) in config.providers.iter().zip(keys) {
+            let name = p.name.get_ref().clone();
             let extra_roots = match &p.ca_file {
                 Some(file) => {
                     let path = config.base_dir.join(file);
@@ -158,9 +163,16 @@ impl Gateway {
                 Api::Anthropic => switchyard_wire::Api::Anthropic,
                 Api::Openai => switchyard_wire::Api::OpenAi,
             };
-            let provider =
-                Provider::new(&name, api, p.base_url.get_ref(), key, connect_timeout, extra_roots.as_deref())
-                    .map_err(|reason| GatewayError::Provider { provider: name.clone(), reason })?;
+            let provider = Provider::new(
+                &name,
+                api,
+                p.base_url.get_ref(),
+                key,
+                connect_timeout,
+                extra_roots.as_deref(),
+                secrets.clone(),
+            )
+            .map_err(|reason| GatewayError::Provider { provider: name.clone(), reason })?;
             providers.insert(name, Arc::new(provider));
         }
         let target_provider: Vec<Arc<Provider>> =

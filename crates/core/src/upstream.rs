@@ -37,6 +37,8 @@ pub(crate) struct Provider {
     /// Anthropic's token counter (`/v1/messages/count_tokens`).
     count_tokens_url: http::Uri,
     authorization: Option<Secret>,
+    /// Every configured secret, scrubbed out of the error bodies it relays.
+    secrets: std::sync::Arc<crate::secrets::Secrets>,
     client: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
 }
 
@@ -84,6 +86,7 @@ impl Provider {
         key: Option<String>,
         connect_timeout: Duration,
         extra_roots: Option<&[u8]>,
+        secrets: std::sync::Arc<crate::secrets::Secrets>,
     ) -> Result<Provider, String> {
         let base = base_url.trim_end_matches('/');
         let v1 = if base.ends_with("/v1") { base.to_owned() } else { format!("{base}/v1") };
@@ -121,7 +124,7 @@ impl Provider {
             .pool_timer(TokioTimer::new())
             .pool_idle_timeout(Duration::from_secs(90))
             .build(https);
-        Ok(Provider { name: name.into(), api, chat_url, models_url, count_tokens_url, authorization, client })
+        Ok(Provider { name: name.into(), api, chat_url, models_url, count_tokens_url, authorization, secrets, client })
     }
 }
 
@@ -259,6 +262,8 @@ pub(crate) async fn attempt(
             };
         }
         let bytes = match Limited::new(incoming, MAX_UPSTREAM_BODY).collect().await {
+            // An error body may echo the request's key: it never reaches the client.
+            Ok(c) if !status.is_success() => provider.secrets.scrub(c.to_bytes()),
             Ok(c) => c.to_bytes(),
             Err(e) => return base(OutcomeKind::Reset, None, format!("the answer broke off: {e}")),
         };
@@ -318,7 +323,7 @@ pub(crate) async fn count_tokens(
         let response = provider.client.request(req).await.map_err(|e| source_chain(&e))?;
         let status = response.status();
         let body = Limited::new(response.into_body(), MAX_UPSTREAM_BODY).collect().await.map_err(|e| e.to_string())?;
-        Ok((status, body.to_bytes()))
+        Ok((status, provider.secrets.scrub(body.to_bytes())))
     };
     tokio::time::timeout(timeout, ask).await.map_err(|_| format!("no answer within {} ms", timeout.as_millis()))?
 }
