@@ -152,7 +152,8 @@ async fn a_claude_529_fails_over_to_gpt_and_the_anthropic_client_gets_a_claude_s
     let gw = TestGateway::start(&claude_then_gpt(&claude, &gpt)).await;
     let r = post_messages(&gw.url(), "claude-x").await;
     assert_eq!((r.status.as_u16(), r.header("x-switchyard-provider")), (200, "gpt"), "{}", r.body);
-    assert_eq!(r.header("x-switchyard-attempts"), "2");
+    // The overloaded provider is tried once more before failing over.
+    assert_eq!(r.header("x-switchyard-attempts"), "3");
     assert_eq!(r.json()["content"][0]["text"], "Hello from gpt");
     // Streamed too: the fallback's chunks arrive as Anthropic events.
     let r = post_messages_stream(&gw.url(), "claude-x").await;

@@ -12,7 +12,7 @@ async fn a_503_storm_costs_the_primary_only_half_open_probes_and_traffic_returns
     let primary = MockProvider::start_cycling("primary", vec![Reply::status(503)]).await;
     let backup = MockProvider::start("backup").await;
     // Cool-downs of 200 ms doubling to 800 ms, so a 4 s outage shows the shape
-    // of a 60 s one with the defaults (5 s doubling to 60 s).
+    // of a longer one with the defaults (5 s doubling to 10 s).
     let config =
         two_providers(&primary.url(), &backup.url()).top("[breaker]\ncool_down_ms = 200\nmax_cool_down_ms = 800");
     let gw = TestGateway::start(&config).await;
@@ -51,21 +51,35 @@ async fn a_503_storm_costs_the_primary_only_half_open_probes_and_traffic_returns
 }
 
 #[tokio::test]
-async fn when_every_breaker_is_open_the_targets_are_still_tried() {
+async fn when_every_breaker_is_open_only_probes_go_upstream_and_the_rest_get_a_503_at_once() {
     init_tracing();
     let primary = MockProvider::start_cycling("primary", vec![Reply::status(503)]).await;
     let backup = MockProvider::start_cycling("backup", vec![Reply::status(503)]).await;
-    let config = two_providers(&primary.url(), &backup.url()).settings("failover", &["max_attempts = 2"]);
+    let config = two_providers(&primary.url(), &backup.url())
+        .settings("failover", &["max_attempts = 2", "same_target_retries = 0"])
+        .top("[breaker]\ncool_down_ms = 3000");
     let gw = TestGateway::start(&config).await;
-    for _ in 0..6 {
+    // Five failures each: both breakers open.
+    for _ in 0..5 {
         assert_eq!(post_chat(&gw.url(), "m").await.status, 503);
     }
     let before = primary.received() + backup.received();
+    assert_eq!(before, 10);
+    // The all-down storm: 200 requests inside the cool-down cost no attempt.
+    let started = Instant::now();
+    for _ in 0..200 {
+        let r = post_chat(&gw.url(), "m").await;
+        assert_eq!(r.status, 503, "{}", r.body);
+        assert!(r.body.contains("circuit breaker is open"), "{}", r.body);
+        let wait: u64 = r.header("retry-after").parse().unwrap();
+        assert!((1..=3).contains(&wait), "Retry-After {wait}: the longest cool-down left");
+    }
+    assert!(started.elapsed() < Duration::from_millis(2500), "the storm outlasted the cool-down");
+    assert_eq!(primary.received() + backup.received(), before, "requests reached a provider whose breaker was open");
+    // Once the cool-down ends, a probe goes; the providers are back, so it succeeds.
     primary.set_cycle(vec![Reply::Ok]);
     backup.set_cycle(vec![Reply::Ok]);
-    // Both breakers are open: the gateway does not refuse to try, so the
-    // first request after the providers come back is answered (the breaker
-    // alone never blacks a route out).
+    tokio::time::sleep(Duration::from_millis(3100).saturating_sub(started.elapsed())).await;
     let r = post_chat(&gw.url(), "m").await;
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(primary.received() + backup.received(), before + 1);

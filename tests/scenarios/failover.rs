@@ -20,7 +20,9 @@ async fn healthy_provider_answers_with_switchyard_headers() {
     assert_eq!((primary.received(), backup.received()), (1, 0));
 }
 
-async fn fails_over(primary_reply: Reply) -> (MockProvider, MockProvider, ChatResponse) {
+/// The primary answers `primary_reply` every time; the client gets the
+/// backup's answer after `primary_tries` attempts at the primary.
+async fn fails_over(primary_reply: Reply, primary_tries: usize) -> (MockProvider, MockProvider, ChatResponse) {
     init_tracing();
     let primary = MockProvider::start_cycling("primary", vec![primary_reply]).await;
     let backup = MockProvider::start("backup").await;
@@ -30,26 +32,62 @@ async fn fails_over(primary_reply: Reply) -> (MockProvider, MockProvider, ChatRe
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(r.json()["choices"][0]["message"]["content"], "Hello from backup");
     assert_eq!(r.header("x-switchyard-provider"), "backup");
-    assert_eq!(r.header("x-switchyard-attempts"), "2");
+    assert_eq!(r.header("x-switchyard-attempts"), (primary_tries + 1).to_string());
+    assert_eq!((primary.received(), backup.received()), (primary_tries, 1));
     (primary, backup, r)
 }
 
+// A transient 5xx is retried once on the same target, then fails over.
 #[tokio::test]
 async fn primary_503_fails_over_to_backup() {
-    let (primary, backup, _) = fails_over(Reply::status(503)).await;
-    assert_eq!((primary.received(), backup.received()), (1, 1));
+    fails_over(Reply::status(503), 2).await;
 }
 
 #[tokio::test]
 async fn primary_529_overloaded_fails_over_to_backup() {
-    let (primary, _, _) = fails_over(Reply::status(529)).await;
-    assert_eq!(primary.received(), 1);
+    fails_over(Reply::status(529), 2).await;
 }
 
 #[tokio::test]
 async fn primary_500_fails_over_to_backup() {
-    let (primary, _, _) = fails_over(Reply::status(500)).await;
-    assert_eq!(primary.received(), 1);
+    fails_over(Reply::status(500), 2).await;
+}
+
+#[tokio::test]
+async fn one_500_is_retried_on_the_same_target_and_the_client_gets_its_answer() {
+    init_tracing();
+    let primary = MockProvider::start_cycling("primary", vec![Reply::status(500), Reply::Ok]).await;
+    let backup = MockProvider::start("backup").await;
+    let gw = TestGateway::start(&two_providers(&primary.url(), &backup.url())).await;
+    let r = post_chat(&gw.url(), "m").await;
+    assert_eq!(
+        (r.status.as_u16(), r.header("x-switchyard-provider"), r.header("x-switchyard-attempts")),
+        (200, "primary", "2")
+    );
+    assert_eq!(backup.received(), 0, "the same model after a short wait, not the fallback");
+}
+
+#[tokio::test]
+async fn a_short_retry_after_is_waited_out_on_the_same_target() {
+    init_tracing();
+    let primary = MockProvider::start_cycling("primary", vec![Reply::rate_limited(1), Reply::Ok]).await;
+    let backup = MockProvider::start("backup").await;
+    let gw = TestGateway::start(&two_providers(&primary.url(), &backup.url())).await;
+    let started = Instant::now();
+    let r = post_chat(&gw.url(), "m").await;
+    assert_eq!(
+        (r.status.as_u16(), r.header("x-switchyard-provider"), r.header("x-switchyard-attempts")),
+        (200, "primary", "2")
+    );
+    assert!(started.elapsed() >= Duration::from_millis(950), "retried before its Retry-After: {:?}", started.elapsed());
+    assert_eq!(backup.received(), 0);
+}
+
+#[tokio::test]
+async fn a_long_retry_after_fails_over_at_once() {
+    let started = Instant::now();
+    fails_over(Reply::rate_limited(30), 1).await;
+    assert!(started.elapsed() < Duration::from_secs(3));
 }
 
 #[tokio::test]
@@ -57,7 +95,9 @@ async fn retry_after_is_honoured_not_hammered() {
     init_tracing();
     let primary = MockProvider::start_cycling("primary", vec![Reply::rate_limited(2)]).await;
     let backup = MockProvider::start("backup").await;
-    let gw = TestGateway::start(&two_providers(&primary.url(), &backup.url())).await;
+    // (Waiting a short Retry-After out on the same target is off here.)
+    let config = two_providers(&primary.url(), &backup.url()).settings("failover", &["same_target_retries = 0"]);
+    let gw = TestGateway::start(&config).await;
     // The first request meets the 429 and is served by the backup.
     let r = post_chat(&gw.url(), "m").await;
     assert_eq!((r.status.as_u16(), r.header("x-switchyard-provider")), (200, "backup"));
@@ -94,9 +134,8 @@ async fn primary_refusing_connections_fails_over_to_backup() {
 #[tokio::test]
 async fn primary_hanging_past_per_try_timeout_fails_over_in_time() {
     let started = Instant::now();
-    let (primary, _, _) = fails_over(Reply::Hang).await;
+    fails_over(Reply::Hang, 1).await;
     let took = started.elapsed();
-    assert_eq!(primary.received(), 1);
     assert!(took < Duration::from_secs(3), "took {took:?}; the per-try timeout is 400 ms");
 }
 

@@ -51,3 +51,21 @@ async fn a_spent_retry_budget_fails_fast_instead_of_retrying() {
     }
     assert_eq!(retried, 3, "exactly the budget's minimum of retries");
 }
+
+#[tokio::test]
+async fn a_spent_retry_budget_answers_with_the_longest_wait_the_providers_asked_for() {
+    init_tracing();
+    let busy = |secs: &str| Reply::Status {
+        status: 503,
+        headers: vec![("retry-after".into(), secs.into())],
+        body: r#"{"error":{"message":"busy","type":"server_error"}}"#.into(),
+    };
+    let primary = MockProvider::start_cycling("primary", vec![busy("20")]).await;
+    let backup = MockProvider::start_cycling("backup", vec![busy("20")]).await;
+    let config = two_providers(&primary.url(), &backup.url()).top("[retry_budget]\nratio = 0.0\nmin_retries = 0");
+    let gw = TestGateway::start(&config).await;
+    let r = post_chat(&gw.url(), "m").await;
+    assert_eq!(r.status, 503, "{}", r.body);
+    assert!(r.body.contains("retry budget"), "{}", r.body);
+    assert_eq!(r.header("retry-after"), "20", "not a flat 1 s when the provider asked for 20");
+}

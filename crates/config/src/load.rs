@@ -60,7 +60,7 @@ fn validate(config: Config, text: &str, origin: &str) -> Result<Config, ConfigEr
             "breaker: failures and half_open_probes must be at least 1, error_rate within 0..=1".into(),
         ));
     }
-    if b.cool_down_ms == 0 || b.max_cool_down_ms < b.cool_down_ms {
+    if b.cool_down_ms == 0 || b.max_cool_down_ms() < b.cool_down_ms {
         return Err(invalid(None, "breaker: cool_down_ms must be at least 1 and at most max_cool_down_ms".into()));
     }
     let r = &config.retry_budget;

@@ -93,10 +93,19 @@ pub struct BreakerSection {
     /// Stay open this long before letting a probe through (longer when the
     /// provider's Retry-After is). Default 5000.
     pub cool_down_ms: u64,
-    /// Each failed probe doubles the cool-down, up to this. Default 60000.
-    pub max_cool_down_ms: u64,
+    /// Each failed probe doubles the cool-down, up to this. Default 10000
+    /// (or `cool_down_ms`, when that is longer): a recovered provider gets
+    /// traffic back within 10 s, one still down at most a probe per 10 s.
+    pub max_cool_down_ms: Option<u64>,
     /// Probes in flight at once while half-open. Default 1.
     pub half_open_probes: u32,
+}
+
+impl BreakerSection {
+    /// `max_cool_down_ms`, or its default.
+    pub fn max_cool_down_ms(&self) -> u64 {
+        self.max_cool_down_ms.unwrap_or(self.cool_down_ms.max(10_000))
+    }
 }
 
 impl Default for BreakerSection {
@@ -106,7 +115,7 @@ impl Default for BreakerSection {
             error_rate: 0.5,
             min_requests: 20,
             cool_down_ms: 5000,
-            max_cool_down_ms: 60_000,
+            max_cool_down_ms: None,
             half_open_probes: 1,
         }
     }

@@ -159,7 +159,8 @@ impl Exchange {
             }
             if retry && !self.shared.budget.try_retry() {
                 tracing::warn!(route = %self.peek.model, "retry budget spent: failing fast");
-                return self.cached_or_unavailable(1000, "the gateway's retry budget is spent");
+                let wait = self.longest_wait_ms();
+                return self.cached_or_unavailable(wait, "the gateway's retry budget is spent");
             }
             if !delay.is_zero() {
                 // (A zero sleep would still wait for the timer's next 1 ms tick.)
@@ -170,23 +171,27 @@ impl Exchange {
     }
 
     /// `wanted`, if its breaker admits an attempt; else the first of the
-    /// route's other targets whose breaker does; else (every breaker open)
-    /// `wanted` all the same.
-    fn admit(&self, wanted: u32) -> (u32, Option<InflightGuard>) {
+    /// route's other targets whose breaker does; `None` when no breaker of
+    /// the route admits one (each open, or half-open with its probe out).
+    fn admit(&self, wanted: u32) -> Option<(u32, InflightGuard)> {
         let health = &self.shared.health;
         if let Some(guard) = health.admit(wanted) {
-            return (wanted, Some(guard));
+            return Some((wanted, guard));
         }
         let route = &self.shared.topology.routes[self.route].targets;
-        if route.contains(&wanted) {
-            for &other in route.iter().filter(|&&t| t != wanted) {
-                if let Some(guard) = health.admit(other) {
-                    tracing::debug!(wanted, instead = other, "breaker open: sending to another target of the route");
-                    return (other, Some(guard));
-                }
-            }
-        }
-        (wanted, health.start(wanted))
+        route.iter().filter(|&&t| t != wanted).find_map(|&other| {
+            let guard = health.admit(other)?;
+            tracing::debug!(wanted, instead = other, "breaker open: sending to another target of the route");
+            Some((other, guard))
+        })
+    }
+
+    /// The longest wait before the route's targets may all be tried again
+    /// (cool-downs, Retry-Afters), for a 503's `Retry-After`; at least 1 s.
+    fn longest_wait_ms(&self) -> u64 {
+        let targets = &self.shared.topology.routes[self.route].targets;
+        let wait = self.shared.health.longest_wait(targets).unwrap_or_default();
+        (wait.as_millis() as u64).max(1000)
     }
 
     /// Starts an attempt at `target`; the future owns all it needs, so a
@@ -194,11 +199,12 @@ impl Exchange {
     fn launch(
         &mut self,
         target: u32,
-        inflight: Option<InflightGuard>,
+        inflight: InflightGuard,
         timeout: Duration,
     ) -> impl Future<Output = Finished> + use<> {
         self.meta.attempts += 1;
         self.tried.push(target);
+        let inflight = Some(inflight);
         let provider = self.shared.target_provider[target as usize].clone();
         let model = &self.shared.topology.targets[target as usize].model;
         let client = self.client;
@@ -231,7 +237,12 @@ impl Exchange {
             return Step::Answer(self.give_up("the route's deadline passed".into()));
         }
         let timeout = per_try.min(remaining);
-        let (target, inflight) = self.admit(wanted);
+        // Every breaker of the route open: only probes go upstream; this
+        // request degrades at once instead of hammering a dead provider.
+        let Some((target, inflight)) = self.admit(wanted) else {
+            let wait = self.longest_wait_ms();
+            return Step::Answer(self.cached_or_unavailable(wait, "every target's circuit breaker is open"));
+        };
         let first = self.launch(target, inflight, timeout);
         let Raced { winner, earlier_failure } = match hedge {
             Some((after, candidates)) if after < timeout => {
@@ -243,7 +254,7 @@ impl Exchange {
                         return None;
                     }
                     tracing::debug!(first = wanted, hedge = target, "hedging");
-                    Some(self.launch(target, Some(guard), timeout.saturating_sub(after)))
+                    Some(self.launch(target, guard, timeout.saturating_sub(after)))
                 };
                 race(first, after, second, |f: &Finished| f.attempt.kind == OutcomeKind::Success).await
             }

@@ -203,7 +203,7 @@ impl Gateway {
             error_rate: b.error_rate as f32,
             min_requests: b.min_requests as usize,
             cool_down: Duration::from_millis(b.cool_down_ms),
-            max_cool_down: Duration::from_millis(b.max_cool_down_ms),
+            max_cool_down: Duration::from_millis(b.max_cool_down_ms()),
             half_open_probes: b.half_open_probes,
         };
         let health = Arc::new(HealthBook::with_breaker(topology.targets.len(), breaker));

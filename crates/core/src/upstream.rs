@@ -271,7 +271,8 @@ pub(crate) async fn attempt(
         if kind == OutcomeKind::Success && serde_json::from_slice::<serde::de::IgnoredAny>(&bytes).is_err() {
             return base(OutcomeKind::InvalidResponse, None, "the answer is not JSON".into());
         }
-        let detail = if kind == OutcomeKind::Success { String::new() } else { format!("answered {status}") };
+        let detail =
+            if kind == OutcomeKind::Success { String::new() } else { format!("answered {}", status_text(status)) };
         base(kind, Some(Answer { head, body: AnswerBody::Full(bytes) }), detail)
     };
     match tokio::time::timeout(timeout, exchange).await {
@@ -279,6 +280,16 @@ pub(crate) async fn attempt(
         Err(_) => {
             Attempt::failed(OutcomeKind::Timeout, started, format!("no answer within {} ms", timeout.as_millis()))
         }
+    }
+}
+
+/// `503 Service Unavailable`, `529 Overloaded` (Anthropic's), or the bare
+/// number for a status with no standard name.
+pub(crate) fn status_text(status: StatusCode) -> String {
+    match (status.as_u16(), status.canonical_reason()) {
+        (529, _) => "529 Overloaded".to_owned(),
+        (code, Some(reason)) => format!("{code} {reason}"),
+        (code, None) => code.to_string(),
     }
 }
 
@@ -348,5 +359,17 @@ pub(crate) fn refused(why: String, client: Api) -> Attempt {
         elapsed: Duration::ZERO,
         answer: Some(Answer { head, body: AnswerBody::Full(body) }),
         detail: why,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statuses_are_named_anthropics_529_included() {
+        assert_eq!(status_text(StatusCode::SERVICE_UNAVAILABLE), "503 Service Unavailable");
+        assert_eq!(status_text(StatusCode::from_u16(529).unwrap()), "529 Overloaded");
+        assert_eq!(status_text(StatusCode::from_u16(599).unwrap()), "599");
     }
 }

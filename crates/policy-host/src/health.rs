@@ -42,7 +42,9 @@ impl Default for BreakerConfig {
             error_rate: 0.5,
             min_requests: 20,
             cool_down: Duration::from_secs(5),
-            max_cool_down: Duration::from_secs(60),
+            // A recovered provider gets traffic back within 10 s, while one
+            // still down gets at most one probe per 10 s.
+            max_cool_down: Duration::from_secs(10),
             half_open_probes: 1,
         }
     }
@@ -304,6 +306,22 @@ impl HealthBook {
         s.retry_after_until.is_none_or(|until| until <= now) && s.admits(&self.breaker, now).is_some()
     }
 
+    /// The longest wait before every one of `targets` may be tried again
+    /// (its breaker's cool-down or its Retry-After, whichever ends later);
+    /// `None` when each may be tried now.
+    pub fn longest_wait(&self, targets: &[u32]) -> Option<Duration> {
+        let now = Instant::now();
+        targets
+            .iter()
+            .filter_map(|&t| {
+                let s = self.cells.get(t as usize)?.stats.lock().unwrap_or_else(|p| p.into_inner());
+                let until = s.open_until.into_iter().chain(s.retry_after_until).max()?;
+                Some(until.saturating_duration_since(now))
+            })
+            .filter(|wait| !wait.is_zero())
+            .max()
+    }
+
     /// The soonest moment any of `targets` may be tried again, as a wait from now.
     pub fn soonest_retry_after(&self, targets: &[u32]) -> Option<Duration> {
         targets
@@ -421,6 +439,50 @@ mod tests {
         assert_eq!(book.get(0).unwrap().breaker, BreakerState::Closed, "too few samples yet");
         book.record(0, false, Duration::from_millis(5), None);
         assert_eq!(book.get(0).unwrap().breaker, BreakerState::Open);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn after_a_long_outage_a_recovered_target_is_probed_within_ten_seconds() {
+        let book = Arc::new(HealthBook::new(1));
+        for _ in 0..5 {
+            book.record(0, false, Duration::from_millis(5), None);
+        }
+        // An hour down: every probe fails, and probes stay one per cool-down.
+        let mut probes = 0;
+        for _ in 0..3600 {
+            tokio::time::advance(Duration::from_secs(1)).await;
+            if let Some(probe) = book.admit(0) {
+                probes += 1;
+                book.record(0, false, Duration::from_millis(5), None);
+                drop(probe);
+            }
+        }
+        assert!((360..=400).contains(&probes), "{probes} probes in an hour");
+        // It recovers now: within 10 s a probe goes, succeeds, and traffic flows.
+        let mut waited = Duration::ZERO;
+        let probe = loop {
+            if let Some(probe) = book.admit(0) {
+                break probe;
+            }
+            tokio::time::advance(Duration::from_millis(100)).await;
+            waited += Duration::from_millis(100);
+        };
+        assert!(waited <= Duration::from_secs(10), "waited {waited:?}");
+        book.record(0, true, Duration::from_millis(5), None);
+        drop(probe);
+        assert_eq!(book.get(0).unwrap().breaker, BreakerState::Closed);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_longest_wait_is_the_later_of_cool_downs_and_retry_afters() {
+        let book = HealthBook::new(3);
+        assert_eq!(book.longest_wait(&[0, 1, 2]), None);
+        for _ in 0..5 {
+            book.record(0, false, Duration::from_millis(5), None);
+        }
+        book.record(1, false, Duration::from_millis(5), Some(Duration::from_secs(30)));
+        assert_eq!(book.longest_wait(&[0]), Some(BreakerConfig::default().cool_down));
+        assert_eq!(book.longest_wait(&[0, 1, 2]), Some(Duration::from_secs(30)));
     }
 
     #[test]

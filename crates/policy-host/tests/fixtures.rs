@@ -70,7 +70,12 @@ async fn embedded_failover_sends_to_targets_in_order() {
         retry_after_ms: None,
         elapsed_ms: 3,
     };
+    // A 503 is retried once on the same target after a short backoff, then
+    // the next target is tried at once.
     let next = pinned.on_attempt(&request(), &outcome).await;
+    assert!(matches!(next.value, NextStep::Retry(Retry { target: 0, delay_ms }) if delay_ms <= 100), "{next:?}");
+    let again = AttemptOutcome { attempt: 2, tried: vec![0, 0], ..outcome };
+    let next = pinned.on_attempt(&request(), &again).await;
     assert_eq!(next.value, NextStep::Retry(Retry { target: 1, delay_ms: 0 }));
     assert_eq!(next.answered_by, pinned.label());
 }

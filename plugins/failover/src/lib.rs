@@ -3,9 +3,12 @@
 //! * `route`: the route's targets in config order, those whose provider asked
 //!   us to wait (Retry-After still running) moved to the back.
 //! * `on-attempt`: success and errors no retry can fix (invalid request,
-//!   content filtered) go to the client as they are. Retryable failures
-//!   (connect error, timeout, reset, 429, 503/529, 5xx) move on to the next
-//!   untried target at once; when every target has been tried, the one that
+//!   content filtered) go to the client as they are. A transient failure of
+//!   a target is retried on that target once (`same_target_retries`): after
+//!   a short full-jitter backoff for a 5xx, or after the provider's
+//!   Retry-After when it is at most `max_same_target_wait_ms` and fits the
+//!   deadline. Other retryable failures (connect error, timeout, reset, 429
+//!   with a long or no Retry-After) move on to the next untried target at once; when every target has been tried, the one that
 //!   can be tried soonest is retried after `max(Retry-After, full-jitter
 //!   backoff)`, unless that wait does not fit in the request's deadline: then
 //!   the client gets a clean 503 with Retry-After. Auth and context-length
@@ -14,7 +17,8 @@
 //!
 //! Settings (`[policies.failover]`), all optional:
 //! `max_attempts` (4), `base_backoff_ms` (100), `max_backoff_ms` (2000),
-//! `per_try_timeout_ms` (20000, capped by the route's deadline).
+//! `per_try_timeout_ms` (20000, capped by the route's deadline),
+//! `same_target_retries` (1), `max_same_target_wait_ms` (5000).
 
 use std::sync::OnceLock;
 

@@ -32,6 +32,8 @@ struct Settings {
     hedge: bool,
     min_hedge_ms: u32,
     explore: f64,
+    same_target_retries: u32,
+    max_same_target_wait_ms: u32,
 }
 
 impl Default for Settings {
@@ -44,6 +46,8 @@ impl Default for Settings {
             hedge: true,
             min_hedge_ms: 50,
             explore: 0.05,
+            same_target_retries: 1,
+            max_same_target_wait_ms: 5000,
         }
     }
 }
@@ -111,8 +115,13 @@ impl Guest for Resilient {
     fn on_attempt(request: RequestInfo, outcome: AttemptOutcome) -> NextStep {
         let cfg = config();
         let s = &cfg.settings;
-        let backoff =
-            Backoff { max_attempts: s.max_attempts, base_backoff_ms: s.base_backoff_ms, max_backoff_ms: s.max_backoff_ms };
+        let backoff = Backoff {
+            max_attempts: s.max_attempts,
+            base_backoff_ms: s.base_backoff_ms,
+            max_backoff_ms: s.max_backoff_ms,
+            same_target_retries: s.same_target_retries,
+            max_same_target_wait_ms: s.max_same_target_wait_ms,
+        };
         let route = &cfg.topology.routes[request.route as usize];
         failover_next_step(&backoff, route, &request, &outcome, Degrade::Cached)
     }

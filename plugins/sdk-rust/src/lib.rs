@@ -102,6 +102,36 @@ pub struct Backoff {
     pub base_backoff_ms: u32,
     /// Full-jitter backoff cap, ms.
     pub max_backoff_ms: u32,
+    /// Times a target is retried after a transient failure of its own (a
+    /// 5xx, or a short Retry-After) before the request moves on.
+    pub same_target_retries: u32,
+    /// Longest Retry-After waited out on the same target (when it fits the
+    /// deadline); a longer one moves on at once.
+    pub max_same_target_wait_ms: u32,
+}
+
+/// After a transient failure, the wait before trying the same target again,
+/// if that is the better move: it has retries left, its breaker is not
+/// open, and either the provider asked for a short wait (Retry-After up to
+/// `max_same_target_wait_ms`) or it answered a 5xx without one (then a
+/// full-jitter backoff). The wait must fit the deadline.
+pub fn same_target_wait_ms(backoff: &Backoff, request: &RequestInfo, outcome: &AttemptOutcome) -> Option<u32> {
+    let times = outcome.tried.iter().filter(|&&t| t == outcome.target).count() as u32;
+    if times > backoff.same_target_retries || breaker_open(outcome.target) {
+        return None;
+    }
+    let wait = match (outcome.kind, outcome.retry_after_ms) {
+        (OutcomeKind::RateLimited | OutcomeKind::Overloaded | OutcomeKind::ServerError, Some(ms))
+            if ms <= backoff.max_same_target_wait_ms =>
+        {
+            ms
+        }
+        (OutcomeKind::Overloaded | OutcomeKind::ServerError, None) => {
+            full_jitter_backoff_ms(times, backoff.base_backoff_ms, backoff.max_backoff_ms)
+        }
+        _ => return None,
+    };
+    fits_in_deadline(wait, request.deadline_ms).then_some(wait)
 }
 
 /// A wait we can afford: leave at least a quarter of what is left for the attempt itself.
@@ -110,7 +140,9 @@ pub fn fits_in_deadline(wait_ms: u32, deadline_ms: u32) -> bool {
 }
 
 /// The `on-attempt` of ordered failover: success and failures no retry can
-/// fix go to the client as they are; a retryable failure moves on at once to
+/// fix go to the client as they are; a transient failure is retried on the
+/// same target first when [`same_target_wait_ms`] says so; otherwise a
+/// retryable failure moves on at once to
 /// an untried available target (no Retry-After running, breaker not open);
 /// when every target was tried, the one free soonest is retried after
 /// `max(Retry-After, full-jitter backoff)` if that fits the deadline. Auth
@@ -134,6 +166,9 @@ pub fn failover_next_step(
     };
     if outcome.attempt >= backoff.max_attempts {
         return stop(outcome.retry_after_ms.unwrap_or(1000));
+    }
+    if let Some(delay_ms) = same_target_wait_ms(backoff, request, outcome) {
+        return NextStep::Retry(Retry { target: outcome.target, delay_ms });
     }
     if let Some(next) = untried(route, &outcome.tried).find(|&t| is_available(t)) {
         return NextStep::Retry(Retry { target: next, delay_ms: 0 });
@@ -159,8 +194,9 @@ pub fn available_first(targets: &[u32]) -> Vec<u32> {
 
 /// The settings of an ordered-failover policy (`failover`, `least-latency`,
 /// `p2c`): `max_attempts` (4), `base_backoff_ms` (100), `max_backoff_ms`
-/// (2000), `per_try_timeout_ms` (20000). Unknown keys are refused, so a typo
-/// is an error at load instead of a silent default.
+/// (2000), `per_try_timeout_ms` (20000), `same_target_retries` (1),
+/// `max_same_target_wait_ms` (5000). Unknown keys are refused, so a typo is
+/// an error at load instead of a silent default.
 #[derive(Debug, Clone, serde::Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct FailoverSettings {
@@ -172,11 +208,22 @@ pub struct FailoverSettings {
     pub max_backoff_ms: u32,
     /// Per-attempt timeout, ms (capped by the request's deadline).
     pub per_try_timeout_ms: u32,
+    /// See [`Backoff::same_target_retries`].
+    pub same_target_retries: u32,
+    /// See [`Backoff::max_same_target_wait_ms`].
+    pub max_same_target_wait_ms: u32,
 }
 
 impl Default for FailoverSettings {
     fn default() -> Self {
-        FailoverSettings { max_attempts: 4, base_backoff_ms: 100, max_backoff_ms: 2000, per_try_timeout_ms: 20_000 }
+        FailoverSettings {
+            max_attempts: 4,
+            base_backoff_ms: 100,
+            max_backoff_ms: 2000,
+            per_try_timeout_ms: 20_000,
+            same_target_retries: 1,
+            max_same_target_wait_ms: 5000,
+        }
     }
 }
 
@@ -202,6 +249,8 @@ impl FailoverSettings {
             max_attempts: self.max_attempts,
             base_backoff_ms: self.base_backoff_ms,
             max_backoff_ms: self.max_backoff_ms,
+            same_target_retries: self.same_target_retries,
+            max_same_target_wait_ms: self.max_same_target_wait_ms,
         }
     }
 
