@@ -51,7 +51,7 @@ fn runtime(name: &str, threads: usize) -> tokio::runtime::Runtime {
         .expect("runtime")
 }
 
-async fn connect(addr: &str) -> http1::SendRequest<Full<Bytes>> {
+pub(crate) async fn connect(addr: &str) -> http1::SendRequest<Full<Bytes>> {
     let stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
     stream.set_nodelay(true).expect("nodelay");
     let (sender, conn) = http1::handshake(TokioIo::new(stream)).await.expect("handshake");
@@ -64,19 +64,32 @@ async fn connect(addr: &str) -> http1::SendRequest<Full<Bytes>> {
 }
 
 async fn one(sender: &mut http1::SendRequest<Full<Bytes>>, host: &str, api: Client, body: &Bytes) {
-    sender.ready().await.expect("connection ready");
-    let req = match api {
-        Client::OpenAi => http::Request::post("/v1/chat/completions"),
-        Client::Anthropic => http::Request::post("/v1/messages").header("anthropic-version", "2023-06-01"),
+    let path = match api {
+        Client::OpenAi => "/v1/chat/completions",
+        Client::Anthropic => "/v1/messages",
     };
-    let req = req
+    assert_eq!(post(sender, host, path, body.clone()).await, 200, "benchmarked path failed");
+}
+
+/// POSTs `body` to `path` (an Anthropic request carries `anthropic-version`)
+/// and reads the whole answer; its status.
+pub(crate) async fn post(
+    sender: &mut http1::SendRequest<Full<Bytes>>,
+    host: &str,
+    path: &str,
+    body: Bytes,
+) -> http::StatusCode {
+    sender.ready().await.expect("connection ready");
+    let req = http::Request::post(path)
         .header("host", host)
         .header("content-type", "application/json")
-        .body(Full::new(body.clone()))
+        .header("anthropic-version", "2023-06-01")
+        .body(Full::new(body))
         .expect("request");
     let response = sender.send_request(req).await.expect("response");
-    assert_eq!(response.status(), 200, "benchmarked path failed");
+    let status = response.status();
     response.into_body().collect().await.expect("body");
+    status
 }
 
 /// p50 and p99 of each path, measured interleaved — one request to each

@@ -8,7 +8,11 @@
 //!    the cost of translation (an Anthropic client, the OpenAI-wire mock);
 //! 3. the same policy in Rust, C, Python and JavaScript (the templates, built
 //!    by `scripts/build-templates.sh`): size, load cold and from the compile
-//!    cache, instantiation, warm decision latency.
+//!    cache, instantiation, warm decision latency;
+//! 4. with `--soak SECONDS`: the `switchyard` binary's RSS under full load of
+//!    questions never asked before (every answer a new cache entry), against
+//!    the same run with the cache off (build it first:
+//!    `cargo build --release -p switchyard`).
 //!
 //! Figures are printed as ratios against the baselines of the same run,
 //! since absolute numbers on a shared 2-core machine move from run to run.
@@ -22,6 +26,7 @@ mod decision;
 mod http_load;
 mod languages;
 mod nginx;
+mod soak;
 
 use std::time::Duration;
 
@@ -54,6 +59,10 @@ fn main() {
     println!("switchyard bench ({} run)\n", if quick { "quick" } else { "full" });
     if args.iter().any(|a| a == "--languages") {
         language_table(&templates, 10_000 * scale);
+        return;
+    }
+    if let Some(secs) = args.iter().position(|a| a == "--soak").and_then(|i| args.get(i + 1)) {
+        soak_table(Duration::from_secs(secs.parse().expect("--soak SECONDS")));
         return;
     }
 
@@ -123,6 +132,30 @@ fn main() {
     }
     println!();
     language_table(&templates, 10_000 * scale);
+}
+
+fn soak_table(for_how_long: Duration) {
+    println!("## Memory under churn (the switchyard binary, 64 connections, every question new)");
+    println!("| run | requests (not 200) | req/s | RSS after warm-up | largest RSS after | growth | flat (≤ 10 %) |");
+    println!("|---|---|---|---|---|---|---|");
+    for (label, ttl_ms) in [("cache off (ttl_ms = 0)", 0), ("cache on (defaults)", 300_000)] {
+        let run = soak::run(label, ttl_ms, for_how_long);
+        let (start, max) = run.after_warm_up();
+        println!(
+            "| {} | {} ({}) | {:.0} | {:.1} MiB | {:.1} MiB | {:+.1} % | {} |",
+            run.label,
+            run.requests,
+            run.failed,
+            run.requests as f64 / run.seconds,
+            start as f64 / 1024.0,
+            max as f64 / 1024.0,
+            (run.growth() - 1.0) * 100.0,
+            if run.growth() <= 1.10 { "yes" } else { "NO" }
+        );
+        let curve: Vec<String> = run.samples.iter().map(|(t, kib)| format!("{t:.0}s {:.1}", *kib as f64 / 1024.0)).collect();
+        eprintln!("{label}: RSS MiB over time: {}", curve.join(", "));
+    }
+    println!();
 }
 
 fn language_table(dir: &std::path::Path, calls: usize) {

@@ -152,11 +152,13 @@ pub struct CacheSection {
     pub max_entries: usize,
     /// Larger answers are not kept. Default 1 MiB.
     pub max_body_bytes: usize,
+    /// Most bytes of answers kept in all (the oldest go first). Default 64 MiB.
+    pub max_bytes: usize,
 }
 
 impl Default for CacheSection {
     fn default() -> Self {
-        CacheSection { ttl_ms: 300_000, max_entries: 10_000, max_body_bytes: 1 << 20 }
+        CacheSection { ttl_ms: 300_000, max_entries: 10_000, max_body_bytes: 1 << 20, max_bytes: 64 << 20 }
     }
 }
 

@@ -340,7 +340,7 @@ impl Exchange {
         });
         if let Some((body, content_type, hit)) = replayed {
             self.meta.degraded = Some("cached");
-            self.meta.provider = Some(hit.provider.as_str().into());
+            self.meta.provider = Some(hit.provider.clone());
             let mut response = Response::new(respond::full(body));
             response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
             if let Ok(age) = HeaderValue::from_str(&hit.age.as_secs().to_string()) {
@@ -416,7 +416,7 @@ impl Exchange {
                     let client = self.client;
                     tokio::spawn(async move {
                         if let Some(key) = CacheKey::of(client, &model, &request) {
-                            cache.put(key, answer, provider.as_deref().unwrap_or("none"));
+                            cache.put(key, answer, &provider.unwrap_or_else(|| "none".into()));
                         }
                     });
                 }

@@ -263,12 +263,13 @@ impl Gateway {
                 config.retry_budget.min_retries,
                 Duration::from_millis(config.retry_budget.window_ms),
             ),
-            cache: Arc::new(crate::cache::MemoryCache::new(
-                Duration::from_millis(config.cache.ttl_ms),
-                config.cache.max_entries,
-                config.cache.max_body_bytes,
-            )),
-            cache_enabled: config.cache.ttl_ms > 0 && config.cache.max_entries > 0,
+            cache: Arc::new(crate::cache::MemoryCache::new(crate::cache::CacheLimits {
+                ttl: Duration::from_millis(config.cache.ttl_ms),
+                max_entries: config.cache.max_entries,
+                max_body_bytes: config.cache.max_body_bytes,
+                max_bytes: config.cache.max_bytes,
+            })),
+            cache_enabled: config.cache.ttl_ms > 0 && config.cache.max_entries > 0 && config.cache.max_bytes > 0,
             max_body_bytes: config.max_body_bytes,
         };
         let probes = crate::probe::start(probes, &shared.health);
