@@ -152,7 +152,8 @@ fn soak_table(for_how_long: Duration) {
             (run.growth() - 1.0) * 100.0,
             if run.growth() <= 1.10 { "yes" } else { "NO" }
         );
-        let curve: Vec<String> = run.samples.iter().map(|(t, kib)| format!("{t:.0}s {:.1}", *kib as f64 / 1024.0)).collect();
+        let curve: Vec<String> =
+            run.samples.iter().map(|(t, kib)| format!("{t:.0}s {:.1}", *kib as f64 / 1024.0)).collect();
         eprintln!("{label}: RSS MiB over time: {}", curve.join(", "));
     }
     println!();

@@ -119,7 +119,11 @@ impl ResponseCache for MemoryCache {
         let inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         let stored = inner.map.get(key)?;
         let age = stored.stored.elapsed();
-        (age < self.limits.ttl).then(|| CachedAnswer { body: stored.body.clone(), provider: stored.provider.clone(), age })
+        (age < self.limits.ttl).then(|| CachedAnswer {
+            body: stored.body.clone(),
+            provider: stored.provider.clone(),
+            age,
+        })
     }
 
     fn put(&self, key: CacheKey, body: Bytes, provider: &Arc<str>) {
@@ -225,9 +229,6 @@ mod tests {
         cache.put(key("a"), buffer.slice(0..300), &"p".into());
         let held = cache.get(&key("a")).unwrap().body;
         assert_eq!(held.len(), 300);
-        assert!(
-            !buffer.as_ptr_range().contains(&held.as_ptr()),
-            "the cache holds a slice of the 64 KiB read buffer"
-        );
+        assert!(!buffer.as_ptr_range().contains(&held.as_ptr()), "the cache holds a slice of the 64 KiB read buffer");
     }
 }

@@ -190,10 +190,53 @@ pub struct Event {
     pub data: String,
 }
 
+/// Longest event kept whole; a longer one is dropped (and counted), so a
+/// provider that never ends an event cannot grow the gateway's memory.
+pub const MAX_EVENT_BYTES: usize = 4 << 20;
+
 /// Splits a byte stream into events; chunk boundaries may fall anywhere.
+/// Lines end with LF or CRLF; a blank line ends an event. Each byte is
+/// looked at a bounded number of times however the stream is cut.
 #[derive(Debug, Default)]
 pub struct EventReader {
     pending: Vec<u8>,
+    /// `pending[..scanned]` holds no event boundary.
+    scanned: usize,
+    /// The current event outgrew [`MAX_EVENT_BYTES`]: skip to its end.
+    skipping: bool,
+    dropped: u64,
+}
+
+/// Where the first blank line of `text` at or after `from` is: the end of
+/// the event before it and where the next one starts. `None`, and how far
+/// the text was searched, when there is none yet.
+fn boundary(text: &[u8], from: usize) -> Result<(usize, usize), usize> {
+    let mut i = from;
+    while let Some(offset) = text[i..].iter().position(|&b| b == b'\n') {
+        let nl = i + offset;
+        let end = if nl > 0 && text[nl - 1] == b'\r' { nl - 1 } else { nl };
+        match text.get(nl + 1..) {
+            Some([b'\n', ..]) => return Ok((end, nl + 2)),
+            Some([b'\r', b'\n', ..]) => return Ok((end, nl + 3)),
+            // Not enough yet to tell: look here again next time.
+            Some([]) | Some([b'\r']) => return Err(end),
+            _ => i = nl + 1,
+        }
+    }
+    Err(text.len().saturating_sub(1).max(from))
+}
+
+fn parse_event(raw: &[u8]) -> Option<Event> {
+    let raw = String::from_utf8_lossy(raw);
+    let (mut event, mut data) = (None, Vec::new());
+    for line in raw.lines() {
+        if let Some(v) = line.strip_prefix("event:") {
+            event = Some(v.trim().to_owned());
+        } else if let Some(v) = line.strip_prefix("data:") {
+            data.push(v.strip_prefix(' ').unwrap_or(v).to_owned());
+        }
+    }
+    (event.is_some() || !data.is_empty()).then(|| Event { event, data: data.join("\n") })
 }
 
 impl EventReader {
@@ -201,35 +244,81 @@ impl EventReader {
     pub fn feed(&mut self, chunk: &[u8]) -> Vec<Event> {
         self.pending.extend_from_slice(chunk);
         let mut events = Vec::new();
+        let mut start = 0;
         loop {
-            let text = &self.pending;
-            let end = text
-                .windows(2)
-                .position(|w| w == b"\n\n")
-                .map(|i| (i, 2))
-                .or_else(|| text.windows(4).position(|w| w == b"\r\n\r\n").map(|i| (i, 4)));
-            let Some((at, len)) = end else { break };
-            let raw = String::from_utf8_lossy(&self.pending[..at]).into_owned();
-            self.pending.drain(..at + len);
-            let (mut event, mut data) = (None, Vec::new());
-            for line in raw.lines() {
-                if let Some(v) = line.strip_prefix("event:") {
-                    event = Some(v.trim().to_owned());
-                } else if let Some(v) = line.strip_prefix("data:") {
-                    data.push(v.strip_prefix(' ').unwrap_or(v).to_owned());
+            match boundary(&self.pending, self.scanned.max(start)) {
+                Ok((end, next)) => {
+                    if !std::mem::take(&mut self.skipping) {
+                        events.extend(parse_event(&self.pending[start..end]));
+                    }
+                    start = next;
+                    self.scanned = next;
+                }
+                Err(searched) => {
+                    self.scanned = searched;
+                    break;
                 }
             }
-            if event.is_some() || !data.is_empty() {
-                events.push(Event { event, data: data.join("\n") });
+        }
+        self.pending.drain(..start);
+        self.scanned -= start;
+        if self.pending.len() > MAX_EVENT_BYTES {
+            // Keep only what could still start the blank line that ends it.
+            let keep = self.pending.split_off(self.pending.len() - 3);
+            self.pending = keep;
+            self.scanned = 0;
+            if !self.skipping {
+                self.skipping = true;
+                self.dropped += 1;
             }
         }
         events
+    }
+
+    /// Events dropped for outgrowing [`MAX_EVENT_BYTES`].
+    pub fn dropped(&self) -> u64 {
+        self.dropped
     }
 }
 
 #[cfg(test)]
 mod event_tests {
     use super::*;
+
+    #[test]
+    fn lf_and_crlf_blank_lines_end_events_in_order() {
+        let mut reader = EventReader::default();
+        let events = reader.feed(b"data: a\r\n\r\ndata: b\n\ndata: c\n\r\n");
+        let data: Vec<&str> = events.iter().map(|e| e.data.as_str()).collect();
+        assert_eq!(data, ["a", "b", "c"]);
+    }
+
+    #[test]
+    fn an_event_that_never_ends_is_dropped_not_kept() {
+        let mut reader = EventReader::default();
+        let chunk = vec![b'x'; 64 * 1024];
+        reader.feed(b"data: ");
+        for _ in 0..(MAX_EVENT_BYTES / chunk.len() + 2) {
+            assert!(reader.feed(&chunk).is_empty());
+        }
+        assert!(reader.pending.len() <= MAX_EVENT_BYTES);
+        assert_eq!(reader.dropped(), 1);
+        let events = reader.feed(b"\n\ndata: next\n\n");
+        assert_eq!(events, [Event { event: None, data: "next".into() }]);
+    }
+
+    #[test]
+    fn a_big_event_fed_byte_by_byte_is_read_in_linear_time() {
+        let mut reader = EventReader::default();
+        let event = format!("data: {}\n\n", "y".repeat(1 << 20));
+        let started = std::time::Instant::now();
+        let mut events = Vec::new();
+        for b in event.as_bytes() {
+            events.extend(reader.feed(&[*b]));
+        }
+        assert_eq!(events.len(), 1);
+        assert!(started.elapsed() < std::time::Duration::from_secs(5), "{:?}", started.elapsed());
+    }
 
     #[test]
     fn events_split_across_chunks_are_put_back_together() {
