@@ -58,7 +58,7 @@ pub(crate) struct Relay {
     done: DoneDetector,
     source: StreamSource,
     /// Translates the provider's events for the client, event by event.
-    translate: Option<StreamTranslator>,
+    translate: Option<Box<StreamTranslator>>,
 }
 
 impl Relay {
@@ -68,7 +68,7 @@ impl Relay {
         rest: Incoming,
         idle_timeout: Duration,
         source: StreamSource,
-        translate: Option<StreamTranslator>,
+        translate: Option<Box<StreamTranslator>>,
     ) -> Self {
         Relay {
             client,

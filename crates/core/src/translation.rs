@@ -89,10 +89,10 @@ pub(crate) fn answer(client: Api, provider: Api, mut attempt: Attempt, include_u
     let status = answer.head.status.as_u16();
     match &mut answer.body {
         AnswerBody::Stream { translate, .. } => {
-            *translate = Some(match client {
+            *translate = Some(Box::new(match client {
                 Api::OpenAi => StreamTranslator::ToOpenAi(AnthropicToChat::new(unix_now(), include_usage)),
                 Api::Anthropic => StreamTranslator::ToAnthropic(ChatToAnthropic::new()),
-            });
+            }));
         }
         AnswerBody::Full(bytes) if attempt.kind == OutcomeKind::Success => match whole_answer(client, bytes) {
             Ok(translated) => *bytes = translated,

@@ -179,7 +179,7 @@ pub(crate) enum AnswerBody {
         /// The rest, still upstream.
         rest: Incoming,
         /// Set when the stream must be translated for the client on its way.
-        translate: Option<StreamTranslator>,
+        translate: Option<Box<StreamTranslator>>,
     },
 }
 
