@@ -187,7 +187,8 @@ fn stream_translators_both_ways_survive_hostile_streams_however_they_are_cut() {
     let anthropic = (input(&ANTHROPIC_STREAMS), prop::collection::vec(any::<usize>(), 0..16));
     runner()
         .run(&anthropic, |(stream, cuts)| {
-            let whole = translate_all(StreamTranslator::ToOpenAi(AnthropicToChat::new(1, true)), &[stream.clone()]);
+            let whole =
+                translate_all(StreamTranslator::ToOpenAi(AnthropicToChat::new(1, true)), std::slice::from_ref(&stream));
             let cut = translate_all(StreamTranslator::ToOpenAi(AnthropicToChat::new(1, true)), &chunks(&stream, &cuts));
             prop_assert_eq!(whole, cut);
             Ok(())
@@ -196,7 +197,8 @@ fn stream_translators_both_ways_survive_hostile_streams_however_they_are_cut() {
     let openai = (input(&OPENAI_STREAMS), prop::collection::vec(any::<usize>(), 0..16));
     runner()
         .run(&openai, |(stream, cuts)| {
-            let whole = translate_all(StreamTranslator::ToAnthropic(ChatToAnthropic::new()), &[stream.clone()]);
+            let whole =
+                translate_all(StreamTranslator::ToAnthropic(ChatToAnthropic::new()), std::slice::from_ref(&stream));
             let cut = translate_all(StreamTranslator::ToAnthropic(ChatToAnthropic::new()), &chunks(&stream, &cuts));
             prop_assert_eq!(whole, cut);
             Ok(())
