@@ -31,6 +31,9 @@ use hyper_util::server::conn::auto;
 use tokio::net::TcpListener;
 use tokio::sync::{Notify, mpsc};
 
+/// Requests whose details a mock keeps for [`MockProvider::seen`].
+pub const SEEN_KEPT: usize = 10_000;
+
 /// One scripted reply.
 #[derive(Clone, Debug)]
 pub enum Reply {
@@ -302,7 +305,8 @@ impl MockProvider {
         self.state.received.load(Ordering::SeqCst)
     }
 
-    /// What the mock saw of each request.
+    /// What the mock saw of each of its first [`SEEN_KEPT`] requests (a mock
+    /// serving a demo or a bench for hours keeps no more).
     pub fn seen(&self) -> Vec<Seen> {
         self.state.seen.lock().unwrap().clone()
     }
@@ -360,13 +364,18 @@ async fn answer(state: Arc<State>, req: Request<Incoming>) -> Result<Response<Mo
     let model = json["model"].as_str().unwrap_or("unknown").to_owned();
     let streaming = json["stream"].as_bool().unwrap_or(false);
     let usage = json["stream_options"]["include_usage"] == true;
-    state.seen.lock().unwrap().push(Seen {
-        model: model.clone(),
-        authorization,
-        headers: headers.clone(),
-        body: String::from_utf8_lossy(&body).into(),
-        version,
-    });
+    {
+        let mut seen = state.seen.lock().unwrap();
+        if seen.len() < SEEN_KEPT {
+            seen.push(Seen {
+                model: model.clone(),
+                authorization,
+                headers: headers.clone(),
+                body: String::from_utf8_lossy(&body).into(),
+                version,
+            });
+        }
+    }
     let dialect = if state.anthropic.load(Ordering::SeqCst) { Dialect::Anthropic } else { Dialect::OpenAi };
     if path.ends_with("/messages/count_tokens") {
         // Anthropic's counter (outside the script): a rough count of the prompt.
