@@ -10,10 +10,6 @@ use switchyard_policy_host::sha256_hex;
 
 use crate::*;
 
-fn label(name: &str, bytes: &[u8]) -> String {
-    format!("{name}@{}", &sha256_hex(bytes)[..12])
-}
-
 /// Replace by rename: write beside, then rename over (what deploy tools do).
 fn replace_by_rename(dir: &Path, name: &str, bytes: &[u8]) {
     let tmp = dir.join(format!(".{name}.tmp"));
@@ -157,14 +153,6 @@ async fn in_flight_request_finishes_on_the_version_it_started_with() {
     assert!(r.header("x-switchyard-policy").starts_with("failover@"));
     assert_ne!(r.header("x-switchyard-policy"), label("failover", &weighted));
     assert_eq!(r.header("x-switchyard-provider"), "b");
-}
-
-/// A component with a custom section appended: same behaviour, new sha256.
-fn rebuilt(bytes: &[u8]) -> Vec<u8> {
-    let mut out = bytes.to_vec();
-    // Custom section (id 0), 6 bytes: name "r" (1 + 1 byte) and a 4-byte payload.
-    out.extend_from_slice(&[0, 6, 1, b'r', 1, 2, 3, 4]);
-    out
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -100,3 +100,18 @@ pub async fn install_policy(gw: &TestGateway, name: &str, artifact: &str) {
     std::fs::copy(plugin_artifact(artifact), gw.policy_dir.join(format!("{name}.wasm"))).unwrap();
     wait_for(&mut events, |e| matches!(e, PolicyEvent::Loaded { name: loaded, .. } if loaded == name)).await;
 }
+
+/// `name@` + the first 12 hex digits of the component's sha256, as
+/// `x-switchyard-policy` names a version.
+pub fn label(name: &str, bytes: &[u8]) -> String {
+    format!("{name}@{}", &switchyard_policy_host::sha256_hex(bytes)[..12])
+}
+
+/// The same component with a custom section appended: same behaviour, new
+/// sha256 (a new version of the same policy).
+pub fn rebuilt(bytes: &[u8]) -> Vec<u8> {
+    let mut out = bytes.to_vec();
+    // Custom section (id 0), 6 bytes: name "r" (1 + 1 byte) and a 4-byte payload.
+    out.extend_from_slice(&[0, 6, 1, b'r', 1, 2, 3, 4]);
+    out
+}

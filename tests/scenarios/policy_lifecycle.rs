@@ -8,20 +8,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use switchyard_policy_host::sha256_hex;
-
 use crate::*;
-
-fn label(name: &str, bytes: &[u8]) -> String {
-    format!("{name}@{}", &sha256_hex(bytes)[..12])
-}
-
-/// The same component with a custom section appended: same behaviour, new sha256.
-fn rebuilt(bytes: &[u8]) -> Vec<u8> {
-    let mut out = bytes.to_vec();
-    out.extend_from_slice(&[0, 6, 1, b'r', 9, 9, 9, 9]);
-    out
-}
 
 async fn chaos_request(gw: &TestGateway, mode: &str) -> ChatResponse {
     post_raw(&gw.url(), "/v1/chat/completions", chat_body("m", false), &[("x-chaos", mode)]).await

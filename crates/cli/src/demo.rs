@@ -13,13 +13,30 @@ use switchyard_mock::{MockProvider, Reply};
 use crate::shutdown_signal;
 
 pub(crate) async fn demo(listen: &str, policy_dir: &Path) -> anyhow::Result<ExitCode> {
-    // The primary answers, then has an outage (503), answers, then rate-limits
-    // (429, Retry-After: 1) — round and round. The backup is healthy.
-    let primary =
-        MockProvider::start_cycling("primary", vec![Reply::Ok, Reply::status(503), Reply::Ok, Reply::rate_limited(1)])
-            .await;
-    // Claude answers, then is overloaded (529), round and round.
-    let claude = MockProvider::start_anthropic("claude", vec![Reply::Ok, Reply::anthropic_overloaded()]).await;
+    // The primary answers, then fails twice (503: retried once on the same
+    // target, then the backup), answers, blips once (a 500 the retry on the
+    // same target rides out), then rate-limits for 10 s (longer than the
+    // policy waits on one target: the backup) — round and round. The backup
+    // is healthy.
+    let primary = MockProvider::start_cycling(
+        "primary",
+        vec![
+            Reply::Ok,
+            Reply::status(503),
+            Reply::status(503),
+            Reply::Ok,
+            Reply::status(500),
+            Reply::Ok,
+            Reply::rate_limited(10),
+        ],
+    )
+    .await;
+    // Claude answers, then is overloaded (529) twice, round and round.
+    let claude = MockProvider::start_anthropic(
+        "claude",
+        vec![Reply::Ok, Reply::anthropic_overloaded(), Reply::anthropic_overloaded()],
+    )
+    .await;
     let backup = MockProvider::start("backup").await;
     std::fs::create_dir_all(policy_dir).with_context(|| format!("creating {}", policy_dir.display()))?;
     let policy_dir = policy_dir.canonicalize()?;
