@@ -121,3 +121,37 @@ async fn an_open_breaker_is_probed_so_a_recovered_primary_gets_traffic_back_with
     }
     eprintln!("a probe closed the breaker {:?} after the primary recovered", recovered.elapsed());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_a_long_outage_a_recovered_primary_has_traffic_back_within_ten_seconds_with_the_defaults() {
+    init_tracing();
+    let primary = MockProvider::start_cycling("primary", vec![Reply::status(503)]).await;
+    let backup = MockProvider::start("backup").await;
+    // Default breaker and policy settings.
+    let gw = TestGateway::start(&two_providers(&primary.url(), &backup.url())).await;
+    // 25 s down, one client request every 100 ms: the cool-down doubles
+    // (5 s, then 10 s) and stays at 10 s; every request is answered.
+    let outage = Instant::now();
+    let mut requests = 0;
+    while outage.elapsed() < Duration::from_secs(25) {
+        let r = post_chat(&gw.url(), "m").await;
+        assert_eq!((r.status.as_u16(), r.header("x-switchyard-provider")), (200, "backup"), "{}", r.body);
+        requests += 1;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let during = primary.received();
+    eprintln!("{requests} requests in a 25 s outage; the primary saw {during} attempts");
+    assert!(during <= 10, "the primary saw {during} attempts: probes must stay bounded");
+    primary.set_cycle(vec![Reply::Ok]);
+    let recovered = Instant::now();
+    loop {
+        let r = post_chat(&gw.url(), "m").await;
+        assert_eq!(r.status, 200);
+        if r.header("x-switchyard-provider") == "primary" {
+            break;
+        }
+        assert!(recovered.elapsed() < Duration::from_secs(11), "no traffic back on the primary after 11 s");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    eprintln!("traffic back on the recovered primary after {:?}", recovered.elapsed());
+}
