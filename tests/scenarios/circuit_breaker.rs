@@ -6,6 +6,21 @@ use std::time::{Duration, Instant};
 
 use crate::*;
 
+/// Sends a request every `every` until the primary answers one (every answer
+/// must be a 200), within `patience`; how long that took.
+async fn until_the_primary_answers(gw: &TestGateway, every: Duration, patience: Duration) -> Duration {
+    let recovered = Instant::now();
+    loop {
+        let r = post_chat(&gw.url(), "m").await;
+        assert_eq!(r.status, 200);
+        if r.header("x-switchyard-provider") == "primary" {
+            return recovered.elapsed();
+        }
+        assert!(recovered.elapsed() < patience, "no traffic back on the primary within {patience:?}");
+        tokio::time::sleep(every).await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_503_storm_costs_the_primary_only_half_open_probes_and_traffic_returns_when_it_recovers() {
     init_tracing();
@@ -33,21 +48,12 @@ async fn a_503_storm_costs_the_primary_only_half_open_probes_and_traffic_returns
     assert!(primary_attempts <= 14, "the primary saw {primary_attempts} attempts for {requests} requests");
 
     primary.set_cycle(vec![Reply::Ok]);
-    let recovered = Instant::now();
-    loop {
-        let r = post_chat(&gw.url(), "m").await;
-        assert_eq!(r.status, 200);
-        if r.header("x-switchyard-provider") == "primary" {
-            break;
-        }
-        assert!(recovered.elapsed() < PATIENCE, "traffic never went back to the primary");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    let back_after = until_the_primary_answers(&gw, Duration::from_millis(10), PATIENCE).await;
     for _ in 0..10 {
         let r = post_chat(&gw.url(), "m").await;
         assert_eq!(r.header("x-switchyard-provider"), "primary", "the breaker closed: the primary takes traffic");
     }
-    eprintln!("traffic back on the primary {:?} after it recovered", recovered.elapsed());
+    eprintln!("traffic back on the primary {back_after:?} after it recovered");
 }
 
 #[tokio::test]
@@ -109,17 +115,8 @@ async fn an_open_breaker_is_probed_so_a_recovered_primary_gets_traffic_back_with
         assert_eq!((r.status.as_u16(), r.header("x-switchyard-provider")), (200, "backup"));
     }
     primary.set_cycle(vec![Reply::Ok]);
-    let recovered = Instant::now();
-    loop {
-        let r = post_chat(&gw.url(), "m").await;
-        assert_eq!(r.status, 200);
-        if r.header("x-switchyard-provider") == "primary" {
-            break;
-        }
-        assert!(recovered.elapsed() < Duration::from_secs(5), "the probe never closed the breaker");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    eprintln!("a probe closed the breaker {:?} after the primary recovered", recovered.elapsed());
+    let back_after = until_the_primary_answers(&gw, Duration::from_millis(20), Duration::from_secs(5)).await;
+    eprintln!("a probe closed the breaker {back_after:?} after the primary recovered");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -143,15 +140,6 @@ async fn after_a_long_outage_a_recovered_primary_has_traffic_back_within_ten_sec
     eprintln!("{requests} requests in a 25 s outage; the primary saw {during} attempts");
     assert!(during <= 10, "the primary saw {during} attempts: probes must stay bounded");
     primary.set_cycle(vec![Reply::Ok]);
-    let recovered = Instant::now();
-    loop {
-        let r = post_chat(&gw.url(), "m").await;
-        assert_eq!(r.status, 200);
-        if r.header("x-switchyard-provider") == "primary" {
-            break;
-        }
-        assert!(recovered.elapsed() < Duration::from_secs(11), "no traffic back on the primary after 11 s");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    eprintln!("traffic back on the recovered primary after {:?}", recovered.elapsed());
+    let back_after = until_the_primary_answers(&gw, Duration::from_millis(100), Duration::from_secs(11)).await;
+    eprintln!("traffic back on the recovered primary after {back_after:?}");
 }
