@@ -12,6 +12,7 @@
 //! is the policy's fault ([`CallClock::overran_by_itself`]).
 
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use wasmtime::UpdateDeadline;
@@ -38,6 +39,10 @@ struct Run {
 #[derive(Debug)]
 pub(crate) struct CallClock {
     run: Mutex<Run>,
+    /// The call yielded at a tick: its next poll restarts the count. (A
+    /// decision that never reaches a tick — nearly all — pays one load per
+    /// poll, no clock read.)
+    yielded: AtomicBool,
 }
 
 impl Default for CallClock {
@@ -45,6 +50,7 @@ impl Default for CallClock {
         let now = Instant::now();
         CallClock {
             run: Mutex::new(Run { started: now, resumed: now, ran: Duration::ZERO, ticks: 0, timeout: Duration::ZERO }),
+            yielded: AtomicBool::new(false),
         }
     }
 }
@@ -58,11 +64,15 @@ impl CallClock {
     pub fn arm(&self, timeout: Duration) {
         let now = Instant::now();
         *self.lock() = Run { started: now, resumed: now, ran: Duration::ZERO, ticks: 0, timeout };
+        self.yielded.store(false, Ordering::Relaxed);
     }
 
-    /// The call is polled (again): time runs from now.
+    /// The call is polled (again): after a yield, time runs from now.
     pub fn resume(&self) {
-        self.lock().resumed = Instant::now();
+        if self.yielded.load(Ordering::Relaxed) {
+            self.yielded.store(false, Ordering::Relaxed);
+            self.lock().resumed = Instant::now();
+        }
     }
 
     /// The epoch callback: count the stretch since the last resume, then
@@ -78,6 +88,7 @@ impl CallClock {
         if run.ran >= run.timeout || wall >= run.timeout.saturating_mul(WALL_BACKSTOP_FACTOR) {
             UpdateDeadline::Interrupt
         } else {
+            self.yielded.store(true, Ordering::Relaxed);
             UpdateDeadline::Yield(1)
         }
     }
