@@ -109,20 +109,6 @@ impl PolicyKv {
     }
 }
 
-/// Every policy's store, by policy name.
-#[derive(Default)]
-pub(crate) struct KvStores {
-    stores: Mutex<HashMap<String, std::sync::Arc<PolicyKv>>>,
-}
-
-impl KvStores {
-    /// The store of policy `name`, made on first use.
-    pub fn of(&self, name: &str) -> std::sync::Arc<PolicyKv> {
-        let mut stores = self.stores.lock().unwrap_or_else(|p| p.into_inner());
-        stores.entry(name.to_owned()).or_default().clone()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

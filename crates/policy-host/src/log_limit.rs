@@ -3,9 +3,8 @@
 //! allowance are dropped and counted; the next line that gets through says
 //! how many were dropped before it.
 
-use std::collections::HashMap;
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
 
 use tokio::time::Instant;
 
@@ -58,20 +57,6 @@ impl LogLimit {
     /// Lines dropped so far.
     pub fn dropped(&self) -> u64 {
         self.dropped.load(Ordering::Relaxed)
-    }
-}
-
-/// Every policy's allowance, by policy name (shared by its versions).
-#[derive(Default)]
-pub struct LogLimits {
-    limits: Mutex<HashMap<String, Arc<LogLimit>>>,
-}
-
-impl LogLimits {
-    /// The allowance of policy `name`.
-    pub fn of(&self, name: &str) -> Arc<LogLimit> {
-        let mut limits = self.limits.lock().unwrap_or_else(|p| p.into_inner());
-        limits.entry(name.to_owned()).or_default().clone()
     }
 }
 

@@ -11,13 +11,33 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use crate::HealthBook;
 use crate::call::CallContext;
 
+/// One `T` per policy name, made on first use and shared by all the
+/// policy's instances and versions (its key-value state, its log allowance).
+pub(crate) struct ByPolicy<T> {
+    items: std::sync::Mutex<std::collections::HashMap<String, Arc<T>>>,
+}
+
+impl<T> Default for ByPolicy<T> {
+    fn default() -> Self {
+        ByPolicy { items: Default::default() }
+    }
+}
+
+impl<T: Default> ByPolicy<T> {
+    /// The `T` of policy `name`.
+    pub fn of(&self, name: &str) -> Arc<T> {
+        let mut items = self.items.lock().unwrap_or_else(|p| p.into_inner());
+        items.entry(name.to_owned()).or_default().clone()
+    }
+}
+
 /// Shared by every store of one policy host.
 pub(crate) struct HostShared {
     pub health: Arc<HealthBook>,
     /// Every policy's key-value state, by policy name.
-    pub kv: crate::kv::KvStores,
+    pub kv: ByPolicy<crate::kv::PolicyKv>,
     /// Every policy's log allowance, by policy name.
-    pub logs: crate::log_limit::LogLimits,
+    pub logs: ByPolicy<crate::log_limit::LogLimit>,
     pub started: tokio::time::Instant,
 }
 
