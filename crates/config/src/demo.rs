@@ -15,7 +15,13 @@ default = "resilient"
 max_attempts = 4
 base_backoff_ms = 50
 max_backoff_ms = 500
-per_try_timeout_ms = 2000
+
+# Local mocks answer in milliseconds: a silent one is caught in 2 s.
+[timeouts]
+first_token_timeout_ms = 2000
+first_token_floor_ms = 1000
+idle_timeout_ms = 2000
+answer_timeout_ms = 10000
 
 [[providers]]
 name = "primary"

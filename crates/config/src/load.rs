@@ -26,6 +26,9 @@ fn line_of(text: &str, offset: usize) -> usize {
     text[..offset.min(text.len())].matches('\n').count() + 1
 }
 
+/// Longest attempt limit accepted (a day; a policy's are `u32` ms).
+const MAX_LIMIT_MS: u64 = 86_400_000;
+
 fn validate(config: Config, text: &str, origin: &str) -> Result<Config, ConfigError> {
     let invalid = |offset: Option<usize>, message: String| ConfigError::Invalid {
         origin: origin.to_owned(),
@@ -87,6 +90,21 @@ fn validate(config: Config, text: &str, origin: &str) -> Result<Config, ConfigEr
             return Err(invalid(Some(provider.name.span().start), format!("provider {name:?}: api_key_env is empty")));
         }
     }
+    let t = &config.timeouts;
+    let limits = [
+        ("first_token_timeout_ms", t.first_token_timeout_ms),
+        ("first_token_floor_ms", t.first_token_floor_ms),
+        ("idle_timeout_ms", t.idle_timeout_ms),
+        ("answer_timeout_ms", t.answer_timeout_ms),
+    ];
+    for (name, ms) in limits {
+        if ms == 0 || ms > MAX_LIMIT_MS {
+            return Err(invalid(None, format!("timeouts.{name} must be 1..={MAX_LIMIT_MS}")));
+        }
+    }
+    if t.first_token_floor_ms > t.first_token_timeout_ms {
+        return Err(invalid(None, "timeouts.first_token_floor_ms is larger than first_token_timeout_ms".into()));
+    }
     let mut models = HashSet::new();
     if config.routes.is_empty() {
         return Err(invalid(None, "no [[routes]]: the gateway would have nothing to serve".into()));
@@ -110,6 +128,17 @@ fn validate(config: Config, text: &str, origin: &str) -> Result<Config, ConfigEr
         }
         if route.timeout_ms == 0 {
             return Err(invalid(at, format!("route {model:?}: timeout_ms must be more than 0")));
+        }
+        let limits = [
+            ("first_token_timeout_ms", route.first_token_timeout_ms),
+            ("idle_timeout_ms", route.idle_timeout_ms),
+            ("answer_timeout_ms", route.answer_timeout_ms),
+            ("connect_timeout_ms", route.connect_timeout_ms),
+        ];
+        for (name, ms) in limits {
+            if ms == Some(0) || ms.is_some_and(|ms| ms > MAX_LIMIT_MS) {
+                return Err(invalid(at, format!("route {model:?}: {name} must be 1..={MAX_LIMIT_MS}")));
+            }
         }
         for target in &route.targets {
             let provider = target.provider.get_ref();

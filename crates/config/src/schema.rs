@@ -33,6 +33,9 @@ pub struct Config {
     /// The response cache policies degrade to (`degrade: cached`).
     #[serde(default)]
     pub cache: CacheSection,
+    /// Limits of each attempt, gateway-wide; a route may set each of its own.
+    #[serde(default)]
+    pub timeouts: TimeoutsSection,
     /// Settings per policy name, handed to that policy's `init` as JSON.
     #[serde(default)]
     pub policies: BTreeMap<String, toml::Table>,
@@ -172,6 +175,40 @@ pub enum Api {
     Anthropic,
 }
 
+/// `[timeouts]`: the limits of each upstream attempt, fitted to LLM traffic
+/// (see docs/config.md for the numbers and why). A route's own
+/// `first_token_timeout_ms`, `idle_timeout_ms`, `answer_timeout_ms` and
+/// `connect_timeout_ms` override them; a policy's plan overrides both.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TimeoutsSection {
+    /// Streams: longest wait for the first content-bearing event (text,
+    /// tool-call or thinking delta) of a target with no history. Default 30000.
+    pub first_token_timeout_ms: u64,
+    /// Streams to a target with a history of first tokens: the limit is four
+    /// times its recent p95, at least this and at most
+    /// `first_token_timeout_ms`. Set it equal to `first_token_timeout_ms` to
+    /// turn the adaptation off. Default 10000.
+    pub first_token_floor_ms: u64,
+    /// Streams: longest silence between two content-bearing events
+    /// (heartbeats do not count). Default 30000.
+    pub idle_timeout_ms: u64,
+    /// Non-streamed requests: the whole answer (its headers come with it).
+    /// Default 600000.
+    pub answer_timeout_ms: u64,
+}
+
+impl Default for TimeoutsSection {
+    fn default() -> Self {
+        TimeoutsSection {
+            first_token_timeout_ms: 30_000,
+            first_token_floor_ms: 10_000,
+            idle_timeout_ms: 30_000,
+            answer_timeout_ms: 600_000,
+        }
+    }
+}
+
 /// `[[providers]]`: one upstream API endpoint.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -231,9 +268,24 @@ pub struct Route {
     /// Policy (file stem) deciding this route; `[policy].default` when absent.
     #[serde(default)]
     pub policy: Option<String>,
-    /// Overall deadline of a client request, all attempts included. Default 30000.
+    /// How long the gateway may keep trying: no attempt, and no wait before
+    /// one, starts after it, and a stream's first token must come within it.
+    /// An attempt that started runs under its own limits (a long answer is
+    /// not cut by it). Default 30000.
     #[serde(default = "default_route_timeout")]
     pub timeout_ms: u64,
+    /// This route's `[timeouts] first_token_timeout_ms`, used as is (no adaptation).
+    #[serde(default)]
+    pub first_token_timeout_ms: Option<u64>,
+    /// This route's `[timeouts] idle_timeout_ms`.
+    #[serde(default)]
+    pub idle_timeout_ms: Option<u64>,
+    /// This route's `[timeouts] answer_timeout_ms`.
+    #[serde(default)]
+    pub answer_timeout_ms: Option<u64>,
+    /// Connect limit for this route's attempts; can only shorten a provider's `connect_timeout_ms`.
+    #[serde(default)]
+    pub connect_timeout_ms: Option<u64>,
     /// Where requests may go, in preference order.
     pub targets: Vec<TargetRef>,
 }

@@ -13,7 +13,8 @@ use bytes::Bytes;
 use http::{HeaderValue, Response, StatusCode, header};
 use http_body_util::BodyExt;
 use switchyard_policy_host::{
-    Api, AttemptOutcome, CallContext, Degrade, NextStep, OutcomeKind, PinnedPolicy, RequestInfo, RouteDecision,
+    Api, AttemptLimits, AttemptOutcome, CallContext, Degrade, NextStep, OutcomeKind, PinnedPolicy, RequestInfo,
+    RouteDecision,
 };
 use switchyard_wire::{Api as WireApi, RequestPeek};
 use tokio::time::Instant;
@@ -22,6 +23,7 @@ use crate::ResponseBody;
 use crate::cache::CacheKey;
 use crate::gateway::Shared;
 use crate::hedge::{Raced, race};
+use crate::limits::Limits;
 use crate::relay::{Relay, StreamSource};
 use crate::respond::{self, Meta};
 use crate::upstream::{self, AnswerBody, Attempt, Provider};
@@ -31,20 +33,24 @@ use switchyard_policy_host::health::InflightGuard;
 pub(crate) const MAX_ATTEMPTS: u32 = 10;
 
 pub(crate) struct Exchange {
-    shared: Arc<Shared>,
-    route: usize,
+    pub(crate) shared: Arc<Shared>,
+    pub(crate) route: usize,
     /// The API the client speaks: answers and errors reach it in this one.
-    client: WireApi,
+    pub(crate) client: WireApi,
     /// Client headers for providers of the client's API (`anthropic-version`, ...).
-    forward: Vec<(http::HeaderName, HeaderValue)>,
+    pub(crate) forward: Vec<(http::HeaderName, HeaderValue)>,
     /// The client's Messages request, parsed at the door (Anthropic clients).
-    parsed: Option<switchyard_wire::anthropic::MessagesRequest>,
-    peek: RequestPeek,
-    body: Bytes,
-    policy: PinnedPolicy,
+    pub(crate) parsed: Option<switchyard_wire::anthropic::MessagesRequest>,
+    pub(crate) peek: RequestPeek,
+    pub(crate) body: Bytes,
+    pub(crate) policy: PinnedPolicy,
+    /// When the request reached the gateway.
+    pub(crate) started: Instant,
     deadline: Instant,
-    meta: Meta,
-    tried: Vec<u32>,
+    /// The limits the policy's plan set (the rest come from the route and the gateway).
+    plan_limits: AttemptLimits,
+    pub(crate) meta: Meta,
+    pub(crate) tried: Vec<u32>,
 }
 
 /// What to do next after a decision.
@@ -58,14 +64,16 @@ enum Step {
         hedge: Option<(Duration, Vec<u32>)>,
     },
     Answer(Response<ResponseBody>),
+    /// A stream committed: relay it (with the exchange, to recover it if it breaks).
+    Relay(Box<Finished>),
 }
 
 /// One attempt that ran to its end.
-struct Finished {
-    target: u32,
-    provider: Arc<Provider>,
-    attempt: Attempt,
-    inflight: Option<InflightGuard>,
+pub(crate) struct Finished {
+    pub target: u32,
+    pub provider: Arc<Provider>,
+    pub attempt: Attempt,
+    pub inflight: Option<InflightGuard>,
 }
 
 impl Exchange {
@@ -91,7 +99,9 @@ impl Exchange {
             peek,
             body,
             policy,
+            started,
             deadline,
+            plan_limits: AttemptLimits::DEFAULT,
             meta,
             tried: Vec::new(),
         }
@@ -113,7 +123,7 @@ impl Exchange {
         self.deadline.saturating_duration_since(Instant::now())
     }
 
-    fn request_info(&self) -> RequestInfo {
+    pub(crate) fn request_info(&self) -> RequestInfo {
         RequestInfo {
             api: match self.client {
                 WireApi::OpenAi => Api::OpenaiChat,
@@ -130,8 +140,9 @@ impl Exchange {
         let decided = self.policy.route(&self.request_info()).await;
         self.meta.policy = Some(decided.answered_by);
         self.shared.budget.record_request();
-        let (mut step, per_try) = match decided.value {
-            RouteDecision::Send(plan) => (
+        let mut step = match decided.value {
+            RouteDecision::Send(plan) => {
+                self.plan_limits = plan.limits;
                 Step::Attempt {
                     target: plan.targets[0],
                     delay: Duration::ZERO,
@@ -140,15 +151,14 @@ impl Exchange {
                         .hedge_after_ms
                         .map(|ms| (Duration::from_millis(ms.into()), plan.targets[1..].to_vec()))
                         .filter(|(_, rest)| !rest.is_empty()),
-                },
-                Duration::from_millis(plan.per_try_timeout_ms.into()),
-            ),
-            // A fallback chosen up front gets the route's whole deadline per try.
-            RouteDecision::Degrade(d) => (self.degrade(d, None), self.shared.routes[self.route].timeout),
+                }
+            }
+            RouteDecision::Degrade(d) => self.degrade(d, None),
         };
         loop {
             let (target, delay, retry, hedge) = match step {
                 Step::Answer(response) => return response,
+                Step::Relay(finished) => return self.relay(*finished),
                 Step::Attempt { target, delay, retry, hedge } => (target, delay, retry, hedge),
             };
             if self.meta.attempts >= MAX_ATTEMPTS {
@@ -166,14 +176,14 @@ impl Exchange {
                 // (A zero sleep would still wait for the timer's next 1 ms tick.)
                 tokio::time::sleep(delay).await;
             }
-            step = self.attempt(target, per_try, hedge).await;
+            step = self.attempt(target, hedge).await;
         }
     }
 
     /// `wanted`, if its breaker admits an attempt; else the first of the
     /// route's other targets whose breaker does; `None` when no breaker of
     /// the route admits one (each open, or half-open with its probe out).
-    fn admit(&self, wanted: u32) -> Option<(u32, InflightGuard)> {
+    pub(crate) fn admit(&self, wanted: u32) -> Option<(u32, InflightGuard)> {
         let health = &self.shared.health;
         if let Some(guard) = health.admit(wanted) {
             return Some((wanted, guard));
@@ -194,58 +204,55 @@ impl Exchange {
         (wait.as_millis() as u64).max(1000)
     }
 
-    /// Starts an attempt at `target`; the future owns all it needs, so a
-    /// hedge can drop it (which closes its connection and records nothing).
-    fn launch(
-        &mut self,
-        target: u32,
-        inflight: InflightGuard,
-        timeout: Duration,
-    ) -> impl Future<Output = Finished> + use<> {
-        self.meta.attempts += 1;
-        self.tried.push(target);
-        let inflight = Some(inflight);
-        let provider = self.shared.target_provider[target as usize].clone();
-        let model = &self.shared.topology.targets[target as usize].model;
-        let client = self.client;
-        let parsed = self.parsed.as_ref();
-        let prepared = crate::translation::request(client, provider.api, &self.body, parsed, &self.peek.model, model);
-        // (Cloning an OpenAI client's empty list allocates nothing.)
-        let forward = if provider.api == client { self.forward.clone() } else { Vec::new() };
-        let (health, streaming) = (self.shared.health.clone(), self.peek.stream);
-        async move {
-            let prepared = match prepared {
-                Ok(prepared) => prepared,
-                Err(why) => return Finished { target, attempt: upstream::refused(why, client), provider, inflight },
-            };
-            let attempt = upstream::attempt(&provider, prepared.body, streaming, timeout, &forward).await;
-            let attempt = crate::translation::answer(client, provider.api, attempt, prepared.include_usage);
-            // A request the provider refused as invalid says nothing about the
-            // provider's health; a stream's outcome is how it ends (relay.rs).
-            let streaming_on = matches!(&attempt.answer, Some(a) if matches!(a.body, AnswerBody::Stream { .. }))
-                && attempt.kind == OutcomeKind::Success;
-            if !streaming_on {
-                health.record(target, !attempt.kind.is_provider_failure(), attempt.elapsed, attempt.retry_after);
-            }
-            Finished { target, provider, attempt, inflight }
+    /// The limits of an attempt at `target` starting now: the plan's, the
+    /// route's, the gateway's; a stream's first token must also come before
+    /// the route's deadline.
+    fn limits(&self, target: u32) -> Limits {
+        let route = &self.shared.routes[self.route];
+        let mut limits = crate::limits::resolve(
+            &self.plan_limits,
+            &route.limits,
+            &self.shared.timeouts,
+            &self.shared.health,
+            target,
+            self.peek.stream,
+        );
+        if self.peek.stream {
+            limits.first_token = limits.first_token.min(self.remaining());
         }
+        limits
     }
 
-    async fn attempt(&mut self, wanted: u32, per_try: Duration, hedge: Option<(Duration, Vec<u32>)>) -> Step {
-        let remaining = self.remaining();
-        if remaining.is_zero() {
+    /// Starts an attempt at `target`; the future owns all it needs, so a
+    /// hedge can drop it (which closes its connection and records nothing).
+    fn launch(&mut self, target: u32, inflight: InflightGuard) -> impl Future<Output = Finished> + use<> {
+        self.meta.attempts += 1;
+        self.tried.push(target);
+        let limits = self.limits(target);
+        let request = crate::translation::request(
+            self.client,
+            self.shared.target_provider[target as usize].api,
+            &self.body,
+            self.parsed.as_ref(),
+            &self.peek.model,
+            &self.shared.topology.targets[target as usize].model,
+        );
+        launch(&self.shared, self.client, &self.forward, target, inflight, request, self.peek.stream, limits)
+    }
+
+    async fn attempt(&mut self, wanted: u32, hedge: Option<(Duration, Vec<u32>)>) -> Step {
+        if self.remaining().is_zero() {
             return Step::Answer(self.give_up("the route's deadline passed".into()));
         }
-        let timeout = per_try.min(remaining);
         // Every breaker of the route open: only probes go upstream; this
         // request degrades at once instead of hammering a dead provider.
         let Some((target, inflight)) = self.admit(wanted) else {
             let wait = self.longest_wait_ms();
             return Step::Answer(self.cached_or_unavailable(wait, "every target's circuit breaker is open"));
         };
-        let first = self.launch(target, inflight, timeout);
+        let first = self.launch(target, inflight);
         let Raced { winner, earlier_failure } = match hedge {
-            Some((after, candidates)) if after < timeout => {
+            Some((after, candidates)) if after < self.remaining() => {
                 let second = || {
                     let health = &self.shared.health;
                     let (target, guard) =
@@ -254,7 +261,7 @@ impl Exchange {
                         return None;
                     }
                     tracing::debug!(first = wanted, hedge = target, "hedging");
-                    Some(self.launch(target, guard, timeout.saturating_sub(after)))
+                    Some(self.launch(target, guard))
                 };
                 race(first, after, second, |f: &Finished| f.attempt.kind == OutcomeKind::Success).await
             }
@@ -263,11 +270,11 @@ impl Exchange {
         if let Some(failed) = earlier_failure {
             tracing::debug!(provider = %failed.provider.name, kind = ?failed.attempt.kind, "hedged attempt failed: {}", failed.attempt.detail);
         }
-        let Finished { target, provider, attempt, inflight } = winner;
-        if attempt.kind == OutcomeKind::Success {
-            self.meta.provider = Some(provider.name.clone());
-            return Step::Answer(self.relay(attempt, target, per_try, inflight));
+        if winner.attempt.kind == OutcomeKind::Success {
+            self.meta.provider = Some(winner.provider.name.clone());
+            return Step::Relay(Box::new(winner));
         }
+        let Finished { target, provider, attempt, inflight } = winner;
         drop(inflight);
         tracing::debug!(provider = %provider.name, attempt = self.meta.attempts, kind = ?attempt.kind, "attempt failed: {}", attempt.detail);
         let outcome = AttemptOutcome {
@@ -391,13 +398,10 @@ impl Exchange {
         }
     }
 
-    fn relay(
-        &self,
-        attempt: Attempt,
-        target: u32,
-        idle: Duration,
-        inflight: Option<InflightGuard>,
-    ) -> Response<ResponseBody> {
+    /// The answer of a successful attempt, to the client: whole, or relayed
+    /// as a stream that carries this exchange along to recover it.
+    fn relay(self, finished: Finished) -> Response<ResponseBody> {
+        let Finished { target, provider: _, attempt, inflight } = finished;
         let Some(answer) = attempt.answer else {
             return respond::upstream_failed(
                 self.client,
@@ -406,7 +410,6 @@ impl Exchange {
                 &self.meta,
             );
         };
-        let latency = attempt.elapsed;
         let body = match answer.body {
             AnswerBody::Full(bytes) => {
                 if answer.head.status == StatusCode::OK && self.meta.degraded.is_none() && self.shared.cache_enabled {
@@ -428,10 +431,17 @@ impl Exchange {
                     target,
                     provider: self.meta.provider.clone().unwrap_or_else(|| "none".into()),
                     inflight,
-                    latency,
+                    latency: attempt.elapsed,
                     recorded: false,
                 };
-                Relay::new(self.client, first, rest, idle, source, translate).boxed_unsync()
+                self.shared.health.record_first_token(target, attempt.elapsed);
+                let idle = self.limits(target).idle;
+                let mut response = self.respond_with(answer.head, respond::full(Bytes::new()));
+                let client = self.client;
+                let upstream = crate::relay::Upstream::new(rest, source, translate, None, idle);
+                let recovery = crate::recovery::StreamRecovery::new(self);
+                *response.body_mut() = Relay::new(client, first, upstream, Some(Box::new(recovery))).boxed_unsync();
+                return response;
             }
         };
         self.respond_with(answer.head, body)
@@ -446,5 +456,44 @@ impl Exchange {
         }
         respond::stamp(&mut response, &self.meta);
         response
+    }
+}
+
+
+/// An attempt at `target` with `prepared` (the request translated for its
+/// provider, or why it could not be), as a future that owns all it needs.
+/// Records the attempt in the target's health unless it is a stream that
+/// committed (the relay records how that ends).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn launch(
+    shared: &Shared,
+    client: WireApi,
+    forward: &[(http::HeaderName, HeaderValue)],
+    target: u32,
+    inflight: InflightGuard,
+    prepared: Result<crate::translation::Prepared, String>,
+    streaming: bool,
+    limits: Limits,
+) -> impl Future<Output = Finished> + use<> {
+    let inflight = Some(inflight);
+    let provider = shared.target_provider[target as usize].clone();
+    // (Cloning an OpenAI client's empty list allocates nothing.)
+    let forward = if provider.api == client { forward.to_vec() } else { Vec::new() };
+    let health = shared.health.clone();
+    async move {
+        let prepared = match prepared {
+            Ok(prepared) => prepared,
+            Err(why) => return Finished { target, attempt: upstream::refused(why, client), provider, inflight },
+        };
+        let attempt = upstream::attempt(&provider, prepared.body, streaming, &limits, &forward).await;
+        let attempt = crate::translation::answer(client, provider.api, attempt, prepared.include_usage);
+        // A request the provider refused as invalid says nothing about the
+        // provider's health; a stream's outcome is how it ends (relay.rs).
+        let streaming_on = matches!(&attempt.answer, Some(a) if matches!(a.body, AnswerBody::Stream { .. }))
+            && attempt.kind == OutcomeKind::Success;
+        if !streaming_on {
+            health.record(target, !attempt.kind.is_provider_failure(), attempt.elapsed, attempt.retry_after);
+        }
+        Finished { target, provider, attempt, inflight }
     }
 }

@@ -48,6 +48,8 @@ pub(crate) struct RouteEntry {
     pub index: u32,
     pub policy: String,
     pub timeout: Duration,
+    /// The route's own attempt limits.
+    pub limits: crate::limits::RouteLimits,
 }
 
 /// Everything a request handler reads; shared by all connections.
@@ -66,6 +68,8 @@ pub(crate) struct Shared {
     pub cache: Arc<dyn crate::cache::ResponseCache>,
     pub cache_enabled: bool,
     pub max_body_bytes: usize,
+    /// `[timeouts]`: attempt limits a route or plan does not set.
+    pub timeouts: crate::limits::Defaults,
 }
 
 /// A configured gateway, ready to serve.
@@ -228,6 +232,7 @@ impl Gateway {
                 index: i as u32,
                 policy: r.policy_name(&config.policy).to_owned(),
                 timeout: Duration::from_millis(r.timeout_ms),
+                limits: crate::limits::RouteLimits::from_route(r),
             })
             .collect();
         for route in &routes {
@@ -271,6 +276,7 @@ impl Gateway {
             })),
             cache_enabled: config.cache.ttl_ms > 0 && config.cache.max_entries > 0 && config.cache.max_bytes > 0,
             max_body_bytes: config.max_body_bytes,
+            timeouts: crate::limits::Defaults::from(&config.timeouts),
         };
         let probes = crate::probe::start(probes, &shared.health);
         Ok(Gateway { shared: Arc::new(shared), _watcher: watcher, _probes: probes })

@@ -19,7 +19,11 @@
 //! - `probe`: active health checks of open breakers (off unless configured).
 //! - `budget`: the gateway-wide retry budget; [`cache`]: the response cache
 //!   `degrade: cached` answers from.
-//! - `relay`: the SSE relay, which ends a broken stream with an error event.
+//! - `limits`: an attempt's limits (connect, first token, idle, whole answer)
+//!   from the plan, the route and `[timeouts]`.
+//! - `relay`: the SSE relay: events cut whole, a break handed to `recovery`,
+//!   which asks the policy and splices a continuation or a restart onto the
+//!   client's stream (or ends it with an error event).
 //! - `respond`: the only place errors become client responses.
 
 #![forbid(unsafe_code)]
@@ -32,8 +36,10 @@ mod exchange;
 pub mod gateway;
 mod hedge;
 mod ingress;
+mod limits;
 mod models;
 mod probe;
+mod recovery;
 mod provider_headers;
 mod relay;
 mod respond;

@@ -1,12 +1,16 @@
-//! Relaying a streamed (SSE) answer chunk by chunk. Once the first byte has
-//! gone to the client no retry is possible, so a stream the provider breaks,
-//! closes before its answer was complete, or lets go silent past the idle
-//! timeout ends with an error event in the client's API format, never a
-//! clean-looking end. A provider that finished its answer (a choice's
-//! `finish_reason`, a message's `stop_reason`) but closed without its API's
-//! end event (`data: [DONE]`, `event: message_stop`) is complete: the client
-//! gets the end event it expects. How the stream ended is what the target's
-//! health records (not its first byte).
+//! Relaying a streamed (SSE) answer that has committed (its first content
+//! reached the client). Events are cut whole as they pass
+//! (`switchyard_wire::stream::cutter`), and what the client received is kept,
+//! so that when the stream breaks — cut, silent past the idle limit
+//! (heartbeats do not count), the provider's error event (held back, never
+//! shown), a malformed event — the request's policy can have it recovered
+//! (`recovery.rs`): the recovery's events are spliced onto the client's
+//! stream, and the client sees one answer, nothing twice. A break that is
+//! not recovered ends with an error event in the client's API format, never
+//! a clean-looking end. A provider that finished its answer but closed
+//! without its API's end event is complete: the client gets the end event
+//! it expects. How each upstream stream ended is what its target's health
+//! records (not its first byte).
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -16,21 +20,29 @@ use std::time::Duration;
 use bytes::Bytes;
 use http_body::{Body, Frame};
 use hyper::body::Incoming;
-use switchyard_policy_host::HealthBook;
 use switchyard_policy_host::health::InflightGuard;
+use switchyard_policy_host::{BreakKind, HealthBook};
 use switchyard_wire::Api;
 use switchyard_wire::openai_error::OpenAiError;
-use switchyard_wire::sse::DoneDetector;
+use switchyard_wire::stream::cutter::EventCutter;
+use switchyard_wire::stream::delivered::Delivered;
+use switchyard_wire::stream::splice::Splicer;
 use switchyard_wire::translate::stream::StreamTranslator;
 use tokio::time::{Instant, Sleep};
 
-/// Who the stream comes from, to record how it ended.
+use crate::recovery::{Recovering, Resumed, StreamRecovery};
+
+/// Most of a stream kept to recover it; a longer answer that breaks ends
+/// with an error event.
+const MAX_TRANSCRIPT: usize = 1 << 20;
+
+/// Who a stream comes from, to record how it ended.
 pub(crate) struct StreamSource {
     pub health: Arc<HealthBook>,
     pub target: u32,
     pub provider: Arc<str>,
     pub inflight: Option<InflightGuard>,
-    /// Time to the first chunk: the latency the health book records.
+    /// Time to the first content-bearing event: the latency the health book records.
     pub latency: Duration,
     /// The outcome is recorded (see [`StreamSource::ended`]).
     pub recorded: bool,
@@ -48,142 +60,304 @@ impl StreamSource {
     }
 }
 
-pub(crate) struct Relay {
-    /// The client's API: how its stream ends, and its error event.
-    client: Api,
-    first: Option<Bytes>,
-    upstream: Option<Incoming>,
-    idle: Pin<Box<Sleep>>,
-    idle_timeout: Duration,
-    done: DoneDetector,
+/// One upstream stream being relayed: the provider's, or a recovery's.
+pub(crate) struct Upstream {
+    body: Incoming,
     source: StreamSource,
     /// Translates the provider's events for the client, event by event.
     translate: Option<Box<StreamTranslator>>,
+    /// Rewrites a recovery's events to continue the client's stream.
+    splice: Option<Box<Splicer>>,
+    idle_timeout: Duration,
+}
+
+impl Upstream {
+    pub fn new(
+        body: Incoming,
+        source: StreamSource,
+        translate: Option<Box<StreamTranslator>>,
+        splice: Option<Box<Splicer>>,
+        idle_timeout: Duration,
+    ) -> Self {
+        Upstream { body, source, translate, splice, idle_timeout }
+    }
+
+    /// The target this stream comes from.
+    pub fn target(&self) -> u32 {
+        self.source.target
+    }
+}
+
+/// Why the relay stops reading its upstream.
+enum Interrupt {
+    /// The stream broke: recoverable.
+    Break(BreakKind, String),
+    /// A recovery's answer differs from what the client has: the end.
+    Diverged(String),
+}
+
+type Frames = Poll<Option<Result<Frame<Bytes>, std::convert::Infallible>>>;
+
+pub(crate) struct Relay {
+    /// The client's API: how its stream ends, and its error event.
+    client: Api,
+    /// Bytes for the client before anything else happens.
+    ready: Option<Bytes>,
+    upstream: Option<Upstream>,
+    idle: Pin<Box<Sleep>>,
+    cutter: EventCutter,
+    /// What the client has received (`None` past [`MAX_TRANSCRIPT`]).
+    transcript: Option<Vec<u8>>,
+    /// The current upstream sent its API's end event.
+    saw_end: bool,
+    /// Found while forwarding what came before it: handled next.
+    interrupt: Option<Interrupt>,
+    /// Asks the policy and carries out its recovery (`None`: cannot recover).
+    recovery: Option<Box<StreamRecovery>>,
+    recovering: Option<Recovering>,
+    /// Nothing more after `ready`.
+    done: bool,
 }
 
 impl Relay {
-    pub fn new(
-        client: Api,
-        first: Bytes,
-        rest: Incoming,
-        idle_timeout: Duration,
-        source: StreamSource,
-        translate: Option<Box<StreamTranslator>>,
-    ) -> Self {
-        Relay {
+    pub fn new(client: Api, first: Bytes, upstream: Upstream, recovery: Option<Box<StreamRecovery>>) -> Self {
+        let idle = Box::pin(tokio::time::sleep(upstream.idle_timeout));
+        let mut relay = Relay {
             client,
-            first: Some(first),
-            upstream: Some(rest),
-            idle: Box::pin(tokio::time::sleep(idle_timeout)),
-            idle_timeout,
-            done: DoneDetector::new(client),
-            source,
-            translate,
+            ready: None,
+            upstream: Some(upstream),
+            idle,
+            cutter: EventCutter::new(client),
+            transcript: Some(Vec::new()),
+            saw_end: false,
+            interrupt: None,
+            recovery,
+            recovering: None,
+            done: false,
+        };
+        relay.ready = Some(relay.pass(first));
+        relay
+    }
+
+    fn reset_idle(&mut self) {
+        if let Some(up) = &self.upstream {
+            self.idle.as_mut().reset(Instant::now() + up.idle_timeout);
         }
     }
 
-    /// What the client gets of `data`: the bytes as they came, or their
-    /// translation (possibly nothing yet, when an event is still incomplete).
+    /// What the client gets of upstream `data` now: translated, spliced,
+    /// cut to whole events; an error event is held back as an interrupt.
     fn pass(&mut self, data: Bytes) -> Bytes {
-        let data = match self.translate.as_mut() {
+        let Some(up) = self.upstream.as_mut() else { return Bytes::new() };
+        let data = match up.translate.as_mut() {
             Some(t) => Bytes::from(t.feed(&data)),
             None => data,
         };
-        self.done.feed(&data);
-        data
-    }
-
-    /// Closes the upstream connection and records the stream as a failure
-    /// of its target.
-    fn broken(&mut self) {
-        self.upstream = None;
-        self.source.ended(false);
-    }
-
-    /// The upstream ended cleanly without its end event: the client's
-    /// closing events if the answer was complete all the same.
-    fn completed_without_end_event(&mut self) -> Option<Bytes> {
-        let tail = match self.translate.as_mut() {
-            Some(t) => Bytes::from(t.end()?),
-            None if self.done.finished() => Bytes::from_static(self.client.stream_end_event()),
-            None => return None,
+        let data = match up.splice.as_mut().map(|s| s.feed(&data)) {
+            None => data,
+            Some(Ok(spliced)) => Bytes::from(spliced),
+            Some(Err(diverged)) => {
+                self.interrupt = Some(Interrupt::Diverged(diverged.to_string()));
+                return Bytes::new();
+            }
         };
-        self.done.feed(&tail);
-        Some(tail)
+        let cut = self.cutter.feed(data);
+        if cut.activity {
+            self.reset_idle();
+        }
+        self.saw_end |= cut.end;
+        if let Some(transcript) = self.transcript.as_mut() {
+            if transcript.len() + cut.forward.len() > MAX_TRANSCRIPT {
+                self.transcript = None;
+            } else {
+                transcript.extend_from_slice(&cut.forward);
+            }
+        }
+        if let Some(error) = cut.error {
+            self.interrupt = Some(Interrupt::Break(BreakKind::ProviderError, error_message(&error)));
+        } else if cut.oversized {
+            let why = format!("an event outgrew {} bytes", switchyard_wire::sse::MAX_EVENT_BYTES);
+            self.interrupt = Some(Interrupt::Break(BreakKind::Malformed, why));
+        }
+        cut.forward
     }
 
-    /// The stream carried its own error event (the provider's, translated
-    /// if need be) and then ended: a failure, already told to the client.
-    fn ended_by_error(&mut self) -> Poll<Option<Result<Frame<Bytes>, std::convert::Infallible>>> {
-        self.broken();
-        tracing::warn!(provider = %self.source.provider, "the provider ended the stream with an error event");
-        Poll::Ready(None)
+    fn ready_with(&mut self, bytes: Bytes) {
+        self.ready = match self.ready.take() {
+            Some(before) if !before.is_empty() => Some([before, bytes].concat().into()),
+            _ => Some(bytes),
+        };
     }
 
-    /// Ends the stream with an error event and closes the upstream connection.
-    fn fail(&mut self, message: String) -> Poll<Option<Result<Frame<Bytes>, std::convert::Infallible>>> {
-        self.broken();
-        tracing::warn!(provider = %self.source.provider, "stream ended with an error event: {message}");
+    /// Ends the client's stream with an error event.
+    fn end_with_error(&mut self, message: String) {
+        if let Some(up) = self.upstream.as_mut() {
+            up.source.ended(false);
+        }
+        self.upstream = None;
+        tracing::warn!("stream ended with an error event: {message}");
         let event = self.client.stream_error_event(&OpenAiError::server(message, "upstream_stream_broken"));
-        Poll::Ready(Some(Ok(Frame::data(event))))
+        self.ready_with(event);
+        self.done = true;
     }
+
+    /// The current upstream ended (`ok`) and the client's stream with it.
+    fn end_cleanly(&mut self, tail: Option<Bytes>) {
+        if let Some(up) = self.upstream.as_mut() {
+            up.source.ended(true);
+        }
+        self.upstream = None;
+        if let Some(tail) = tail {
+            self.ready_with(tail);
+        }
+        self.done = true;
+    }
+
+    fn interrupted(&mut self, interrupt: Interrupt) {
+        let (kind, detail) = match interrupt {
+            Interrupt::Diverged(why) => {
+                let provider = self.upstream.as_ref().map(|u| u.source.provider.clone());
+                let from = provider.as_deref().unwrap_or("the recovery");
+                return self.end_with_error(format!(
+                    "The stream broke off and could not be recovered: {from}'s new answer did not match what was \
+                     already sent ({why})."
+                ));
+            }
+            Interrupt::Break(kind, detail) => (kind, detail),
+        };
+        let Some(mut up) = self.upstream.take() else { return };
+        let provider = up.source.provider.clone();
+        let delivered = self.transcript.as_deref().map(|t| Delivered::read(self.client, t));
+        if let Some(d) = &delivered
+            && d.finished
+            && kind != BreakKind::ProviderError
+        {
+            tracing::debug!(%provider, "complete stream broke before its end event: ended for the client");
+            self.upstream = Some(up);
+            return self.end_cleanly(Some(Bytes::from_static(self.client.stream_end_event())));
+        }
+        up.source.ended(false);
+        let target = up.target();
+        drop(up);
+        tracing::warn!(%provider, kind = kind.describe(), "the stream broke after reaching the client: {detail}");
+        let message = format!("The provider's stream broke off ({}): {detail}.", kind.describe());
+        match (self.recovery.take(), delivered) {
+            (Some(recovery), Some(delivered)) => {
+                self.recovering = Some(recovery.recover(target, kind, message, delivered));
+            }
+            _ => self.end_with_error(message),
+        }
+    }
+
+    /// The current upstream closed cleanly.
+    fn upstream_closed(&mut self) {
+        let rest = self.cutter.finish();
+        self.saw_end |= rest.end;
+        if !rest.forward.is_empty() {
+            if let Some(t) = self.transcript.as_mut() {
+                t.extend_from_slice(&rest.forward);
+            }
+            self.ready_with(rest.forward);
+        }
+        if self.saw_end {
+            return self.end_cleanly(None);
+        }
+        // Complete all the same (a stop reason came), only the end event missing?
+        let tail = match self.upstream.as_mut().and_then(|u| u.translate.as_mut()) {
+            Some(t) => t.end().map(Bytes::from),
+            None => self
+                .transcript
+                .as_deref()
+                .filter(|t| Delivered::read(self.client, t).finished)
+                .map(|_| Bytes::from_static(self.client.stream_end_event())),
+        };
+        match tail {
+            Some(tail) => {
+                tracing::debug!("complete stream closed without its end event: ended for the client");
+                self.end_cleanly(Some(tail));
+            }
+            None => {
+                let why = "the provider closed the stream before it was complete".to_owned();
+                self.interrupt = Some(Interrupt::Break(BreakKind::Cut, why));
+            }
+        }
+    }
+
+    fn resumed(&mut self, resumed: Resumed) {
+        match resumed {
+            Resumed::Source { upstream, first, comment } => {
+                self.upstream = Some(upstream);
+                self.saw_end = false;
+                self.cutter = EventCutter::new(self.client);
+                self.reset_idle();
+                let first = self.pass(first);
+                self.ready_with(comment);
+                self.ready_with(first);
+            }
+            Resumed::End(message) => self.end_with_error(message),
+        }
+    }
+}
+
+/// The message of a held-back error event, for logs and the client's error.
+fn error_message(event: &[u8]) -> String {
+    let mut reader = switchyard_wire::sse::EventReader::default();
+    let data = reader.feed(event).into_iter().next().map(|e| e.data).unwrap_or_default();
+    let v: serde_json::Value = serde_json::from_str(&data).unwrap_or_default();
+    let message = v["error"]["message"].as_str().unwrap_or("the provider sent an error event");
+    format!("the provider sent an error event: {}", switchyard_wire::text::truncate(message, 300))
 }
 
 impl Body for Relay {
     type Data = Bytes;
     type Error = std::convert::Infallible;
 
-    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Frames {
         let this = self.get_mut();
-        if let Some(first) = this.first.take() {
-            let first = this.pass(first);
-            if !first.is_empty() {
-                return Poll::Ready(Some(Ok(Frame::data(first))));
-            }
-        }
         loop {
-            let Some(upstream) = this.upstream.as_mut() else { return Poll::Ready(None) };
-            match Pin::new(upstream).poll_frame(cx) {
+            if let Some(bytes) = this.ready.take()
+                && !bytes.is_empty()
+            {
+                return Poll::Ready(Some(Ok(Frame::data(bytes))));
+            }
+            if let Some(interrupt) = this.interrupt.take() {
+                this.interrupted(interrupt);
+                continue;
+            }
+            if let Some(recovering) = this.recovering.as_mut() {
+                let (recovery, resumed) = ready!(recovering.as_mut().poll(cx));
+                this.recovering = None;
+                this.recovery = Some(recovery);
+                this.resumed(resumed);
+                continue;
+            }
+            if this.done {
+                return Poll::Ready(None);
+            }
+            let Some(up) = this.upstream.as_mut() else { return Poll::Ready(None) };
+            match Pin::new(&mut up.body).poll_frame(cx) {
                 Poll::Ready(Some(Ok(frame))) => {
-                    let Ok(data) = frame.into_data() else { continue };
-                    let deadline = Instant::now() + this.idle_timeout;
-                    this.idle.as_mut().reset(deadline);
-                    let data = this.pass(data);
-                    if data.is_empty() {
-                        continue;
+                    if let Ok(data) = frame.into_data() {
+                        let out = this.pass(data);
+                        this.ready_with(out);
                     }
-                    return Poll::Ready(Some(Ok(Frame::data(data))));
                 }
-                Poll::Ready(Some(Err(_))) if this.done.errored() => return this.ended_by_error(),
-                Poll::Ready(Some(Err(e))) => return this.fail(format!("the provider's stream broke off: {e}")),
-                Poll::Ready(None) if this.done.is_done() => {
-                    this.upstream = None;
-                    this.source.ended(true);
-                    return Poll::Ready(None);
+                Poll::Ready(Some(Err(e))) => {
+                    let why = format!("the connection broke: {e}");
+                    this.interrupt = Some(Interrupt::Break(BreakKind::Cut, why));
                 }
-                Poll::Ready(None) if this.done.errored() => {
-                    // The client already has the error event; record the failure, add nothing.
-                    return this.ended_by_error();
-                }
-                Poll::Ready(None) => {
-                    if let Some(tail) = this.completed_without_end_event() {
-                        tracing::debug!(provider = %this.source.provider, "complete stream closed without its end event: ended for the client");
-                        this.upstream = None;
-                        this.source.ended(true);
-                        return Poll::Ready(Some(Ok(Frame::data(tail))));
-                    }
-                    return this.fail("the provider closed the stream before it was complete".into());
-                }
+                Poll::Ready(None) => this.upstream_closed(),
                 Poll::Pending => {
                     ready!(this.idle.as_mut().poll(cx));
-                    let ms = this.idle_timeout.as_millis();
-                    return this.fail(format!("the provider's stream stalled: nothing for {ms} ms"));
+                    let ms = up.idle_timeout.as_millis();
+                    let why = format!("no content for {ms} ms");
+                    this.interrupt = Some(Interrupt::Break(BreakKind::Stall, why));
                 }
             }
         }
     }
 
     fn is_end_stream(&self) -> bool {
-        self.first.is_none() && self.upstream.is_none()
+        self.done && self.ready.as_ref().is_none_or(Bytes::is_empty) && self.recovering.is_none()
     }
 }

@@ -1,5 +1,8 @@
 //! One attempt at one target: connect (pooled, keep-alive, TCP_NODELAY),
-//! send, wait for the answer under the per-try timeout, and classify it.
+//! send, wait for the answer under the attempt's limits, and classify it.
+//! A stream is read up to its first content-bearing event (its commit
+//! point): a preamble followed by a stall, a cut or an error event is an
+//! ordinary failed attempt the client never sees.
 
 use std::time::{Duration, SystemTime};
 
@@ -14,6 +17,8 @@ use hyper_util::rt::{TokioExecutor, TokioTimer};
 use switchyard_wire::translate::stream::StreamTranslator;
 use switchyard_wire::{Api, OutcomeKind, classify_status, parse_retry_after};
 use tokio::time::Instant;
+
+use crate::limits::Limits;
 
 /// Largest error or non-streamed answer body the gateway reads from a provider.
 const MAX_UPSTREAM_BODY: usize = 64 << 20;
@@ -37,6 +42,8 @@ pub(crate) struct Provider {
     /// Anthropic's token counter (`/v1/messages/count_tokens`).
     count_tokens_url: http::Uri,
     authorization: Option<Secret>,
+    /// The connector's own connect timeout; an attempt's limit may shorten it.
+    connect_timeout: Duration,
     /// Every configured secret, scrubbed out of the error bodies it relays.
     secrets: std::sync::Arc<crate::secrets::Secrets>,
     client: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
@@ -124,7 +131,17 @@ impl Provider {
             .pool_timer(TokioTimer::new())
             .pool_idle_timeout(Duration::from_secs(90))
             .build(https);
-        Ok(Provider { name: name.into(), api, chat_url, models_url, count_tokens_url, authorization, secrets, client })
+        Ok(Provider {
+            name: name.into(),
+            api,
+            chat_url,
+            models_url,
+            count_tokens_url,
+            authorization,
+            connect_timeout,
+            secrets,
+            client,
+        })
     }
 }
 
@@ -172,9 +189,10 @@ pub(crate) struct Answer {
 pub(crate) enum AnswerBody {
     /// Read whole (non-streamed answers and errors).
     Full(Bytes),
-    /// A stream whose first data chunk has arrived; the rest is still upstream.
+    /// A stream whose first content-bearing event has arrived; the rest is still upstream.
     Stream {
-        /// The first data chunk.
+        /// Everything up to and including the first content-bearing event
+        /// (the preamble held until then), maybe with the start of the next.
         first: Bytes,
         /// The rest, still upstream.
         rest: Incoming,
@@ -194,93 +212,148 @@ fn retry_after(head: &http::response::Parts) -> Option<Duration> {
     parse_retry_after(get("retry-after-ms"), get("retry-after"), SystemTime::now())
 }
 
-/// Waits for the first data frame of a stream (skipping trailers/empty frames).
-async fn first_data(body: &mut Incoming) -> Result<Option<Bytes>, hyper::Error> {
-    while let Some(frame) = body.frame().await {
-        if let Ok(data) = frame?.into_data()
-            && !data.is_empty()
-        {
-            return Ok(Some(data));
-        }
-    }
-    Ok(None)
+/// Most preamble bytes held before a stream commits anyway.
+const MAX_PREAMBLE: usize = 64 << 10;
+
+/// How reading a stream up to its commit point ended.
+enum Commit {
+    /// The first content-bearing event (or the answer's end) arrived.
+    Committed(Bytes),
+    /// The provider's error event came first.
+    Error(OutcomeKind, String),
+    /// The stream ended or broke first.
+    Broken(String),
 }
 
-/// Sends `body` to `provider` and waits (at most `timeout`) for an answer:
-/// the full body for a non-streamed request or an error, the first chunk
-/// for a stream, so that nothing has reached the client while a retry is
-/// still possible. `forward` are client headers meant for the provider
-/// (`anthropic-version`, `anthropic-beta`); they never carry credentials.
+/// Reads a stream of `api` until its first content-bearing event, holding
+/// the preamble (see `switchyard_wire::stream::first_token`).
+async fn until_first_token(api: Api, body: &mut Incoming) -> Commit {
+    use switchyard_wire::stream::first_token::{EventClass, classify};
+    let mut held = Vec::new();
+    let mut reader = switchyard_wire::sse::EventReader::default();
+    while let Some(frame) = body.frame().await {
+        let data = match frame {
+            Ok(frame) => match frame.into_data() {
+                Ok(data) => data,
+                Err(_) => continue,
+            },
+            Err(e) => return Commit::Broken(format!("the stream broke before its first token: {e}")),
+        };
+        held.extend_from_slice(&data);
+        for event in reader.feed(&data) {
+            match classify(api, &event) {
+                EventClass::Preamble => {}
+                EventClass::Content | EventClass::End => return Commit::Committed(Bytes::from(held)),
+                EventClass::Error(kind, message) => return Commit::Error(kind, message),
+            }
+        }
+        if held.len() > MAX_PREAMBLE {
+            return Commit::Committed(Bytes::from(held));
+        }
+    }
+    match held.is_empty() {
+        true => Commit::Broken("the stream ended before its first event".into()),
+        false => Commit::Broken("the stream ended before its first token".into()),
+    }
+}
+
+/// Sends the request, giving up when no connection was made within
+/// `connect` (when that is shorter than the provider's own connect timeout).
+async fn send(
+    provider: &Provider,
+    mut req: Request<Full<Bytes>>,
+    connect: Option<Duration>,
+) -> Result<Response<Incoming>, (OutcomeKind, String)> {
+    let classify = |e: hyper_util::client::legacy::Error| match e.is_connect() {
+        true => (OutcomeKind::ConnectError, format!("could not connect: {}", source_chain(&e))),
+        false => (OutcomeKind::Reset, format!("connection failed: {}", source_chain(&e))),
+    };
+    let Some(limit) = connect.filter(|&c| c < provider.connect_timeout) else {
+        return provider.client.request(req).await.map_err(classify);
+    };
+    let captured = hyper_util::client::legacy::connect::capture_connection(&mut req);
+    let request = provider.client.request(req);
+    tokio::pin!(request);
+    tokio::select! {
+        result = &mut request => result.map_err(classify),
+        () = tokio::time::sleep(limit) => {
+            if captured.connection_metadata().is_none() {
+                return Err((OutcomeKind::ConnectError, format!("could not connect within {} ms", limit.as_millis())));
+            }
+            request.await.map_err(classify)
+        }
+    }
+}
+
+/// Sends `body` to `provider` and waits for an answer under `limits`: the
+/// full body for a non-streamed request or an error, a stream up to its
+/// first content-bearing event, so that nothing has reached the client
+/// while a retry is still possible. `forward` are client headers meant for
+/// the provider (`anthropic-version`, `anthropic-beta`); they never carry
+/// credentials.
 pub(crate) async fn attempt(
     provider: &Provider,
     body: Bytes,
     streaming: bool,
-    timeout: Duration,
+    limits: &Limits,
     forward: &[(http::HeaderName, HeaderValue)],
 ) -> Attempt {
     let started = Instant::now();
     let accept = if streaming { "text/event-stream" } else { "application/json" };
     let req = provider.post(&provider.chat_url, body, accept, forward);
-    let exchange = async {
-        let response: Response<Incoming> = match provider.client.request(req).await {
-            Ok(r) => r,
-            Err(e) if e.is_connect() => {
-                return Attempt::failed(
-                    OutcomeKind::ConnectError,
-                    started,
-                    format!("could not connect: {}", source_chain(&e)),
-                );
-            }
-            Err(e) => {
-                return Attempt::failed(
-                    OutcomeKind::Reset,
-                    started,
-                    format!("connection failed: {}", source_chain(&e)),
-                );
-            }
-        };
-        let (head, mut incoming) = response.into_parts();
-        let status = head.status;
-        let retry_after = retry_after(&head);
-        let base = |kind, answer, detail| Attempt {
-            kind,
-            status: Some(status),
-            retry_after,
-            elapsed: started.elapsed(),
-            answer,
-            detail,
-        };
-        if status.is_success() && streaming {
-            return match first_data(&mut incoming).await {
-                Ok(Some(first)) => base(
-                    OutcomeKind::Success,
-                    Some(Answer { head, body: AnswerBody::Stream { first, rest: incoming, translate: None } }),
-                    String::new(),
-                ),
-                Ok(None) => base(OutcomeKind::Reset, None, "the stream ended before its first event".into()),
-                Err(e) => base(OutcomeKind::Reset, None, format!("the stream broke before its first event: {e}")),
-            };
-        }
-        let bytes = match Limited::new(incoming, MAX_UPSTREAM_BODY).collect().await {
-            // An error body may echo the request's key: it never reaches the client.
-            Ok(c) if !status.is_success() => provider.secrets.scrub(c.to_bytes()),
-            Ok(c) => c.to_bytes(),
-            Err(e) => return base(OutcomeKind::Reset, None, format!("the answer broke off: {e}")),
-        };
-        let kind = classify_status(status.as_u16(), &bytes);
-        if kind == OutcomeKind::Success && serde_json::from_slice::<serde::de::IgnoredAny>(&bytes).is_err() {
-            return base(OutcomeKind::InvalidResponse, None, "the answer is not JSON".into());
-        }
-        let detail =
-            if kind == OutcomeKind::Success { String::new() } else { format!("answered {}", status_text(status)) };
-        base(kind, Some(Answer { head, body: AnswerBody::Full(bytes) }), detail)
-    };
-    match tokio::time::timeout(timeout, exchange).await {
-        Ok(attempt) => attempt,
+    let first_token_by = started + limits.first_token;
+    let answer_by = started + if streaming { limits.first_token } else { limits.answer.max(limits.first_token) };
+    let response = match tokio::time::timeout_at(first_token_by, send(provider, req, limits.connect)).await {
+        Ok(Ok(response)) => response,
+        Ok(Err((kind, detail))) => return Attempt::failed(kind, started, detail),
         Err(_) => {
-            Attempt::failed(OutcomeKind::Timeout, started, format!("no answer within {} ms", timeout.as_millis()))
+            let ms = limits.first_token.as_millis();
+            let what = if streaming { "no response headers" } else { "no answer" };
+            return Attempt::failed(OutcomeKind::Timeout, started, format!("{what} within {ms} ms"));
         }
+    };
+    let (head, mut incoming) = response.into_parts();
+    let status = head.status;
+    let retry_after = retry_after(&head);
+    let base = |kind, answer, detail| Attempt { kind, status: Some(status), retry_after, elapsed: started.elapsed(), answer, detail };
+    if status.is_success() && streaming {
+        let api = provider.api;
+        return match tokio::time::timeout_at(first_token_by, until_first_token(api, &mut incoming)).await {
+            Ok(Commit::Committed(first)) => base(
+                OutcomeKind::Success,
+                Some(Answer { head, body: AnswerBody::Stream { first, rest: incoming, translate: None } }),
+                String::new(),
+            ),
+            Ok(Commit::Error(kind, message)) => {
+                let message = provider.secrets.scrub(Bytes::from(message));
+                let message = String::from_utf8_lossy(&message);
+                base(kind, None, format!("the stream carried an error event before its first token: {message}"))
+            }
+            Ok(Commit::Broken(detail)) => base(OutcomeKind::Reset, None, detail),
+            Err(_) => base(
+                OutcomeKind::Timeout,
+                None,
+                format!("no first token within {} ms (headers came)", limits.first_token.as_millis()),
+            ),
+        };
     }
+    let read = Limited::new(incoming, MAX_UPSTREAM_BODY).collect();
+    let bytes = match tokio::time::timeout_at(answer_by, read).await {
+        // An error body may echo the request's key: it never reaches the client.
+        Ok(Ok(c)) if !status.is_success() => provider.secrets.scrub(c.to_bytes()),
+        Ok(Ok(c)) => c.to_bytes(),
+        Ok(Err(e)) => return base(OutcomeKind::Reset, None, format!("the answer broke off: {e}")),
+        Err(_) => {
+            let ms = (answer_by - started).as_millis();
+            return base(OutcomeKind::Timeout, None, format!("the whole answer did not come within {ms} ms"));
+        }
+    };
+    let kind = classify_status(status.as_u16(), &bytes);
+    if kind == OutcomeKind::Success && serde_json::from_slice::<serde::de::IgnoredAny>(&bytes).is_err() {
+        return base(OutcomeKind::InvalidResponse, None, "the answer is not JSON".into());
+    }
+    let detail = if kind == OutcomeKind::Success { String::new() } else { format!("answered {}", status_text(status)) };
+    base(kind, Some(Answer { head, body: AnswerBody::Full(bytes) }), detail)
 }
 
 /// `503 Service Unavailable`, `529 Overloaded` (Anthropic's), or the bare

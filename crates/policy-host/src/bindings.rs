@@ -24,7 +24,7 @@ pub(crate) fn add_to_linker(linker: &mut wasmtime::component::Linker<PolicyState
 }
 
 /// The fully qualified names of the interfaces the policy world imports.
-pub(crate) const POLICY_IMPORTS: &[&str] = &["switchyard:policy/host@0.1.0", "switchyard:policy/types@0.1.0"];
+pub(crate) const POLICY_IMPORTS: &[&str] = &["switchyard:policy/host@0.2.0", "switchyard:policy/types@0.2.0"];
 
 impl t::Host for PolicyState {}
 
@@ -175,7 +175,12 @@ pub(crate) fn route_decision(r: t::RouteDecision) -> d::RouteDecision {
     match r {
         t::RouteDecision::Send(p) => d::RouteDecision::Send(d::Plan {
             targets: p.targets,
-            per_try_timeout_ms: p.per_try_timeout_ms,
+            limits: d::AttemptLimits {
+                connect_ms: p.limits.connect_ms,
+                first_token_ms: p.limits.first_token_ms,
+                idle_ms: p.limits.idle_ms,
+                answer_ms: p.limits.answer_ms,
+            },
             hedge_after_ms: p.hedge_after_ms,
         }),
         t::RouteDecision::Degrade(g) => d::RouteDecision::Degrade(degrade(g)),
@@ -187,5 +192,33 @@ pub(crate) fn next_step(s: t::NextStep) -> d::NextStep {
         t::NextStep::Accept => d::NextStep::Accept,
         t::NextStep::Retry(r) => d::NextStep::Retry(d::Retry { target: r.target, delay_ms: r.delay_ms }),
         t::NextStep::Degrade(g) => d::NextStep::Degrade(degrade(g)),
+    }
+}
+
+pub(crate) fn stream_break(b: &d::StreamBreak) -> t::StreamBreak {
+    t::StreamBreak {
+        target: b.target,
+        kind: match b.kind {
+            d::BreakKind::Cut => t::BreakKind::Cut,
+            d::BreakKind::Stall => t::BreakKind::Stall,
+            d::BreakKind::ProviderError => t::BreakKind::ProviderError,
+            d::BreakKind::Malformed => t::BreakKind::Malformed,
+        },
+        delivered_chars: b.delivered_chars,
+        delivered_tokens: b.delivered_tokens,
+        in_tool_call: b.in_tool_call,
+        elapsed_ms: b.elapsed_ms,
+        recoveries: b.recoveries,
+        tried: b.tried.clone(),
+        failed_recovery: b.failed_recovery.as_ref().map(outcome),
+    }
+}
+
+pub(crate) fn recovery(r: t::Recovery) -> d::Recovery {
+    let retry = |r: t::Retry| d::Retry { target: r.target, delay_ms: r.delay_ms };
+    match r {
+        t::Recovery::Continue(r) => d::Recovery::Continue(retry(r)),
+        t::Recovery::Restart(r) => d::Recovery::Restart(retry(r)),
+        t::Recovery::End => d::Recovery::End,
     }
 }

@@ -57,13 +57,47 @@ pub struct RequestInfo {
     pub deadline_ms: u32,
 }
 
+/// Limits of each attempt of a plan, ms; `None` leaves one to the route's
+/// config, else the gateway's default.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct AttemptLimits {
+    /// Connecting (TCP, TLS); only shortens the provider's connect timeout.
+    pub connect_ms: Option<u32>,
+    /// Streams: first content-bearing event; non-streamed: response headers.
+    pub first_token_ms: Option<u32>,
+    /// Streams: longest silence between content-bearing events.
+    pub idle_ms: Option<u32>,
+    /// Non-streamed: the whole answer.
+    pub answer_ms: Option<u32>,
+}
+
+impl AttemptLimits {
+    /// No limit set: the route's and the gateway's apply.
+    pub const DEFAULT: AttemptLimits = AttemptLimits { connect_ms: None, first_token_ms: None, idle_ms: None, answer_ms: None };
+
+    fn check(&self) -> Result<(), PolicyError> {
+        let named = [
+            ("connect-ms", self.connect_ms),
+            ("first-token-ms", self.first_token_ms),
+            ("idle-ms", self.idle_ms),
+            ("answer-ms", self.answer_ms),
+        ];
+        for (name, ms) in named {
+            if ms == Some(0) {
+                return Err(PolicyError::InvalidDecision(format!("plan limit {name} of 0 ms")));
+            }
+        }
+        Ok(())
+    }
+}
+
 /// Where to send a request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Plan {
     /// Target indices in preference order; the first is tried now.
     pub targets: Vec<u32>,
-    /// Per-attempt timeout to response headers (and between stream chunks), ms.
-    pub per_try_timeout_ms: u32,
+    /// Limits of each attempt.
+    pub limits: AttemptLimits,
     /// Start the plan's next target in parallel when the first has not
     /// answered after this many ms.
     pub hedge_after_ms: Option<u32>,
@@ -128,6 +162,65 @@ pub enum NextStep {
     Degrade(Degrade),
 }
 
+/// How a stream that already reached the client broke.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BreakKind {
+    /// The connection failed or closed before the answer was complete.
+    Cut,
+    /// No content-bearing event for longer than the idle limit.
+    Stall,
+    /// The provider's own error event.
+    ProviderError,
+    /// An event the gateway could not understand.
+    Malformed,
+}
+
+impl BreakKind {
+    /// How logs and error messages name it.
+    pub fn describe(self) -> &'static str {
+        match self {
+            BreakKind::Cut => "cut",
+            BreakKind::Stall => "stall",
+            BreakKind::ProviderError => "provider error event",
+            BreakKind::Malformed => "malformed event",
+        }
+    }
+}
+
+/// A committed stream broke: what the client already has.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StreamBreak {
+    /// The target whose stream broke.
+    pub target: u32,
+    /// How it broke.
+    pub kind: BreakKind,
+    /// Characters of content delivered to the client.
+    pub delivered_chars: u32,
+    /// Tokens of that content (provider's count, else chars / 4).
+    pub delivered_tokens: u32,
+    /// The break fell inside a tool call's arguments.
+    pub in_tool_call: bool,
+    /// ms since the request reached the gateway.
+    pub elapsed_ms: u32,
+    /// Recoveries already attempted for this request.
+    pub recoveries: u32,
+    /// Every target tried, recoveries included.
+    pub tried: Vec<u32>,
+    /// How the previous recovery attempt failed before producing content.
+    pub failed_recovery: Option<AttemptOutcome>,
+}
+
+/// The answer to `on-stream-break`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Recovery {
+    /// Ask the target to continue from the delivered text.
+    Continue(Retry),
+    /// Ask the target again; forward only what follows the delivered text.
+    Restart(Retry),
+    /// End the client's stream with an error event.
+    End,
+}
+
 /// Longest wait a policy may ask for (before an attempt, or as Retry-After).
 pub const MAX_DELAY_MS: u32 = 3_600_000;
 
@@ -172,9 +265,7 @@ impl Topology {
                 for &t in &plan.targets {
                     self.check_route_target(request, t)?;
                 }
-                if plan.per_try_timeout_ms == 0 {
-                    return Err(PolicyError::InvalidDecision("per-try timeout of 0 ms".into()));
-                }
+                plan.limits.check()?;
                 if let Some(ms) = plan.hedge_after_ms
                     && (ms == 0 || ms > MAX_DELAY_MS)
                 {
@@ -184,6 +275,19 @@ impl Topology {
             }
             RouteDecision::Degrade(d) => self.check_degrade(d),
         }
+    }
+
+    /// Checks an `on-stream-break` answer: a known target (of any route,
+    /// like a fallback), a sane delay.
+    pub fn check_recovery(&self, recovery: &Recovery) -> Result<(), PolicyError> {
+        let (Recovery::Continue(r) | Recovery::Restart(r)) = recovery else { return Ok(()) };
+        if r.target as usize >= self.targets.len() {
+            return Err(PolicyError::InvalidDecision(format!("recovery target {} does not exist", r.target)));
+        }
+        if r.delay_ms > MAX_DELAY_MS {
+            return Err(PolicyError::InvalidDecision(format!("recovery delay of {} ms is over an hour", r.delay_ms)));
+        }
+        Ok(())
     }
 
     /// Checks an `on-attempt` answer.

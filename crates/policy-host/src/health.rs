@@ -15,6 +15,8 @@ const WINDOW: Duration = Duration::from_secs(30);
 const WINDOW_CAP: usize = 512;
 /// Weight of the newest sample in the latency average.
 const EWMA_ALPHA: f32 = 0.2;
+/// Times to first token kept per target.
+const FIRST_TOKEN_SAMPLES: usize = 64;
 /// The latency p95 is taken over this many latest successful attempts.
 const LATENCY_SAMPLES: usize = 128;
 
@@ -88,6 +90,8 @@ struct Stats {
     latencies: VecDeque<f32>,
     /// The p95 of `latencies`, until the next sample.
     p95: Option<f32>,
+    /// Times to the first content-bearing event of the latest streams, ms.
+    first_tokens: VecDeque<f32>,
     /// Outcomes of the window, oldest first; `failed` counts the failures
     /// among them, so reading the error rate is O(1).
     recent: VecDeque<(Instant, bool)>,
@@ -118,11 +122,13 @@ impl Stats {
         if self.latencies.is_empty() {
             return 0.0;
         }
-        *self.p95.get_or_insert_with(|| {
-            let mut sorted: Vec<f32> = self.latencies.iter().copied().collect();
-            sorted.sort_by(f32::total_cmp);
-            sorted[((sorted.len() - 1) as f32 * 0.95).round() as usize]
-        })
+        *self.p95.get_or_insert_with(|| Self::percentile_95(&self.latencies))
+    }
+
+    fn percentile_95(samples: &VecDeque<f32>) -> f32 {
+        let mut sorted: Vec<f32> = samples.iter().copied().collect();
+        sorted.sort_by(f32::total_cmp);
+        sorted[((sorted.len() - 1) as f32 * 0.95).round() as usize]
     }
 
     fn breaker(&self, now: Instant) -> BreakerState {
@@ -273,6 +279,28 @@ impl HealthBook {
             s.retry_after_until = None;
         }
         s.trip_or_reset(&self.breaker, now, ok);
+    }
+
+    /// Records a stream's time to its first content-bearing event (the
+    /// history [`HealthBook::first_token_p95`] reads).
+    pub fn record_first_token(&self, target: u32, latency: Duration) {
+        let Some(cell) = self.cells.get(target as usize) else { return };
+        let mut s = cell.stats.lock().unwrap_or_else(|p| p.into_inner());
+        if s.first_tokens.len() == FIRST_TOKEN_SAMPLES {
+            s.first_tokens.pop_front();
+        }
+        s.first_tokens.push_back(latency.as_secs_f32() * 1000.0);
+    }
+
+    /// The p95 of `target`'s latest times to first token, once at least
+    /// `min_samples` streams were recorded.
+    pub fn first_token_p95(&self, target: u32, min_samples: usize) -> Option<Duration> {
+        let cell = self.cells.get(target as usize)?;
+        let s = cell.stats.lock().unwrap_or_else(|p| p.into_inner());
+        if s.first_tokens.len() < min_samples.max(1) {
+            return None;
+        }
+        Some(Duration::from_secs_f32(Stats::percentile_95(&s.first_tokens) / 1000.0))
     }
 
     /// The health of `target` now; `None` for an unknown target.

@@ -13,7 +13,7 @@ use tokio::sync::broadcast;
 
 use crate::call::CallContext;
 use crate::compile::{compile, sha256_hex};
-use crate::decision::{AttemptOutcome, NextStep, RequestInfo, RouteDecision, Topology};
+use crate::decision::{AttemptOutcome, NextStep, Recovery, RequestInfo, RouteDecision, StreamBreak, Topology};
 use crate::engine::PolicyEngine;
 use crate::native::{self, NATIVE_LABEL};
 use crate::state::HostShared;
@@ -441,12 +441,14 @@ pub fn policy_name(path: &Path) -> Option<String> {
 enum Question<'a> {
     Route(&'a RequestInfo),
     OnAttempt(&'a RequestInfo, &'a AttemptOutcome),
+    OnStreamBreak(&'a RequestInfo, &'a StreamBreak),
 }
 
 /// A policy's answer to a [`Question`].
 enum Answer {
     Route(RouteDecision),
     Step(NextStep),
+    Recovery(Recovery),
 }
 
 impl PinnedPolicy {
@@ -462,6 +464,9 @@ impl PinnedPolicy {
             Question::OnAttempt(request, outcome) => {
                 version.on_attempt(request, outcome, self.call.clone()).await.map(Answer::Step)
             }
+            Question::OnStreamBreak(request, broken) => {
+                version.on_stream_break(request, broken, self.call.clone()).await.map(Answer::Recovery)
+            }
         }
     }
 
@@ -471,6 +476,7 @@ impl PinnedPolicy {
         let what = match question {
             Question::Route(_) => "route",
             Question::OnAttempt(..) => "on-attempt",
+            Question::OnStreamBreak(..) => "on-stream-break",
         };
         let slot = self.slot.as_ref();
         let pinned = self.version.as_ref().filter(|v| v.standing().demoted().is_none());
@@ -512,6 +518,17 @@ impl PinnedPolicy {
             Some(Decided { value: Answer::Step(value), answered_by }) => Decided { value, answered_by },
             _ => Decided {
                 value: native::on_attempt(&self.host.topology, &self.host.shared.health, request, outcome),
+                answered_by: self.host.native_label.clone(),
+            },
+        }
+    }
+
+    /// `on-stream-break`, answered by the first version that can, else the native fallback.
+    pub async fn on_stream_break(&self, request: &RequestInfo, broken: &StreamBreak) -> Decided<Recovery> {
+        match self.decide(Question::OnStreamBreak(request, broken)).await {
+            Some(Decided { value: Answer::Recovery(value), answered_by }) => Decided { value, answered_by },
+            _ => Decided {
+                value: native::on_stream_break(&self.host.topology, &self.host.shared.health, request, broken),
                 answered_by: self.host.native_label.clone(),
             },
         }

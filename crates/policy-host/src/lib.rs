@@ -44,8 +44,8 @@ mod watcher;
 pub use call::{CallContext, is_allowed_header};
 pub use compile::{sha256_hex, world_version};
 pub use decision::{
-    Api, AttemptOutcome, Degrade, NextStep, OutcomeKind, Plan, RequestInfo, Retry, RouteDecision, RouteInfo, Target,
-    Topology,
+    Api, AttemptLimits, AttemptOutcome, BreakKind, Degrade, NextStep, OutcomeKind, Plan, Recovery, RequestInfo, Retry,
+    RouteDecision, RouteInfo, StreamBreak, Target, Topology,
 };
 pub use error::PolicyError;
 pub use health::{BreakerConfig, BreakerState, HealthBook, TargetHealth};

@@ -4,13 +4,17 @@
 //! backoff while the deadline allows; gives up with a 503.
 
 use crate::HealthBook;
-use crate::decision::{AttemptOutcome, Degrade, NextStep, Plan, RequestInfo, Retry, RouteDecision, Topology};
+use crate::decision::{
+    AttemptLimits, AttemptOutcome, Degrade, NextStep, Plan, Recovery, RequestInfo, Retry, RouteDecision, StreamBreak,
+    Topology,
+};
 
 const BASE_BACKOFF_MS: u32 = 100;
 const MAX_BACKOFF_MS: u32 = 1000;
 /// At most this many attempts per request.
 const MAX_ATTEMPTS: u32 = 4;
-const PER_TRY_TIMEOUT_MS: u32 = 20_000;
+/// At most this many recoveries of a broken stream per request.
+const MAX_RECOVERIES: u32 = 2;
 
 /// The label responses carry when the native fallback decided.
 pub const NATIVE_LABEL: &str = "native@builtin";
@@ -32,7 +36,7 @@ pub fn route(topology: &Topology, health: &HealthBook, request: &RequestInfo) ->
     targets.sort_by_key(|&t| !available(health, t));
     RouteDecision::Send(Plan {
         targets,
-        per_try_timeout_ms: PER_TRY_TIMEOUT_MS.min(request.deadline_ms).max(1),
+        limits: AttemptLimits::DEFAULT,
         hedge_after_ms: None,
     })
 }
@@ -78,6 +82,31 @@ pub fn on_attempt(
         }
         _ => give_up,
     }
+}
+
+/// `on-stream-break`: continue on another available target of the route
+/// (the broken one when there is no other), restart instead when the break
+/// fell inside a tool call or the last continuation was refused; end after
+/// [`MAX_RECOVERIES`].
+pub fn on_stream_break(
+    topology: &Topology,
+    health: &HealthBook,
+    request: &RequestInfo,
+    broken: &StreamBreak,
+) -> Recovery {
+    if broken.recoveries >= MAX_RECOVERIES {
+        return Recovery::End;
+    }
+    let Some(route) = topology.routes.get(request.route as usize) else { return Recovery::End };
+    let target = route
+        .targets
+        .iter()
+        .copied()
+        .find(|&t| t != broken.target && available(health, t))
+        .unwrap_or(broken.target);
+    let retry = Retry { target, delay_ms: 0 };
+    let refused = broken.failed_recovery.as_ref().is_some_and(|o| o.kind == crate::OutcomeKind::InvalidRequest);
+    if broken.in_tool_call || refused { Recovery::Restart(retry) } else { Recovery::Continue(retry) }
 }
 
 #[cfg(test)]

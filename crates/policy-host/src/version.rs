@@ -12,7 +12,7 @@ use crate::PolicyError;
 use crate::bindings::{self, Policy, PolicyPre};
 use crate::call::CallContext;
 use crate::clock::CallClock;
-use crate::decision::{AttemptOutcome, NextStep, RequestInfo, RouteDecision, Topology};
+use crate::decision::{AttemptOutcome, BreakKind, NextStep, Recovery, RequestInfo, RouteDecision, StreamBreak, Topology};
 use crate::state::{HostShared, PolicyState};
 
 /// How long instantiation plus `init` may run.
@@ -312,6 +312,41 @@ impl PolicyVersion {
         }
     }
 
+    /// Asks the policy how to recover a stream that broke after reaching the client.
+    pub async fn on_stream_break(
+        &self,
+        request: &RequestInfo,
+        broken: &StreamBreak,
+        call: Arc<CallContext>,
+    ) -> Result<Recovery, PolicyError> {
+        self.on_stream_break_within(request, broken, call, None).await
+    }
+
+    /// [`Self::on_stream_break`] under `deadline` (see [`Self::route_within`]).
+    pub async fn on_stream_break_within(
+        &self,
+        request: &RequestInfo,
+        broken: &StreamBreak,
+        call: Arc<CallContext>,
+        deadline: Option<Duration>,
+    ) -> Result<Recovery, PolicyError> {
+        let mut inst = self.take().await?;
+        inst.store.data_mut().call = Some(call);
+        self.arm_decision(&mut inst.store, deadline);
+        let clock = inst.clock.clone();
+        let broken = bindings::stream_break(broken);
+        let call = inst.policy.call_on_stream_break(&mut inst.store, bindings::request(request), &broken);
+        match timed(&clock, call).await {
+            Ok(recovery) => {
+                self.give_back(inst);
+                let recovery = bindings::recovery(recovery);
+                self.topology.check_recovery(&recovery)?;
+                Ok(recovery)
+            }
+            Err(e) => Err(self.classify(e, inst.store.data())),
+        }
+    }
+
     /// Instantiates and `init`s a fresh instance into the pool; returns how long it took.
     pub async fn warm_instance(&self) -> Result<Duration, PolicyError> {
         let started = Instant::now();
@@ -327,8 +362,8 @@ impl PolicyVersion {
         pool.iter().map(|i| i.store.data().limiter.high_water).max().unwrap_or(0)
     }
 
-    /// Load-time self-check: a fresh instance, `init`, then a `route` and an
-    /// `on-attempt` for every route of the topology, all under the deadline.
+    /// Load-time self-check: a fresh instance, `init`, then a `route`, an
+    /// `on-attempt` and an `on-stream-break` for every route of the topology, all under the deadline.
     pub(crate) async fn self_check(&self) -> Result<(), PolicyError> {
         let instance = self.instantiate().await?;
         self.give_back(instance);
@@ -353,6 +388,19 @@ impl PolicyVersion {
                 elapsed_ms: 10,
             };
             self.on_attempt_within(&request, &outcome, call.clone(), Some(CHECK_DEADLINE)).await?;
+            let broken = StreamBreak {
+                target: first,
+                kind: BreakKind::Cut,
+                delivered_chars: 160,
+                delivered_tokens: 40,
+                in_tool_call: false,
+                elapsed_ms: 2_000,
+                recoveries: 0,
+                tried: vec![first],
+                failed_recovery: None,
+            };
+            let streaming = RequestInfo { streaming: true, ..request };
+            self.on_stream_break_within(&streaming, &broken, call.clone(), Some(CHECK_DEADLINE)).await?;
         }
         Ok(())
     }

@@ -59,7 +59,7 @@ async fn embedded_failover_sends_to_targets_in_order() {
     let decided = pinned.route(&request()).await;
     assert_eq!(
         decided.value,
-        RouteDecision::Send(Plan { targets: vec![0, 1], per_try_timeout_ms: 10_000, hedge_after_ms: None })
+        RouteDecision::Send(Plan { targets: vec![0, 1], limits: AttemptLimits::DEFAULT, hedge_after_ms: None })
     );
     let outcome = AttemptOutcome {
         target: 0,

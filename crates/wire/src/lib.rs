@@ -14,6 +14,7 @@
 //! - [`replay`]: a complete completion replayed as an SSE stream.
 //! - [`openai_error`]: OpenAI's error JSON, as a body and as an SSE event.
 //! - [`sse`]: [`sse::DoneDetector`], which tells a complete stream from a cut one.
+//! - [`stream`]: the commit point, event cutting, and splicing a recovered stream.
 //! - [`classify`]: [`OutcomeKind`] of a provider answer; `Retry-After` parsing.
 //! - [`text`]: cutting echoed input to size.
 
@@ -28,6 +29,7 @@ pub mod openai_error;
 pub mod replay;
 pub mod request;
 pub mod sse;
+pub mod stream;
 pub mod text;
 pub mod translate;
 

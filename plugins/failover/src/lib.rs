@@ -15,10 +15,17 @@
 //!   failures move to another target, never the same one. At most
 //!   `max_attempts` attempts per request.
 //!
+//! * `on-stream-break`: a stream that broke after reaching the client is
+//!   continued on the route's next available target (the delivered text as a
+//!   partial assistant turn), restarted and spliced when that target refuses
+//!   a partial turn or a tool call broke; at most `max_recoveries` per request.
+//!
 //! Settings (`[policies.failover]`), all optional:
 //! `max_attempts` (4), `base_backoff_ms` (100), `max_backoff_ms` (2000),
-//! `per_try_timeout_ms` (20000, capped by the route's deadline),
-//! `same_target_retries` (1), `max_same_target_wait_ms` (5000).
+//! `same_target_retries` (1), `max_same_target_wait_ms` (5000), `recovery`
+//! (`"continue"`, or `"restart"`, `"off"`), `max_recoveries` (2), and
+//! `connect_timeout_ms`, `first_token_timeout_ms`, `idle_timeout_ms`,
+//! `answer_timeout_ms` (unset: the route's limits).
 
 use std::sync::OnceLock;
 
@@ -51,13 +58,19 @@ impl Guest for Failover {
         // Targets with a running Retry-After or an open breaker keep their
         // order, at the back.
         let targets = available_first(&route.targets);
-        cfg.settings.send(targets, &request)
+        cfg.settings.send(targets)
     }
 
     fn on_attempt(request: RequestInfo, outcome: AttemptOutcome) -> NextStep {
         let cfg = config();
         let route = &cfg.topology.routes[request.route as usize];
         cfg.settings.next_step(route, &request, &outcome)
+    }
+
+    fn on_stream_break(request: RequestInfo, broken: StreamBreak) -> Recovery {
+        let cfg = config();
+        let route = &cfg.topology.routes[request.route as usize];
+        cfg.settings.recover(route, &broken)
     }
 }
 

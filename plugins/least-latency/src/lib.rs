@@ -3,7 +3,8 @@
 //! order; then ordered failover.
 //!
 //! Settings (`[policies.least-latency]`), all optional: `max_attempts` (4),
-//! `base_backoff_ms` (100), `max_backoff_ms` (2000), `per_try_timeout_ms` (20000).
+//! `base_backoff_ms` (100), `max_backoff_ms` (2000), and the rest of
+//! [`FailoverSettings`] (stream recovery, attempt limits).
 
 use std::sync::OnceLock;
 
@@ -33,12 +34,17 @@ impl Guest for LeastLatency {
             let chosen = targets.remove(i);
             targets.insert(0, chosen);
         }
-        s.send(targets, &request)
+        s.send(targets)
     }
 
     fn on_attempt(request: RequestInfo, outcome: AttemptOutcome) -> NextStep {
         let (s, topology) = CONFIG.get().expect("init runs first");
         s.next_step(&topology.routes[request.route as usize], &request, &outcome)
+    }
+
+    fn on_stream_break(request: RequestInfo, broken: StreamBreak) -> Recovery {
+        let (s, topology) = CONFIG.get().expect("init runs first");
+        s.recover(&topology.routes[request.route as usize], &broken)
     }
 }
 

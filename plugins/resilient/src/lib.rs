@@ -12,48 +12,38 @@
 //! * `on-attempt`: ordered failover (move on at once, then full-jitter
 //!   backoff honouring Retry-After), and out of attempts or time, the cache,
 //!   then a 503.
+//! * `on-stream-break`: as `failover` (continue on the next available
+//!   target, restart when a continuation is refused or a tool call broke).
 //!
-//! Settings (`[policies.resilient]`), all optional: `max_attempts` (4),
-//! `base_backoff_ms` (100), `max_backoff_ms` (2000), `per_try_timeout_ms`
-//! (20000), `hedge` (true), `min_hedge_ms` (50), `explore` (0.05).
+//! Settings (`[policies.resilient]`), all optional: `hedge` (true),
+//! `min_hedge_ms` (50), `explore` (0.05), and every [`FailoverSettings`] key:
+//! `max_attempts` (4), `base_backoff_ms` (100), `max_backoff_ms` (2000),
+//! `same_target_retries` (1), `max_same_target_wait_ms` (5000), `recovery`
+//! (`"continue"`), `max_recoveries` (2), attempt limits (unset: the route's).
 
 use std::sync::OnceLock;
 
 use serde::Deserialize;
 use switchyard_policy_sdk::*;
 
+/// Resilient's own settings; the rest are [`FailoverSettings`].
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields, default)]
-struct Settings {
-    max_attempts: u32,
-    base_backoff_ms: u32,
-    max_backoff_ms: u32,
-    per_try_timeout_ms: u32,
+#[serde(default)]
+struct Own {
     hedge: bool,
     min_hedge_ms: u32,
     explore: f64,
-    same_target_retries: u32,
-    max_same_target_wait_ms: u32,
 }
 
-impl Default for Settings {
+impl Default for Own {
     fn default() -> Self {
-        Settings {
-            max_attempts: 4,
-            base_backoff_ms: 100,
-            max_backoff_ms: 2000,
-            per_try_timeout_ms: 20_000,
-            hedge: true,
-            min_hedge_ms: 50,
-            explore: 0.05,
-            same_target_retries: 1,
-            max_same_target_wait_ms: 5000,
-        }
+        Own { hedge: true, min_hedge_ms: 50, explore: 0.05 }
     }
 }
 
 struct Config {
-    settings: Settings,
+    own: Own,
+    failover: FailoverSettings,
     topology: Topology,
 }
 
@@ -61,6 +51,24 @@ static CONFIG: OnceLock<Config> = OnceLock::new();
 
 fn config() -> &'static Config {
     CONFIG.get().expect("init runs before any decision")
+}
+
+/// Splits the settings JSON into resilient's own keys and the failover rest.
+fn parse(json: &str) -> Result<(Own, FailoverSettings), String> {
+    let mut all: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_str(json).map_err(|e| format!("resilient settings: {e}"))?;
+    let mut own = serde_json::Map::new();
+    for key in ["hedge", "min_hedge_ms", "explore"] {
+        if let Some(v) = all.remove(key) {
+            own.insert(key.to_owned(), v);
+        }
+    }
+    let own: Own = serde_json::from_value(own.into()).map_err(|e| format!("resilient settings: {e}"))?;
+    if !(0.0..=1.0).contains(&own.explore) {
+        return Err("resilient settings: explore must be within 0..=1".into());
+    }
+    let rest = serde_json::Value::Object(all).to_string();
+    Ok((own, FailoverSettings::parse("resilient", &rest)?))
 }
 
 /// Expected cost of sending to a target: latency weighted by its error rate.
@@ -72,20 +80,14 @@ struct Resilient;
 
 impl Guest for Resilient {
     fn init(settings: String, topology: Topology) -> Result<(), String> {
-        let settings: Settings = serde_json::from_str(&settings).map_err(|e| format!("resilient settings: {e}"))?;
-        if settings.max_attempts == 0 || settings.per_try_timeout_ms == 0 {
-            return Err("resilient settings: max_attempts and per_try_timeout_ms must be at least 1".into());
-        }
-        if settings.base_backoff_ms > settings.max_backoff_ms || !(0.0..=1.0).contains(&settings.explore) {
-            return Err("resilient settings: base_backoff_ms ≤ max_backoff_ms and explore within 0..=1".into());
-        }
-        let _ = CONFIG.set(Config { settings, topology });
+        let (own, failover) = parse(&settings)?;
+        let _ = CONFIG.set(Config { own, failover, topology });
         Ok(())
     }
 
     fn route(request: RequestInfo) -> RouteDecision {
         let cfg = config();
-        let s = &cfg.settings;
+        let s = &cfg.own;
         let route = &cfg.topology.routes[request.route as usize];
         let (mut up, down): (Vec<u32>, Vec<u32>) = route.targets.iter().partition(|&&t| is_available(t));
         if up.is_empty() {
@@ -105,25 +107,18 @@ impl Guest for Resilient {
             .filter(|&p95| p95 > 0.0)
             .map(|p95| (p95.ceil() as u32).max(s.min_hedge_ms));
         up.extend(down);
-        RouteDecision::Send(Plan {
-            targets: up,
-            per_try_timeout_ms: s.per_try_timeout_ms.min(request.deadline_ms).max(1),
-            hedge_after_ms,
-        })
+        RouteDecision::Send(Plan { targets: up, limits: cfg.failover.limits(), hedge_after_ms })
     }
 
     fn on_attempt(request: RequestInfo, outcome: AttemptOutcome) -> NextStep {
         let cfg = config();
-        let s = &cfg.settings;
-        let backoff = Backoff {
-            max_attempts: s.max_attempts,
-            base_backoff_ms: s.base_backoff_ms,
-            max_backoff_ms: s.max_backoff_ms,
-            same_target_retries: s.same_target_retries,
-            max_same_target_wait_ms: s.max_same_target_wait_ms,
-        };
         let route = &cfg.topology.routes[request.route as usize];
-        failover_next_step(&backoff, route, &request, &outcome, Degrade::Cached)
+        failover_next_step(&cfg.failover.backoff(), route, &request, &outcome, Degrade::Cached)
+    }
+
+    fn on_stream_break(request: RequestInfo, broken: StreamBreak) -> Recovery {
+        let cfg = config();
+        cfg.failover.recover(&cfg.topology.routes[request.route as usize], &broken)
     }
 }
 

@@ -37,6 +37,12 @@ macro_rules! export_policy {
     };
 }
 
+/// Attempt limits that leave every limit to the route's config (and the
+/// gateway's defaults): what most policies want.
+pub fn route_limits() -> AttemptLimits {
+    AttemptLimits { connect_ms: None, first_token_ms: None, idle_ms: None, answer_ms: None }
+}
+
 /// Deterministic full-jitter exponential backoff: a delay in
 /// `[0, min(cap, base * 2^(attempt-1))]`, drawn from the host's generator.
 pub fn full_jitter_backoff_ms(attempt: u32, base_ms: u32, cap_ms: u32) -> u32 {
@@ -192,11 +198,51 @@ pub fn available_first(targets: &[u32]) -> Vec<u32> {
     up
 }
 
+/// How a shipped policy recovers a stream that broke after reaching the client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RecoveryMode {
+    /// Ask another target to continue from the delivered text (restart when
+    /// that target refuses a partial assistant turn, or a tool call broke).
+    Continue,
+    /// Ask another target the question again and splice its answer.
+    Restart,
+    /// Never recover: the stream ends with an error event.
+    Off,
+}
+
+/// The `on-stream-break` of the shipped policies: `mode` on the next
+/// available target of the route after the broken one (the broken one when
+/// no other is available), restarting instead of continuing when the last
+/// continuation was refused as an invalid request (a target that does not
+/// take a partial assistant turn) or a tool call broke; at most
+/// `max_recoveries` per request, then the stream ends.
+pub fn stream_recovery(mode: RecoveryMode, max_recoveries: u32, route: &Route, broken: &StreamBreak) -> Recovery {
+    if mode == RecoveryMode::Off || broken.recoveries >= max_recoveries {
+        return Recovery::End;
+    }
+    let targets = &route.targets;
+    let at = targets.iter().position(|&t| t == broken.target).map_or(0, |i| i + 1);
+    let next = (0..targets.len())
+        .map(|i| targets[(at + i) % targets.len()])
+        .find(|&t| t != broken.target && is_available(t))
+        .unwrap_or(broken.target);
+    let retry = Retry { target: next, delay_ms: 0 };
+    let refused = broken.failed_recovery.as_ref().is_some_and(|o| o.kind == OutcomeKind::InvalidRequest);
+    match mode {
+        RecoveryMode::Continue if !refused => Recovery::Continue(retry),
+        _ => Recovery::Restart(retry),
+    }
+}
+
 /// The settings of an ordered-failover policy (`failover`, `least-latency`,
-/// `p2c`): `max_attempts` (4), `base_backoff_ms` (100), `max_backoff_ms`
-/// (2000), `per_try_timeout_ms` (20000), `same_target_retries` (1),
-/// `max_same_target_wait_ms` (5000). Unknown keys are refused, so a typo is
-/// an error at load instead of a silent default.
+/// `p2c`, and the shared part of `resilient`): `max_attempts` (4),
+/// `base_backoff_ms` (100), `max_backoff_ms` (2000), `same_target_retries`
+/// (1), `max_same_target_wait_ms` (5000), `recovery` (`"continue"`),
+/// `max_recoveries` (2), and attempt limits that override the route's
+/// config when set: `connect_timeout_ms`, `first_token_timeout_ms`,
+/// `idle_timeout_ms`, `answer_timeout_ms`. Unknown keys are refused, so a
+/// typo is an error at load instead of a silent default.
 #[derive(Debug, Clone, serde::Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct FailoverSettings {
@@ -206,12 +252,22 @@ pub struct FailoverSettings {
     pub base_backoff_ms: u32,
     /// Full-jitter backoff cap, ms.
     pub max_backoff_ms: u32,
-    /// Per-attempt timeout, ms (capped by the request's deadline).
-    pub per_try_timeout_ms: u32,
     /// See [`Backoff::same_target_retries`].
     pub same_target_retries: u32,
     /// See [`Backoff::max_same_target_wait_ms`].
     pub max_same_target_wait_ms: u32,
+    /// How a broken stream is recovered.
+    pub recovery: RecoveryMode,
+    /// At most this many recoveries per request.
+    pub max_recoveries: u32,
+    /// `attempt-limits.connect-ms` (none: the route's).
+    pub connect_timeout_ms: Option<u32>,
+    /// `attempt-limits.first-token-ms` (none: the route's).
+    pub first_token_timeout_ms: Option<u32>,
+    /// `attempt-limits.idle-ms` (none: the route's).
+    pub idle_timeout_ms: Option<u32>,
+    /// `attempt-limits.answer-ms` (none: the route's).
+    pub answer_timeout_ms: Option<u32>,
 }
 
 impl Default for FailoverSettings {
@@ -220,9 +276,14 @@ impl Default for FailoverSettings {
             max_attempts: 4,
             base_backoff_ms: 100,
             max_backoff_ms: 2000,
-            per_try_timeout_ms: 20_000,
             same_target_retries: 1,
             max_same_target_wait_ms: 5000,
+            recovery: RecoveryMode::Continue,
+            max_recoveries: 2,
+            connect_timeout_ms: None,
+            first_token_timeout_ms: None,
+            idle_timeout_ms: None,
+            answer_timeout_ms: None,
         }
     }
 }
@@ -230,12 +291,20 @@ impl Default for FailoverSettings {
 impl FailoverSettings {
     /// Parses and checks `init`'s settings JSON; errors name `policy`.
     pub fn parse(policy: &str, json: &str) -> Result<Self, String> {
+        if json.contains("\"per_try_timeout_ms\"") {
+            return Err(format!(
+                "{policy} settings: per_try_timeout_ms was replaced in switchyard:policy 0.2.0 by \
+                 first_token_timeout_ms, idle_timeout_ms and answer_timeout_ms (best set per route in the \
+                 gateway config)"
+            ));
+        }
         let s: FailoverSettings = serde_json::from_str(json).map_err(|e| format!("{policy} settings: {e}"))?;
         if s.max_attempts == 0 {
             return Err(format!("{policy} settings: max_attempts must be at least 1"));
         }
-        if s.per_try_timeout_ms == 0 {
-            return Err(format!("{policy} settings: per_try_timeout_ms must be at least 1"));
+        let limits = [s.connect_timeout_ms, s.first_token_timeout_ms, s.idle_timeout_ms, s.answer_timeout_ms];
+        if limits.contains(&Some(0)) {
+            return Err(format!("{policy} settings: a timeout must be at least 1 ms"));
         }
         if s.base_backoff_ms > s.max_backoff_ms {
             return Err(format!("{policy} settings: base_backoff_ms is larger than max_backoff_ms"));
@@ -254,23 +323,29 @@ impl FailoverSettings {
         }
     }
 
-    /// The per-try timeout for a request with `deadline_ms` left.
-    pub fn per_try_timeout_ms(&self, deadline_ms: u32) -> u32 {
-        self.per_try_timeout_ms.min(deadline_ms).max(1)
+    /// The attempt limits these settings set (the rest left to the route).
+    pub fn limits(&self) -> AttemptLimits {
+        AttemptLimits {
+            connect_ms: self.connect_timeout_ms,
+            first_token_ms: self.first_token_timeout_ms,
+            idle_ms: self.idle_timeout_ms,
+            answer_ms: self.answer_timeout_ms,
+        }
     }
 
-    /// Sends `request` to `targets` (the first now, the rest in order of
-    /// preference), each try under the per-try timeout; no hedge.
-    pub fn send(&self, targets: Vec<u32>, request: &RequestInfo) -> RouteDecision {
-        RouteDecision::Send(Plan {
-            targets,
-            per_try_timeout_ms: self.per_try_timeout_ms(request.deadline_ms),
-            hedge_after_ms: None,
-        })
+    /// Sends a request to `targets` (the first now, the rest in order of
+    /// preference) under [`Self::limits`]; no hedge.
+    pub fn send(&self, targets: Vec<u32>) -> RouteDecision {
+        RouteDecision::Send(Plan { targets, limits: self.limits(), hedge_after_ms: None })
     }
 
     /// [`failover_next_step`] with these settings, giving up with a clean 503.
     pub fn next_step(&self, route: &Route, request: &RequestInfo, outcome: &AttemptOutcome) -> NextStep {
         failover_next_step(&self.backoff(), route, request, outcome, Degrade::Unavailable)
+    }
+
+    /// [`stream_recovery`] with these settings.
+    pub fn recover(&self, route: &Route, broken: &StreamBreak) -> Recovery {
+        stream_recovery(self.recovery, self.max_recoveries, route, broken)
     }
 }

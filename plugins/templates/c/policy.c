@@ -102,10 +102,10 @@ void exports_policy_route(policy_request_info_t *request, policy_route_decision_
       if (available(targets->ptr[i]) == (pass == 0)) ordered[n++] = targets->ptr[i];
     }
   }
-  uint32_t timeout = request->deadline_ms < 1 ? 1 : request->deadline_ms;
   ret->tag = SWITCHYARD_POLICY_TYPES_ROUTE_DECISION_SEND;
   ret->val.send.targets = (policy_list_u32_t){.ptr = ordered, .len = n};
-  ret->val.send.per_try_timeout_ms = timeout > 20000 ? 20000 : timeout;
+  // Attempt limits left to the route's config (`first_token_timeout_ms`, ...).
+  ret->val.send.limits = (switchyard_policy_types_attempt_limits_t){0};
   ret->val.send.hedge_after_ms.is_some = false;
 }
 
@@ -152,4 +152,33 @@ void exports_policy_on_attempt(policy_request_info_t *request, policy_attempt_ou
                                policy_next_step_t *ret) {
   decide(request, outcome, ret);
   policy_attempt_outcome_free(outcome);
+}
+
+void exports_policy_on_stream_break(policy_request_info_t *request, policy_stream_break_t *broken,
+                                    policy_recovery_t *ret) {
+  ret->tag = SWITCHYARD_POLICY_TYPES_RECOVERY_END;
+  // At most two recoveries per request, then a clean error event.
+  if (broken->recoveries < 2) {
+    const policy_list_u32_t *targets = &topology.routes.ptr[request->route].targets;
+    uint32_t target = broken->target;
+    for (size_t i = 0; i < targets->len; i++) {
+      if (targets->ptr[i] != broken->target && available(targets->ptr[i])) {
+        target = targets->ptr[i];
+        break;
+      }
+    }
+    switchyard_policy_types_retry_t retry = {.target = target, .delay_ms = 0};
+    // A partial tool call cannot be continued, and a target that refused a
+    // partial assistant turn (a 400) is asked the question again instead.
+    bool refused = broken->failed_recovery.is_some &&
+                   broken->failed_recovery.val.kind == SWITCHYARD_POLICY_TYPES_OUTCOME_KIND_INVALID_REQUEST;
+    if (broken->in_tool_call || refused) {
+      ret->tag = SWITCHYARD_POLICY_TYPES_RECOVERY_RESTART;
+      ret->val.restart = retry;
+    } else {
+      ret->tag = SWITCHYARD_POLICY_TYPES_RECOVERY_CONTINUE;
+      ret->val.continue_ = retry;
+    }
+  }
+  policy_stream_break_free(broken);
 }

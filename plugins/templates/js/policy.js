@@ -4,9 +4,11 @@
 // breaker open) last; after a retryable failure move on at once to an untried
 // available target; when every target was tried, back off with full jitter and
 // never retry a target before its Retry-After; give up with a 503 when the wait
-// does not fit the deadline. Settings: `{"max_attempts": N}` (default 4).
+// does not fit the deadline. A stream that broke after reaching the client is
+// continued on another available target (restarted when the break fell in a
+// tool call or a continuation was refused), at most twice. Settings: `{"max_attempts": N}` (default 4).
 
-import { available as hostAvailable, health, random } from "switchyard:policy/host@0.1.0";
+import { available as hostAvailable, health, random } from "switchyard:policy/host@0.2.0";
 
 const RETRYABLE = new Set([
   "connect-error",
@@ -55,8 +57,9 @@ export function route(request) {
   for (const target of routes[request.route]) {
     (available(target) ? up : down).push(target);
   }
-  const perTryTimeoutMs = Math.min(Math.max(request.deadlineMs, 1), 20000);
-  return { tag: "send", val: { targets: up.concat(down), perTryTimeoutMs, hedgeAfterMs: undefined } };
+  // Attempt limits left to the route's config (`first_token_timeout_ms`, ...).
+  const limits = { connectMs: undefined, firstTokenMs: undefined, idleMs: undefined, answerMs: undefined };
+  return { tag: "send", val: { targets: up.concat(down), limits, hedgeAfterMs: undefined } };
 }
 
 export function onAttempt(request, outcome) {
@@ -87,4 +90,16 @@ export function onAttempt(request, outcome) {
     return { tag: "retry", val: { target: best.target, delayMs: best.wait } };
   }
   return giveUp;
+}
+
+export function onStreamBreak(request, broken) {
+  if (broken.recoveries >= 2) {
+    return { tag: "end" };
+  }
+  const others = routes[request.route].filter((t) => t !== broken.target && available(t));
+  const retry = { target: others.length > 0 ? others[0] : broken.target, delayMs: 0 };
+  // A partial tool call cannot be continued, and a target that refused a
+  // partial assistant turn (a 400) is asked the question again instead.
+  const refused = broken.failedRecovery?.kind === "invalid-request";
+  return { tag: broken.inToolCall || refused ? "restart" : "continue", val: retry };
 }

@@ -4,7 +4,9 @@ Targets in route order, unavailable ones (a Retry-After running or the
 breaker open) last; after a retryable failure move on at once to an untried
 available target; when every target was tried, back off with full jitter and
 never retry a target before its Retry-After; give up with a 503 when the wait
-does not fit the deadline. Settings: `{"max_attempts": N}` (default 4).
+does not fit the deadline. A stream that broke after reaching the client is
+continued on another available target (restarted when the break fell in a
+tool call or a continuation was refused), at most twice. Settings: `{"max_attempts": N}` (default 4).
 """
 
 import json
@@ -13,12 +15,16 @@ import wit_world
 from componentize_py_types import Err
 from wit_world.imports import host
 from wit_world.imports.types import (
+    AttemptLimits,
     Degrade_Unavailable,
     NextStep_Accept,
     NextStep_Degrade,
     NextStep_Retry,
     OutcomeKind,
     Plan,
+    Recovery_Continue,
+    Recovery_End,
+    Recovery_Restart,
     Retry,
     RouteDecision_Send,
 )
@@ -68,7 +74,9 @@ class WitWorld(wit_world.WitWorld):
         up, down = [], []
         for target in routes[request.route]:
             (up if available(target) else down).append(target)
-        return RouteDecision_Send(Plan(up + down, min(max(request.deadline_ms, 1), 20_000), hedge_after_ms=None))
+        # Attempt limits left to the route's config (`first_token_timeout_ms`, ...).
+        limits = AttemptLimits(connect_ms=None, first_token_ms=None, idle_ms=None, answer_ms=None)
+        return RouteDecision_Send(Plan(up + down, limits, hedge_after_ms=None))
 
     def on_attempt(self, request, outcome):
         if outcome.kind not in RETRYABLE:
@@ -87,3 +95,15 @@ class WitWorld(wit_world.WitWorld):
         if wait < request.deadline_ms // 2:
             return NextStep_Retry(Retry(target, wait))
         return give_up
+
+    def on_stream_break(self, request, broken):
+        if broken.recoveries >= 2:
+            return Recovery_End()
+        others = [t for t in routes[request.route] if t != broken.target and available(t)]
+        retry = Retry(others[0] if others else broken.target, 0)
+        # A partial tool call cannot be continued, and a target that refused a
+        # partial assistant turn (a 400) is asked the question again instead.
+        refused = broken.failed_recovery is not None and broken.failed_recovery.kind == OutcomeKind.INVALID_REQUEST
+        if broken.in_tool_call or refused:
+            return Recovery_Restart(retry)
+        return Recovery_Continue(retry)

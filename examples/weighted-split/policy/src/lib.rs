@@ -4,10 +4,11 @@
 //! weight (a weight of 0 means "only as a fallback"); the route's other
 //! targets follow in config order. `on-attempt` moves on to the next untried
 //! target after any retryable failure, and gives up with a 503 when none is
-//! left.
+//! left. A stream that broke after reaching the client is continued on the
+//! route's next available target (the SDK's `stream_recovery`), at most twice.
 //!
 //! Settings (`[policies.weighted-split]`): `weights = { provider-name = N }`
-//! (unlisted providers weigh 1), `per_try_timeout_ms` (20000).
+//! (unlisted providers weigh 1). Attempt limits come from the route's config.
 
 use std::collections::BTreeMap;
 use std::sync::OnceLock;
@@ -19,19 +20,17 @@ use switchyard_policy_sdk::*;
 #[serde(deny_unknown_fields, default)]
 struct Settings {
     weights: BTreeMap<String, u32>,
-    per_try_timeout_ms: u32,
 }
 
 impl Default for Settings {
     fn default() -> Self {
-        Settings { weights: BTreeMap::new(), per_try_timeout_ms: 20_000 }
+        Settings { weights: BTreeMap::new() }
     }
 }
 
 struct Config {
     /// Weight per target index of the topology.
     weight: Vec<u32>,
-    per_try_timeout_ms: u32,
     topology: Topology,
 }
 
@@ -48,7 +47,7 @@ impl Guest for WeightedSplit {
         let settings: Settings =
             serde_json::from_str(&settings).map_err(|e| format!("weighted-split settings: {e}"))?;
         let weight = topology.targets.iter().map(|t| settings.weights.get(&t.provider).copied().unwrap_or(1)).collect();
-        let _ = CONFIG.set(Config { weight, per_try_timeout_ms: settings.per_try_timeout_ms, topology });
+        let _ = CONFIG.set(Config { weight, topology });
         Ok(())
     }
 
@@ -75,11 +74,7 @@ impl Guest for WeightedSplit {
             let chosen = targets.remove(first);
             targets.insert(0, chosen);
         }
-        RouteDecision::Send(Plan {
-            targets,
-            per_try_timeout_ms: cfg.per_try_timeout_ms.min(request.deadline_ms).max(1),
-            hedge_after_ms: None,
-        })
+        RouteDecision::Send(Plan { targets, limits: route_limits(), hedge_after_ms: None })
     }
 
     fn on_attempt(request: RequestInfo, outcome: AttemptOutcome) -> NextStep {
@@ -91,6 +86,11 @@ impl Guest for WeightedSplit {
             Some(target) => NextStep::Retry(Retry { target, delay_ms: 0 }),
             None => NextStep::Degrade(Degrade::Unavailable(outcome.retry_after_ms.unwrap_or(1000).max(1000))),
         }
+    }
+
+    fn on_stream_break(request: RequestInfo, broken: StreamBreak) -> Recovery {
+        let route = &config().topology.routes[request.route as usize];
+        stream_recovery(RecoveryMode::Continue, 2, route, &broken)
     }
 }
 

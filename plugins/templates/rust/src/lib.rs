@@ -67,7 +67,9 @@ impl Guest for Policy {
         let mut targets = route.targets.clone();
         // Stable: unavailable targets keep their order, at the back.
         targets.sort_by_key(|&t| !available(t));
-        RouteDecision::Send(Plan { targets, per_try_timeout_ms: request.deadline_ms.clamp(1, 20_000), hedge_after_ms: None })
+        // Attempt limits left to the route's config (`first_token_timeout_ms`, ...).
+        let limits = AttemptLimits { connect_ms: None, first_token_ms: None, idle_ms: None, answer_ms: None };
+        RouteDecision::Send(Plan { targets, limits, hedge_after_ms: None })
     }
 
     fn on_attempt(request: RequestInfo, outcome: AttemptOutcome) -> NextStep {
@@ -90,6 +92,20 @@ impl Guest for Policy {
             Some((wait, target)) if wait < request.deadline_ms / 2 => NextStep::Retry(Retry { target, delay_ms: wait }),
             _ => give_up,
         }
+    }
+
+    fn on_stream_break(request: RequestInfo, broken: StreamBreak) -> Recovery {
+        // At most two recoveries per request, then a clean error event.
+        if broken.recoveries >= 2 {
+            return Recovery::End;
+        }
+        let route = &config().topology.routes[request.route as usize];
+        let target = route.targets.iter().copied().find(|&t| t != broken.target && available(t)).unwrap_or(broken.target);
+        let retry = Retry { target, delay_ms: 0 };
+        // A partial tool call cannot be continued, and a target that refused
+        // a partial assistant turn (a 400) is asked the question again instead.
+        let refused = broken.failed_recovery.as_ref().is_some_and(|o| o.kind == OutcomeKind::InvalidRequest);
+        if broken.in_tool_call || refused { Recovery::Restart(retry) } else { Recovery::Continue(retry) }
     }
 }
 
