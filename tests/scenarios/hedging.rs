@@ -15,7 +15,7 @@ async fn a_hanging_primary_costs_the_client_the_hedge_delay_not_the_timeout() {
         .provider("primary", &primary.url())
         .provider("backup", &backup.url())
         .route("m", Some("resilient"), 10_000, &["primary", "backup"])
-        .settings("resilient", &["explore = 0.0", "min_hedge_ms = 100", "per_try_timeout_ms = 8000"]);
+        .settings("resilient", &["explore = 0.0", "min_hedge_ms = 100", "first_token_timeout_ms = 8000"]);
     let gw = TestGateway::start(&config).await;
     // The primary is fast at first: once both are measured it is ranked
     // first (the backup answers in 30 ms) and its p95 is small.

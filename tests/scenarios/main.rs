@@ -18,6 +18,7 @@ mod plugin_misbehaves;
 mod policy_lifecycle;
 mod retry_budget;
 mod secrets;
+mod stream_recovery;
 mod streaming;
 mod tls;
 mod translation;

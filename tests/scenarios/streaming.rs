@@ -1,5 +1,6 @@
 //! Streams pass through chunk by chunk; a stream that breaks after its first
-//! byte ends with an error event, never a clean-looking end.
+//! content and is not recovered (recovery off) ends with an error event,
+//! never a clean-looking end. Recovery itself: `stream_recovery.rs`.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -10,7 +11,8 @@ use crate::*;
 
 async fn gateway_over(primary: &MockProvider, backup: &MockProvider) -> TestGateway {
     init_tracing();
-    let config = two_providers(&primary.url(), &backup.url()).settings("failover", &["per_try_timeout_ms = 500"]);
+    let config = two_providers(&primary.url(), &backup.url())
+        .settings("failover", &["first_token_timeout_ms = 500", "idle_timeout_ms = 500", "recovery = \"off\""]);
     TestGateway::start(&config).await
 }
 
@@ -57,23 +59,23 @@ async fn broken_stream_ends_with_error_event(end: StreamEnd) {
     let event: serde_json::Value = serde_json::from_str(last.trim_start_matches("data: ")).unwrap();
     assert_eq!(event["error"]["code"], "upstream_stream_broken");
     assert!(!text.contains("[DONE]"));
-    // Bytes had reached the client: no retry on the backup.
+    // Content had reached the client and recovery is off: no attempt at the backup.
     assert_eq!(backup.received(), 0);
     assert!(started.elapsed() < Duration::from_secs(3));
 }
 
 #[tokio::test]
-async fn half_dead_stream_cut_after_first_byte_ends_with_an_error_event() {
+async fn half_dead_stream_cut_after_first_content_ends_with_an_error_event_when_recovery_is_off() {
     broken_stream_ends_with_error_event(StreamEnd::Cut).await;
 }
 
 #[tokio::test]
-async fn stream_closed_without_done_ends_with_an_error_event() {
+async fn stream_closed_without_done_ends_with_an_error_event_when_recovery_is_off() {
     broken_stream_ends_with_error_event(StreamEnd::Truncated).await;
 }
 
 #[tokio::test]
-async fn stalled_stream_ends_with_an_error_event_after_the_idle_timeout() {
+async fn stalled_stream_ends_with_an_error_event_after_the_idle_limit_when_recovery_is_off() {
     broken_stream_ends_with_error_event(StreamEnd::Stall).await;
 }
 

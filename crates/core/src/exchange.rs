@@ -459,7 +459,6 @@ impl Exchange {
     }
 }
 
-
 /// An attempt at `target` with `prepared` (the request translated for its
 /// provider, or why it could not be), as a future that owns all it needs.
 /// Records the attempt in the target's health unless it is a stream that

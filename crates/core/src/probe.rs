@@ -59,7 +59,8 @@ async fn run(probe: Probe, health: Arc<HealthBook>) {
                         "max_tokens": 1,
                         "messages": [{"role": "user", "content": "ping"}],
                     });
-                    let limits = crate::limits::Limits { connect: None, first_token: timeout, idle: timeout, answer: timeout };
+                    let limits =
+                        crate::limits::Limits { connect: None, first_token: timeout, idle: timeout, answer: timeout };
                     let body = Bytes::from(body.to_string());
                     let attempt = upstream::attempt(&probe.provider, body, false, &limits, &[]).await;
                     attempt.kind == switchyard_wire::OutcomeKind::Success

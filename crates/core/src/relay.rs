@@ -112,6 +112,9 @@ pub(crate) struct Relay {
     saw_end: bool,
     /// Found while forwarding what came before it: handled next.
     interrupt: Option<Interrupt>,
+    /// The provider's own error event that broke the stream first, held
+    /// back: what the client gets when the break is not recovered.
+    held_error: Option<Bytes>,
     /// Asks the policy and carries out its recovery (`None`: cannot recover).
     recovery: Option<Box<StreamRecovery>>,
     recovering: Option<Recovering>,
@@ -131,6 +134,7 @@ impl Relay {
             transcript: Some(Vec::new()),
             saw_end: false,
             interrupt: None,
+            held_error: None,
             recovery,
             recovering: None,
             done: false,
@@ -175,6 +179,7 @@ impl Relay {
         }
         if let Some(error) = cut.error {
             self.interrupt = Some(Interrupt::Break(BreakKind::ProviderError, error_message(&error)));
+            self.held_error.get_or_insert(error);
         } else if cut.oversized {
             let why = format!("an event outgrew {} bytes", switchyard_wire::sse::MAX_EVENT_BYTES);
             self.interrupt = Some(Interrupt::Break(BreakKind::Malformed, why));
@@ -189,14 +194,19 @@ impl Relay {
         };
     }
 
-    /// Ends the client's stream with an error event.
+    /// Ends the client's stream with an error event: the provider's own
+    /// when one broke the stream first (the real error, not masked by a
+    /// recovery's), else the gateway's with `message`.
     fn end_with_error(&mut self, message: String) {
         if let Some(up) = self.upstream.as_mut() {
             up.source.ended(false);
         }
         self.upstream = None;
         tracing::warn!("stream ended with an error event: {message}");
-        let event = self.client.stream_error_event(&OpenAiError::server(message, "upstream_stream_broken"));
+        let event = match self.held_error.take() {
+            Some(held) => held,
+            None => self.client.stream_error_event(&OpenAiError::server(message, "upstream_stream_broken")),
+        };
         self.ready_with(event);
         self.done = true;
     }

@@ -315,7 +315,14 @@ pub(crate) async fn attempt(
     let (head, mut incoming) = response.into_parts();
     let status = head.status;
     let retry_after = retry_after(&head);
-    let base = |kind, answer, detail| Attempt { kind, status: Some(status), retry_after, elapsed: started.elapsed(), answer, detail };
+    let base = |kind, answer, detail| Attempt {
+        kind,
+        status: Some(status),
+        retry_after,
+        elapsed: started.elapsed(),
+        answer,
+        detail,
+    };
     if status.is_success() && streaming {
         let api = provider.api;
         return match tokio::time::timeout_at(first_token_by, until_first_token(api, &mut incoming)).await {

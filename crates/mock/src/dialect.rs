@@ -119,10 +119,10 @@ impl Dialect {
         .to_string()
     }
 
-    /// The events that open a stream of text (OpenAI: none; the role comes with the first piece).
+    /// The events that open a stream of text (OpenAI: a role-only chunk, as OpenAI sends).
     pub fn stream_open(self, model: &str) -> Vec<Bytes> {
         match self {
-            Dialect::OpenAi => Vec::new(),
+            Dialect::OpenAi => vec![openai_chunk(model, json!({"role": "assistant", "content": ""}), None)],
             Dialect::Anthropic => vec![
                 anthropic_event(
                     "message_start",
@@ -168,6 +168,40 @@ impl Dialect {
                 ),
                 anthropic_event("message_stop", json!({"type": "message_stop"})),
             ],
+        }
+    }
+
+    /// The text of the request's final partial assistant turn, if it ends with one.
+    pub fn partial_turn(self, body: &Value) -> Option<String> {
+        let last = body["messages"].as_array()?.last()?;
+        if last["role"] != "assistant" {
+            return None;
+        }
+        match &last["content"] {
+            Value::String(s) => Some(s.clone()),
+            Value::Array(blocks) => Some(blocks.iter().filter_map(|b| b["text"].as_str()).collect()),
+            _ => None,
+        }
+    }
+
+    /// An error body of this API.
+    pub fn error_body(self, kind: &str, message: &str) -> String {
+        match self {
+            Dialect::OpenAi => json!({"error": {"message": message, "type": kind, "param": null, "code": null}}),
+            Dialect::Anthropic => json!({"type": "error", "error": {"type": kind, "message": message}}),
+        }
+        .to_string()
+    }
+
+    /// The preamble of a stream: OpenAI's role-only chunk and a keep-alive
+    /// comment; Anthropic's `message_start`, an empty text block and a `ping`.
+    pub fn stream_preamble(self, model: &str) -> Vec<Bytes> {
+        match self {
+            Dialect::OpenAi => vec![
+                openai_chunk(model, json!({"role": "assistant", "content": ""}), None),
+                Bytes::from_static(b": keep-alive\n\n"),
+            ],
+            Dialect::Anthropic => self.stream_open(model),
         }
     }
 

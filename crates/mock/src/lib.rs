@@ -69,6 +69,40 @@ pub enum Reply {
         /// How the stream ends.
         end: StreamEnd,
     },
+    /// A deterministic answer, `text`, streamed a word at a time (`gap`
+    /// apart) or answered whole. Like a model asked to continue, when the
+    /// request ends with a partial assistant turn that `text` starts with
+    /// (trailing whitespace aside), only the rest of `text` is said. A
+    /// stream ends as `end` says after `pieces` words (all of them: `None`).
+    Tell {
+        /// The whole answer.
+        text: String,
+        /// Pause between words.
+        gap: Duration,
+        /// Words sent before the stream ends as `end` (`None`: every word, then `end`).
+        pieces: Option<usize>,
+        /// How the stream ends.
+        end: StreamEnd,
+    },
+    /// A 400 refusing a request that ends with a partial assistant turn
+    /// (as providers without prefill support answer); else `then`.
+    RefusePrefill(Box<Reply>),
+    /// A streamed tool call whose connection is cut halfway through its arguments.
+    ToolCallCut {
+        /// Tool name.
+        name: String,
+        /// Arguments, JSON text (the first half is sent).
+        arguments: String,
+    },
+    /// Headers and the preamble (OpenAI: a role-only chunk; Anthropic:
+    /// `message_start`, an empty text block, `ping`), then `then`: a stall
+    /// (`Stall`), an error event (`ProviderError`), or text after `delay`.
+    Preamble {
+        /// What follows the preamble.
+        then: StreamEnd,
+        /// Wait before `then` (for `Done`: before the text "late answer").
+        delay: Duration,
+    },
     /// Stream the first piece, then wait for `release` before the rest and `[DONE]`.
     StreamHeld {
         /// Content of each chunk.
@@ -124,6 +158,11 @@ impl Reply {
     pub fn bad_request(code: &str, message: &str) -> Reply {
         let body = serde_json::json!({"error": {"message": message, "type": "invalid_request_error", "param": null, "code": code}});
         Reply::Status { status: 400, headers: Vec::new(), body: body.to_string() }
+    }
+
+    /// [`Reply::Tell`]: `text` word by word, `gap` apart, ending as `end` says after `pieces` words.
+    pub fn tell(text: &str, gap: Duration, pieces: Option<usize>, end: StreamEnd) -> Reply {
+        Reply::Tell { text: text.to_owned(), gap, pieces, end }
     }
 
     /// A stream of `pieces` ending as `end` says.
@@ -395,6 +434,7 @@ async fn answer(state: Arc<State>, req: Request<Incoming>) -> Result<Response<Mo
             Stream::No,
             dialect,
             Reply::Status { status: 400, headers: Vec::new(), body: refusal },
+            None,
         )
         .await);
     }
@@ -402,7 +442,8 @@ async fn answer(state: Arc<State>, req: Request<Incoming>) -> Result<Response<Mo
         (false, _) => Stream::No,
         (true, usage) => Stream::Yes { usage },
     };
-    Ok(play(&state.name, &model, stream, dialect, reply).await)
+    let prefill = dialect.partial_turn(&json);
+    Ok(play(&state.name, &model, stream, dialect, reply, prefill.as_deref()).await)
 }
 
 /// Whether the request asked for a stream, and OpenAI's usage chunk.
@@ -421,9 +462,84 @@ fn json_response(body: String) -> Response<MockBody> {
         .expect("valid response")
 }
 
-async fn play(name: &str, model: &str, stream: Stream, dialect: Dialect, mut reply: Reply) -> Response<MockBody> {
+async fn play(
+    name: &str,
+    model: &str,
+    stream: Stream,
+    dialect: Dialect,
+    mut reply: Reply,
+    prefill: Option<&str>,
+) -> Response<MockBody> {
     loop {
         match reply {
+            Reply::RefusePrefill(then) => {
+                if prefill.is_none() {
+                    reply = *then;
+                    continue;
+                }
+                let body = dialect.error_body("invalid_request_error", "this model does not support assistant prefill");
+                return Response::builder()
+                    .status(StatusCode::BAD_REQUEST)
+                    .header("content-type", "application/json")
+                    .body(full(body))
+                    .expect("valid response");
+            }
+            Reply::Tell { text, gap, pieces, end } => {
+                // A model asked to continue says only what follows the partial turn.
+                let said = match prefill {
+                    Some(p) if text.starts_with(p.trim_end()) => &text[p.trim_end().len()..],
+                    _ => text.as_str(),
+                };
+                let Stream::Yes { usage } = stream else {
+                    return json_response(dialect.answer(model, &Said::Text(said)));
+                };
+                let words: Vec<&str> = said.split_inclusive(' ').collect();
+                let (count, end) = match pieces {
+                    Some(n) if n < words.len() => (n, end),
+                    Some(_) | None => (words.len(), end),
+                };
+                let mut events = dialect.stream_open(model);
+                let first_piece = events.len();
+                events.extend(words[..count].iter().map(|w| dialect.stream_text(model, w)));
+                return stream_events(events, first_piece, gap, end, dialect.stream_close(model, usage), dialect);
+            }
+            Reply::ToolCallCut { name: tool, arguments } => {
+                let mut events = dialect.stream_tool_call(model, &tool, &arguments, false);
+                // Up to the first half of the arguments (see `stream_tool_call`).
+                let keep = match dialect {
+                    Dialect::OpenAi => 3,
+                    Dialect::Anthropic => 3,
+                };
+                events.truncate(keep);
+                return stream_events(events, 0, Duration::ZERO, StreamEnd::Cut, Vec::new(), dialect);
+            }
+            Reply::Preamble { then, delay } => {
+                let usage = matches!(stream, Stream::Yes { usage: true });
+                let (tx, rx) = mpsc::channel(16);
+                let model = model.to_owned();
+                tokio::spawn(async move {
+                    for event in dialect.stream_preamble(&model) {
+                        let _ = tx.send(Ok(event)).await;
+                    }
+                    tokio::time::sleep(delay).await;
+                    match then {
+                        StreamEnd::ProviderError => {
+                            let _ = tx.send(Ok(dialect.stream_error())).await;
+                        }
+                        StreamEnd::Done => {
+                            let _ = tx.send(Ok(dialect.stream_text(&model, "late answer"))).await;
+                            for event in dialect.stream_close(&model, usage) {
+                                let _ = tx.send(Ok(event)).await;
+                            }
+                        }
+                        StreamEnd::Cut => {
+                            let _ = tx.send(Err(std::io::Error::other("mock cuts the stream"))).await;
+                        }
+                        _ => tx.closed().await,
+                    }
+                });
+                return sse_response(ChannelBody(rx));
+            }
             Reply::Delay(wait, then) => {
                 tokio::time::sleep(wait).await;
                 reply = *then;
@@ -453,8 +569,20 @@ async fn play(name: &str, model: &str, stream: Stream, dialect: Dialect, mut rep
                 }
                 return b.body(full(body)).expect("valid response");
             }
-            Reply::Stream { pieces, gap, end } => {
+            Reply::Stream { mut pieces, gap, end } => {
                 let usage = matches!(stream, Stream::Yes { usage: true });
+                // Asked to continue a partial turn: the pieces it already holds are not said again.
+                if let Some(p) = prefill.map(str::trim_end) {
+                    let mut said = String::new();
+                    let covered = pieces
+                        .iter()
+                        .take_while(|piece| {
+                            said.push_str(piece);
+                            p.starts_with(said.trim_end())
+                        })
+                        .count();
+                    pieces.drain(..covered);
+                }
                 let mut events = dialect.stream_open(model);
                 // The gap separates the pieces, not the opening events.
                 let first_piece = events.len();
@@ -514,6 +642,8 @@ fn stream_events(
                 }
             }
             StreamEnd::Cut => {
+                // What was sent reaches the client before the connection is torn down.
+                tokio::time::sleep(Duration::from_millis(20)).await;
                 let _ = tx.send(Err(std::io::Error::other("mock cuts the stream"))).await;
             }
             StreamEnd::Truncated => {}

@@ -73,7 +73,8 @@ pub struct AttemptLimits {
 
 impl AttemptLimits {
     /// No limit set: the route's and the gateway's apply.
-    pub const DEFAULT: AttemptLimits = AttemptLimits { connect_ms: None, first_token_ms: None, idle_ms: None, answer_ms: None };
+    pub const DEFAULT: AttemptLimits =
+        AttemptLimits { connect_ms: None, first_token_ms: None, idle_ms: None, answer_ms: None };
 
     fn check(&self) -> Result<(), PolicyError> {
         let named = [

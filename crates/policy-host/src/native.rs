@@ -34,11 +34,7 @@ pub fn route(topology: &Topology, health: &HealthBook, request: &RequestInfo) ->
     };
     let mut targets = route.targets.clone();
     targets.sort_by_key(|&t| !available(health, t));
-    RouteDecision::Send(Plan {
-        targets,
-        limits: AttemptLimits::DEFAULT,
-        hedge_after_ms: None,
-    })
+    RouteDecision::Send(Plan { targets, limits: AttemptLimits::DEFAULT, hedge_after_ms: None })
 }
 
 /// `on-attempt`: move on, then back off, then give up.
@@ -98,12 +94,8 @@ pub fn on_stream_break(
         return Recovery::End;
     }
     let Some(route) = topology.routes.get(request.route as usize) else { return Recovery::End };
-    let target = route
-        .targets
-        .iter()
-        .copied()
-        .find(|&t| t != broken.target && available(health, t))
-        .unwrap_or(broken.target);
+    let target =
+        route.targets.iter().copied().find(|&t| t != broken.target && available(health, t)).unwrap_or(broken.target);
     let retry = Retry { target, delay_ms: 0 };
     let refused = broken.failed_recovery.as_ref().is_some_and(|o| o.kind == crate::OutcomeKind::InvalidRequest);
     if broken.in_tool_call || refused { Recovery::Restart(retry) } else { Recovery::Continue(retry) }

@@ -12,7 +12,9 @@ use crate::PolicyError;
 use crate::bindings::{self, Policy, PolicyPre};
 use crate::call::CallContext;
 use crate::clock::CallClock;
-use crate::decision::{AttemptOutcome, BreakKind, NextStep, Recovery, RequestInfo, RouteDecision, StreamBreak, Topology};
+use crate::decision::{
+    AttemptOutcome, BreakKind, NextStep, Recovery, RequestInfo, RouteDecision, StreamBreak, Topology,
+};
 use crate::state::{HostShared, PolicyState};
 
 /// How long instantiation plus `init` may run.

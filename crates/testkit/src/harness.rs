@@ -110,6 +110,15 @@ impl ConfigBuilder {
         self
     }
 
+    /// Adds `key = value` lines to the route added last (e.g. its
+    /// `first_token_timeout_ms`).
+    pub fn route_lines(mut self, lines: &[&str]) -> Self {
+        let route = self.routes.last_mut().expect("a route to add lines to");
+        let at = route.find("targets = ").expect("a route's targets");
+        route.insert_str(at, &format!("{}\n", lines.join("\n")));
+        self
+    }
+
     /// `[policies.NAME]` with these `key = value` lines.
     pub fn settings(mut self, name: &str, lines: &[&str]) -> Self {
         self.policies.push(format!("[policies.{name:?}]\n{}\n", lines.join("\n")));

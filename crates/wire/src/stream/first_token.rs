@@ -150,7 +150,8 @@ mod tests {
         let block = r#"{"type":"content_block_start","index":0,"content_block":{"type":"text","text":""}}"#;
         assert_eq!(classify(Api::Anthropic, &named("content_block_start", block)), EventClass::Preamble);
         assert_eq!(classify(Api::Anthropic, &named("ping", r#"{"type":"ping"}"#)), EventClass::Preamble);
-        let tool = r#"{"type":"content_block_start","index":0,"content_block":{"type":"tool_use","id":"t","name":"f"}}"#;
+        let tool =
+            r#"{"type":"content_block_start","index":0,"content_block":{"type":"tool_use","id":"t","name":"f"}}"#;
         assert_eq!(classify(Api::Anthropic, &named("content_block_start", tool)), EventClass::Content);
         let delta = r#"{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"Hi"}}"#;
         assert_eq!(classify(Api::Anthropic, &named("content_block_delta", delta)), EventClass::Content);

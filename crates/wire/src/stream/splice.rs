@@ -112,8 +112,11 @@ impl Splicer {
     /// A splicer onto a client stream of `api` that delivered `delivered`.
     pub fn new(api: Api, delivered: Delivered, mode: SpliceMode) -> Self {
         let restart = mode == SpliceMode::Restart;
-        let prefixes =
-            if restart { delivered.blocks.iter().map(|b| Prefix::new(b.text.clone(), false)).collect() } else { vec![] };
+        let prefixes = if restart {
+            delivered.blocks.iter().map(|b| Prefix::new(b.text.clone(), false)).collect()
+        } else {
+            vec![]
+        };
         let lenient = match &mode {
             SpliceMode::Continue { trimmed } if !trimmed.is_empty() => Some(Prefix::new(trimmed.clone(), true)),
             _ => None,
