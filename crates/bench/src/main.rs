@@ -9,7 +9,11 @@
 //! 3. the same policy in Rust, C, Python and JavaScript (the templates, built
 //!    by `scripts/build-templates.sh`): size, load cold and from the compile
 //!    cache, instantiation, warm decision latency;
-//! 4. with `--soak SECONDS`: the `switchyard` binary's RSS under full load of
+//! 4. streams: the relay's per-event work against the relay before the
+//!    streams work (same chunks, same run), a long stream's added time per
+//!    event, and what a mid-stream recovery costs beyond the fallback's own
+//!    time to first token (`--streams` for this table only);
+//! 5. with `--soak SECONDS`: the `switchyard` binary's RSS under full load of
 //!    questions never asked before (every answer a new cache entry), against
 //!    the same run with the cache off (build it first:
 //!    `cargo build --release -p switchyard`).
@@ -27,6 +31,7 @@ mod http_load;
 mod languages;
 mod nginx;
 mod soak;
+mod streaming;
 
 use std::time::Duration;
 
@@ -63,6 +68,11 @@ fn main() {
     }
     if let Some(secs) = args.iter().position(|a| a == "--soak").and_then(|i| args.get(i + 1)) {
         soak_table(Duration::from_secs(secs.parse().expect("--soak SECONDS")));
+        return;
+    }
+
+    if args.iter().any(|a| a == "--streams") {
+        stream_table(scale);
         return;
     }
 
@@ -189,5 +199,33 @@ fn language_table(dir: &std::path::Path, calls: usize) {
     for file in missing {
         println!("(not built: {}; run scripts/build-templates.sh)", file.display());
     }
+    println!();
+}
+
+fn stream_table(scale: usize) {
+    let s = streaming::measure(scale);
+    println!("## Streams");
+    println!("| what | figure |");
+    println!("|---|---|");
+    println!("| relay scan per event, before (DoneDetector over every byte) | {:.0} ns |", s.scan_old_ns);
+    println!("| relay scan per event, now (whole events cut, transcript kept) | {:.0} ns |", s.scan_new_ns);
+    println!("| 1000-event stream, per event: direct | {:.2} µs |", s.event_direct_us);
+    println!("| 1000-event stream, per event: through the gateway | {:.2} µs |", s.event_gateway_us);
+    let (gap, ttft) = (s.recovery_gap, s.backup_ttft);
+    println!("| recovery: the client's gap at the break (p50 / p99) | {} / {} |", us(gap.0), us(gap.1));
+    println!("| recovery: the backup's own time to first token (p50 / p99) | {} / {} |", us(ttft.0), us(ttft.1));
+    let over = |a: Duration, b: Duration| a.as_secs_f64() * 1e6 - b.as_secs_f64() * 1e6;
+    println!(
+        "| recovery: gap − the backup's time to first token (p50 / p99) | {:+.1} µs / {:+.1} µs |",
+        over(gap.0, ttft.0),
+        over(gap.1, ttft.1)
+    );
+    println!();
+    println!(
+        "relay scan now / before: {:.2} (the rest of the relay's per-event work did not change); \
+         a long stream through the gateway / direct: {:.2} (the relay forwards what arrives together as one chunk)",
+        s.scan_new_ns / s.scan_old_ns.max(1.0),
+        s.event_gateway_us / s.event_direct_us.max(1e-9)
+    );
     println!();
 }

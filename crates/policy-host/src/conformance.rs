@@ -11,7 +11,8 @@ use std::time::{Duration, Instant};
 
 use crate::version::CHECK_DEADLINE;
 use crate::{
-    Api, AttemptOutcome, CallContext, NextStep, OutcomeKind, PolicyError, PolicyVersion, RequestInfo, RouteDecision,
+    Api, AttemptOutcome, BreakKind, CallContext, NextStep, OutcomeKind, PolicyError, PolicyVersion, Recovery,
+    RequestInfo, RouteDecision, StreamBreak,
 };
 
 /// How one scenario went.
@@ -74,6 +75,21 @@ fn outcome(tried: &[u32], kind: OutcomeKind, status: Option<u16>, retry_after_ms
         http_status: status,
         retry_after_ms,
         elapsed_ms: 40,
+    }
+}
+
+/// A stream of route 0 that broke at `target` after 40 tokens.
+fn stream_break(target: u32, kind: BreakKind, in_tool_call: bool, recoveries: u32) -> StreamBreak {
+    StreamBreak {
+        target,
+        kind,
+        delivered_chars: 160,
+        delivered_tokens: 40,
+        in_tool_call,
+        elapsed_ms: 2_500,
+        recoveries,
+        tried: vec![target],
+        failed_recovery: None,
     }
 }
 
@@ -165,6 +181,47 @@ pub async fn run(version: &PolicyVersion) -> Report {
     let crowded = Arc::new(CallContext::from_headers(crowded.iter().map(|(n, v)| (n.as_str(), v.as_slice()))));
     scenarios
         .push(verdict("route: 500 request headers", version.route_within(&req, crowded, Some(CHECK_DEADLINE)).await));
+
+    // A stream that already reached the client breaks.
+    let streamed = RequestInfo { streaming: true, ..req };
+    let cut = stream_break(first[0], BreakKind::Cut, false, 0);
+    scenarios.push(verdict(
+        "on-stream-break: cut after 40 tokens",
+        version.on_stream_break_within(&streamed, &cut, plain.clone(), Some(CHECK_DEADLINE)).await,
+    ));
+    let stalled = stream_break(first[0], BreakKind::Stall, true, 0);
+    scenarios.push(verdict(
+        "on-stream-break: stalled inside a tool call's arguments",
+        version.on_stream_break_within(&streamed, &stalled, plain.clone(), Some(CHECK_DEADLINE)).await,
+    ));
+    let refuser = *first.last().unwrap_or(&first[0]);
+    let refused = StreamBreak {
+        tried: vec![first[0], refuser],
+        recoveries: 1,
+        failed_recovery: Some(outcome(&[first[0], refuser], OutcomeKind::InvalidRequest, Some(400), None)),
+        ..stream_break(first[0], BreakKind::ProviderError, false, 1)
+    };
+    let name = "on-stream-break: the continuation was refused with a 400";
+    scenarios.push(
+        match version.on_stream_break_within(&streamed, &refused, plain.clone(), Some(CHECK_DEADLINE)).await {
+            Ok(Recovery::Continue(r)) if r.target == refuser => ScenarioResult {
+                name,
+                passed: false,
+                detail: format!("asks target {refuser}, which just refused a partial turn, to continue again"),
+            },
+            other => verdict(name, other),
+        },
+    );
+    let many = stream_break(first[0], BreakKind::Cut, false, 5);
+    let name = "on-stream-break: 5 recoveries already (the gateway's limit)";
+    scenarios.push(match version.on_stream_break_within(&streamed, &many, plain.clone(), Some(CHECK_DEADLINE)).await {
+        Ok(recovery @ (Recovery::Continue(_) | Recovery::Restart(_))) => ScenarioResult {
+            name,
+            passed: true,
+            detail: format!("{recovery:?} (note: the gateway ends the stream here whatever the policy says)"),
+        },
+        other => verdict(name, other),
+    });
 
     let instantiate = {
         let mut samples = Vec::new();

@@ -230,7 +230,7 @@ pub fn stream_recovery(mode: RecoveryMode, max_recoveries: u32, route: &Route, b
     let retry = Retry { target: next, delay_ms: 0 };
     let refused = broken.failed_recovery.as_ref().is_some_and(|o| o.kind == OutcomeKind::InvalidRequest);
     match mode {
-        RecoveryMode::Continue if !refused => Recovery::Continue(retry),
+        RecoveryMode::Continue if !refused && !broken.in_tool_call => Recovery::Continue(retry),
         _ => Recovery::Restart(retry),
     }
 }
