@@ -4,7 +4,10 @@
 // breaker open) last; after a retryable failure move on at once to an untried
 // available target; when every target was tried, back off with full jitter and
 // never retry a target before its Retry-After; give up with a 503 when the wait
-// does not fit the deadline. Settings: `{"max_attempts": N}` (default 4).
+// does not fit the deadline. A stream that broke after reaching the client is
+// continued on another available target (restarted when the break fell in a
+// tool call or a continuation was refused), at most twice. Settings:
+// `{"max_attempts": N}` (default 4).
 //
 // `gen/policy.h` is generated from `wit/policy.wit` by `wit-bindgen c` (see
 // build.sh). Ownership follows wit-bindgen's C rules: arguments handed to an

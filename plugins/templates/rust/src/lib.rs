@@ -1,4 +1,7 @@
-//! {{name}}: a Switchyard failover policy.
+//! {{name}}: a Switchyard failover policy: targets in route order, failover
+//! with full-jitter backoff that honours Retry-After, and a stream that broke
+//! after reaching the client continued on another available target
+//! (restarted for a broken tool call or a refused continuation), twice at most.
 
 use std::sync::OnceLock;
 
