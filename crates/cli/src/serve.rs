@@ -14,6 +14,26 @@ use switchyard_policy_host::{HealthBook, PolicyHost, PolicyOrigin};
 use crate::{EXIT_CONFIG, shutdown_signal};
 
 /// The config at `path`, or `None` after saying what is wrong with it.
+/// A route's attempt limits, as `validate` prints them.
+fn limits(t: &switchyard_config::TimeoutsSection, r: &switchyard_config::Route) -> String {
+    let s = |ms: u64| format!("{} s", ms as f64 / 1000.0);
+    let first_token = match r.first_token_timeout_ms {
+        Some(ms) => s(ms),
+        None if t.first_token_floor_ms >= t.first_token_timeout_ms => s(t.first_token_timeout_ms),
+        None => format!(
+            "{} (then 4 × the target's p95, {}–{})",
+            s(t.first_token_timeout_ms),
+            s(t.first_token_floor_ms),
+            s(t.first_token_timeout_ms)
+        ),
+    };
+    format!(
+        "first token {first_token}, idle {}, whole answer {}",
+        s(r.idle_timeout_ms.unwrap_or(t.idle_timeout_ms)),
+        s(r.answer_timeout_ms.unwrap_or(t.answer_timeout_ms))
+    )
+}
+
 fn load(path: &Path) -> Option<switchyard_config::Config> {
     switchyard_config::load_file(path).map_err(|e| eprintln!("error: {e}")).ok()
 }
@@ -82,10 +102,11 @@ pub(crate) async fn validate(path: &Path) -> anyhow::Result<ExitCode> {
         };
         let targets: Vec<String> = r.targets.iter().map(|t| format!("{}/{}", t.provider.get_ref(), t.model)).collect();
         println!(
-            "  route {:?} → [{}] deadline {} ms, policy {policy:?}: {verdict}",
+            "  route {:?} → [{}] deadline {} ms, {}, policy {policy:?}: {verdict}",
             r.model.get_ref(),
             targets.join(", "),
-            r.timeout_ms
+            r.timeout_ms,
+            limits(&config.timeouts, r)
         );
     }
     Ok(if refused { ExitCode::from(EXIT_CONFIG) } else { ExitCode::SUCCESS })

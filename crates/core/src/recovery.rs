@@ -55,10 +55,11 @@ pub(crate) struct StreamRecovery {
     attempts: u32,
 }
 
-/// The client's request (`body`, in `client`'s API) with `text` appended as
-/// a partial assistant turn (to the client's own partial turn, when its
-/// last message is one); and the whitespace cut off `text`'s end.
-pub(crate) fn continuation(client: Api, body: &[u8], text: &str) -> Result<(Bytes, String), String> {
+/// The client's request (`body`, in either API: both take a partial turn as
+/// a last assistant message) with `text` appended as a partial assistant
+/// turn (to the client's own partial turn, when its last message is one); and
+/// the whitespace cut off `text`'s end.
+pub(crate) fn continuation(body: &[u8], text: &str) -> Result<(Bytes, String), String> {
     let mut request: Value = serde_json::from_slice(body).map_err(|e| e.to_string())?;
     let prefix = text.trim_end();
     let trimmed = text[prefix.len()..].to_owned();
@@ -71,13 +72,26 @@ pub(crate) fn continuation(client: Api, body: &[u8], text: &str) -> Result<(Byte
         },
         _ => messages.push(json!({"role": "assistant", "content": prefix})),
     }
-    if client == Api::OpenAi {
-        // Some OpenAI-compatible servers continue a final assistant message only when asked.
-        request["continue_final_message"] = json!(true);
-        request["add_generation_prompt"] = json!(false);
-    }
     let body = serde_json::to_vec(&request).map_err(|e| e.to_string())?;
     Ok((Bytes::from(body), trimmed))
+}
+
+/// For an OpenAI-wire target, the switches with which OpenAI-compatible
+/// servers (vLLM) continue a final assistant message instead of answering
+/// it; a server that does not know them refuses the request with a 400, which
+/// the policy sees as `failed-recovery` (and the shipped policies restart).
+fn continue_switches(
+    api: Api,
+    mut prepared: crate::translation::Prepared,
+) -> Result<crate::translation::Prepared, String> {
+    if api != Api::OpenAi {
+        return Ok(prepared);
+    }
+    let mut request: Value = serde_json::from_slice(&prepared.body).map_err(|e| e.to_string())?;
+    request["continue_final_message"] = json!(true);
+    request["add_generation_prompt"] = json!(false);
+    prepared.body = Bytes::from(serde_json::to_vec(&request).map_err(|e| e.to_string())?);
+    Ok(prepared)
 }
 
 impl StreamRecovery {
@@ -161,9 +175,10 @@ impl StreamRecovery {
         let model = &shared.topology.targets[target as usize].model;
         let client = ex.client;
         let (prepared, mode) = if resume {
-            match continuation(client, &ex.body, &delivered.text()) {
+            match continuation(&ex.body, &delivered.text()) {
                 Ok((body, trimmed)) => (
-                    crate::translation::request(client, provider.api, &body, None, &ex.peek.model, model),
+                    crate::translation::request(client, provider.api, &body, None, &ex.peek.model, model)
+                        .and_then(|p| continue_switches(provider.api, p)),
                     SpliceMode::Continue { trimmed },
                 ),
                 Err(why) => (Err(why), SpliceMode::Restart),
@@ -235,12 +250,12 @@ mod tests {
     #[test]
     fn a_continuation_appends_the_delivered_text_as_a_partial_assistant_turn() {
         let body = br#"{"model":"m","messages":[{"role":"user","content":"count"}],"stream":true}"#;
-        let (out, trimmed) = continuation(Api::Anthropic, body, "one two ").unwrap();
+        let (out, trimmed) = continuation(body, "one two ").unwrap();
         let v: Value = serde_json::from_slice(&out).unwrap();
         assert_eq!(v["messages"][1], json!({"role": "assistant", "content": "one two"}));
         assert_eq!(trimmed, " ");
         let prefilled = br#"{"messages":[{"role":"user","content":"json"},{"role":"assistant","content":"{"}]}"#;
-        let (out, _) = continuation(Api::OpenAi, prefilled, "\"a\":").unwrap();
+        let (out, _) = continuation(prefilled, "\"a\":").unwrap();
         let v: Value = serde_json::from_slice(&out).unwrap();
         assert_eq!(v["messages"][1]["content"], "{\"a\":");
         assert_eq!(v["messages"].as_array().unwrap().len(), 2);
