@@ -5,6 +5,7 @@
 
 mod anthropic_clients;
 mod api_errors;
+mod attempt_limits;
 mod balancing;
 mod circuit_breaker;
 mod classification;

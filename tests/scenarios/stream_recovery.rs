@@ -172,7 +172,9 @@ async fn a_preamble_then_nothing_fails_over(client: Wire, wire: Wire, then: Stre
 
 #[tokio::test]
 async fn a_slow_first_token_fails_over_at_the_first_token_limit_not_the_providers_pace() {
-    for (client, wire) in [(Wire::OpenAi, Wire::OpenAi), (Wire::Anthropic, Wire::Anthropic)] {
+    for (client, wire) in
+        [(Wire::OpenAi, Wire::OpenAi), (Wire::Anthropic, Wire::Anthropic), (Wire::Anthropic, Wire::OpenAi)]
+    {
         a_preamble_then_nothing_fails_over(client, wire, StreamEnd::Done, Duration::from_secs(20)).await;
     }
 }
@@ -251,6 +253,14 @@ async fn a_stream_cut_after_40_of_60_words_is_restarted_and_spliced_when_the_pol
 async fn a_stream_that_stalls_after_20_words_with_the_socket_open_is_recovered() {
     for (client, wires) in SAME_API {
         let (r, _) = recovered(client, wires, broken_after(20, StreamEnd::Stall), tell(), &[]).await;
+        assert_whole_answer(&r);
+    }
+}
+
+#[tokio::test]
+async fn a_stream_that_sends_only_heartbeats_after_20_words_counts_as_stalled_and_is_recovered() {
+    for (client, wires) in SAME_API {
+        let (r, _) = recovered(client, wires, broken_after(20, StreamEnd::Heartbeats), tell(), &[]).await;
         assert_whole_answer(&r);
     }
 }
@@ -342,11 +352,15 @@ async fn a_three_minute_non_streamed_answer_and_a_ten_minute_steady_stream_are_n
 
 #[tokio::test]
 async fn the_official_sdks_streaming_through_a_recovered_break_read_the_answer_exactly_once() {
+    // Continued; and restarted after the backup refused the partial turn.
+    let backups = [tell(), Reply::RefusePrefill(Box::new(tell()))];
     for (sdk, client) in [("openai", Wire::OpenAi), ("anthropic", Wire::Anthropic)] {
-        let (_p, _b, gw) =
-            gateway((client, vec![broken_after(40, StreamEnd::Cut)]), (client, vec![tell()]), &[], &[]).await;
-        let r = sdk_call(json!({"sdk": sdk, "base_url": gw.url(), "model": "m", "stream": true})).await;
-        assert_eq!(r["ok"], true, "{sdk}: {r}");
-        assert_eq!(r["text"], answer(), "{sdk}: {r}");
+        for backup in &backups {
+            let primary = broken_after(40, StreamEnd::Cut);
+            let (_p, _b, gw) = gateway((client, vec![primary]), (client, vec![backup.clone()]), &[], &[]).await;
+            let r = sdk_call(json!({"sdk": sdk, "base_url": gw.url(), "model": "m", "stream": true})).await;
+            assert_eq!(r["ok"], true, "{sdk}: {r}");
+            assert_eq!(r["text"], answer(), "{sdk} {backup:?}: {r}");
+        }
     }
 }

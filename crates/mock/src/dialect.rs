@@ -205,6 +205,14 @@ impl Dialect {
         }
     }
 
+    /// A heartbeat: Anthropic's `ping` event, an SSE comment for OpenAI.
+    pub fn heartbeat(self) -> Bytes {
+        match self {
+            Dialect::OpenAi => Bytes::from_static(b": ping\n\n"),
+            Dialect::Anthropic => anthropic_event("ping", json!({"type": "ping"})),
+        }
+    }
+
     /// The provider's own mid-stream error event.
     pub fn stream_error(self) -> Bytes {
         match self {

@@ -127,6 +127,9 @@ pub enum StreamEnd {
     CompleteWithoutEnd,
     /// Nothing more is sent, ever.
     Stall,
+    /// Only heartbeats from then on (a `ping` event, or an SSE comment for
+    /// OpenAI), every 50 ms, with no content ever again.
+    Heartbeats,
     /// The provider's own mid-stream error event (OpenAI: a data event with
     /// an `error` object; Anthropic: `event: error`, `overloaded_error`),
     /// then a clean end.
@@ -654,6 +657,12 @@ fn stream_events(
                 }
             }
             StreamEnd::Stall => tx.closed().await,
+            StreamEnd::Heartbeats => loop {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                if tx.send(Ok(dialect.heartbeat())).await.is_err() {
+                    return;
+                }
+            },
             StreamEnd::ProviderError => {
                 let _ = tx.send(Ok(dialect.stream_error())).await;
             }
