@@ -56,9 +56,17 @@ fn main() {
         panic!("building the policy components in {} failed (see the output above)", plugins.display());
     }
     let out = target_dir.join("wasm32-wasip2/release");
-    for name in
-        ["failover", "resilient", "least_latency", "p2c", "weighted_split", "chaos", "forbidden_import", "round_robin"]
-    {
+    for name in [
+        "failover",
+        "resilient",
+        "least_latency",
+        "p2c",
+        "weighted_split",
+        "chaos",
+        "forbidden_import",
+        "round_robin",
+        "previous_world",
+    ] {
         let file = out.join(format!("{name}.wasm"));
         assert!(file.exists(), "{} was not built", file.display());
     }

@@ -130,6 +130,15 @@ async fn forbidden_import_is_refused_by_name() {
 }
 
 #[tokio::test]
+async fn a_policy_built_for_the_previous_world_is_refused_naming_both_versions() {
+    let host = host_with(&[], None);
+    let err = prepare(&host, "old", "previous_world").await.unwrap_err();
+    assert_eq!(err, PolicyError::WorldVersion { found: "0.1.0".into(), expected: "0.2.0".into() });
+    let message = err.to_string();
+    assert!(message.contains("0.1.0") && message.contains("0.2.0"), "{message}");
+}
+
+#[tokio::test]
 async fn not_wasm_and_core_modules_are_refused() {
     let host = host_with(&[], None);
     let err = host.prepare("x", b"#!/bin/sh\necho hi\n".to_vec(), PolicyOrigin::Embedded).await.unwrap_err();

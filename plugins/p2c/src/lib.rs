@@ -29,9 +29,7 @@ impl Guest for PowerOfTwo {
         if up >= 2 {
             let a = (host::random() * up as f64) as usize % up;
             let b = (a + 1 + (host::random() * (up - 1) as f64) as usize % (up - 1)) % up;
-            let load = |i: usize| {
-                host::health(targets[i]).map_or((0, 0.0), |h| (h.inflight, h.ewma_latency_ms))
-            };
+            let load = |i: usize| host::health(targets[i]).map_or((0, 0.0), |h| (h.inflight, h.ewma_latency_ms));
             let ((la, ea), (lb, eb)) = (load(a), load(b));
             let pick = if (la, ea) <= (lb, eb) { a } else { b };
             let chosen = targets.remove(pick);
