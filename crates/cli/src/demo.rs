@@ -4,27 +4,30 @@
 //! seen with no keys and no network.
 
 use std::path::Path;
+use std::time::Duration;
 use std::process::ExitCode;
 
 use anyhow::Context;
 use switchyard_core::Gateway;
-use switchyard_mock::{MockProvider, Reply};
+use switchyard_mock::{MockProvider, Reply, StreamEnd};
 
 use crate::shutdown_signal;
 
 pub(crate) async fn demo(listen: &str, policy_dir: &Path) -> anyhow::Result<ExitCode> {
     // The primary answers, then fails twice (503: retried once on the same
-    // target, then the backup), answers, blips once (a 500 the retry on the
-    // same target rides out), then rate-limits for 10 s (longer than the
-    // policy waits on one target: the backup) — round and round. The backup
-    // is healthy.
+    // target, then the backup), answers (a stream breaks after two words:
+    // continued on the backup), blips once (a 500 the retry on the same
+    // target rides out), then rate-limits for 10 s (longer than the policy
+    // waits on one target: the backup) — round and round. The backup is
+    // healthy.
+    let breaks_midway = Reply::tell("Hello from primary", Duration::from_millis(50), Some(2), StreamEnd::Cut);
     let primary = MockProvider::start_cycling(
         "primary",
         vec![
             Reply::Ok,
             Reply::status(503),
             Reply::status(503),
-            Reply::Ok,
+            breaks_midway,
             Reply::status(500),
             Reply::Ok,
             Reply::rate_limited(10),
@@ -62,7 +65,8 @@ pub(crate) async fn demo(listen: &str, policy_dir: &Path) -> anyhow::Result<Exit
          -H 'anthropic-version: 2023-06-01' \\\n    \
          -d '{{\"model\":\"claude-sonnet-4-5\",\"max_tokens\":256,\"messages\":[{{\"role\":\"user\",\"content\":\"Hello\"}}]}}'\n\n\
          Run them a few times: x-switchyard-provider and x-switchyard-attempts show the failover.\n\
-         Add \"stream\":true for SSE. Ctrl-C stops.\n",
+         Add \"stream\":true for SSE: now and then a stream breaks midway and is continued on the\n\
+         backup (a `: switchyard:` comment line says so). Ctrl-C stops.\n",
         primary.url(),
         claude.url(),
         backup.url(),
