@@ -4,8 +4,8 @@
 //! seen with no keys and no network.
 
 use std::path::Path;
-use std::time::Duration;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use anyhow::Context;
 use switchyard_core::Gateway;
