@@ -9,9 +9,10 @@ pub enum OutcomeKind {
     Success,
     /// DNS, TCP or TLS failed, or the connection was refused.
     ConnectError,
-    /// No response headers within the per-try timeout.
+    /// An attempt limit ran out (connect, first token, whole answer), or a
+    /// stream went silent before its first token.
     Timeout,
-    /// The connection closed before a complete response.
+    /// The connection closed before a complete response (a stream: before its first token).
     Reset,
     /// 429.
     RateLimited,

@@ -13,7 +13,9 @@
 //! - [`translate`]: requests and complete answers, OpenAI ⇄ Anthropic.
 //! - [`replay`]: a complete completion replayed as an SSE stream.
 //! - [`openai_error`]: OpenAI's error JSON, as a body and as an SSE event.
-//! - [`sse`]: [`sse::DoneDetector`], which tells a complete stream from a cut one.
+//! - [`sse`]: [`sse::EventReader`] (SSE framing); [`sse::DoneDetector`], a
+//!   byte-watching end-of-stream check (what the relay ran before it cut whole
+//!   events; the bench's baseline for the relay's per-event work).
 //! - [`stream`]: the commit point, event cutting, and splicing a recovered stream.
 //! - [`classify`]: [`OutcomeKind`] of a provider answer; `Retry-After` parsing.
 //! - [`text`]: cutting echoed input to size.

@@ -7,6 +7,10 @@
 /// cut short is never passed off as complete, and one that already told its
 /// client why it failed gets no second error event. Keeps only the first
 /// few bytes of the current line; chunk boundaries may fall anywhere.
+///
+/// The relay used this until it began cutting whole events
+/// ([`crate::stream::cutter`], which can also hold an error event back);
+/// `switchyard-bench --streams` measures the two side by side.
 #[derive(Debug)]
 pub struct DoneDetector {
     end: crate::api::StreamLine,
