@@ -3,6 +3,7 @@
 //! files in a watched folder. Each test names an outage and asserts only what
 //! the client sees.
 
+mod access_log;
 mod anthropic_clients;
 mod api_errors;
 mod attempt_limits;

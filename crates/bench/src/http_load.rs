@@ -169,8 +169,12 @@ pub fn measure(n: usize, for_how_long: Duration) -> HttpFigures {
 
     let temp = tempfile::tempdir().expect("temp dir");
     let gateway_with = |policy: &str| {
-        let config =
-            ConfigBuilder::new().provider("bench", &mock.url()).route("gpt-4o-mini", Some(policy), 30_000, &["bench"]);
+        let config = ConfigBuilder::new().access_log("off").provider("bench", &mock.url()).route(
+            "gpt-4o-mini",
+            Some(policy),
+            30_000,
+            &["bench"],
+        );
         let dir = temp.path().join(policy);
         let toml = config.build(&dir.join("policies"));
         std::fs::create_dir_all(&dir).expect("gateway dir");

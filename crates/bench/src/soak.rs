@@ -77,6 +77,8 @@ fn start_gateway(dir: &std::path::Path, mock: &str, ttl_ms: u64) -> (Gateway, St
 dir = "policies"
 [cache]
 ttl_ms = {ttl_ms}
+[log]
+access = "off"
 [[providers]]
 name = "dead"
 api = "openai"

@@ -98,7 +98,8 @@ pub fn measure(rounds: usize) -> StreamFigures {
         let long =
             MockProvider::start_cycling("long", vec![Reply::tell(&words(1000), Duration::ZERO, None, StreamEnd::Done)])
                 .await;
-        let config = ConfigBuilder::new().provider("long", &long.url()).route("m", None, 30_000, &["long"]);
+        let config =
+            ConfigBuilder::new().access_log("off").provider("long", &long.url()).route("m", None, 30_000, &["long"]);
         let gw = TestGateway::start(&config).await;
         let (mut direct, mut through) = (Vec::new(), Vec::new());
         for _ in 0..(4 * rounds).max(4) {
@@ -121,6 +122,7 @@ pub fn measure(rounds: usize) -> StreamFigures {
         // The primary breaks every stream: its breaker must not open, or the
         // later rounds would go to the backup from the start.
         let config = ConfigBuilder::new()
+            .access_log("off")
             .top("[breaker]\nfailures = 1000000\nmin_requests = 1000000")
             .provider("primary", &primary.url())
             .provider("backup", &backup.url())

@@ -36,6 +36,9 @@ pub struct Config {
     /// Limits of each attempt, gateway-wide; a route may set each of its own.
     #[serde(default)]
     pub timeouts: TimeoutsSection,
+    /// Where the access log goes.
+    #[serde(default)]
+    pub log: LogSection,
     /// Settings per policy name, handed to that policy's `init` as JSON.
     #[serde(default)]
     pub policies: BTreeMap<String, toml::Table>,
@@ -173,6 +176,43 @@ pub enum Api {
     Openai,
     /// Anthropic messages.
     Anthropic,
+}
+
+/// `[log]`: the access log, one JSON line per request.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogSection {
+    /// `"stdout"` (the default), `"off"`, or a file path (appended to;
+    /// relative to the config file).
+    pub access: String,
+}
+
+impl Default for LogSection {
+    fn default() -> Self {
+        LogSection { access: "stdout".into() }
+    }
+}
+
+/// Where access log lines go.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AccessLogTarget {
+    /// Nowhere.
+    Off,
+    /// Standard output.
+    Stdout,
+    /// Appended to this file.
+    File(PathBuf),
+}
+
+impl Config {
+    /// Where `[log] access` sends the access log.
+    pub fn access_log(&self) -> AccessLogTarget {
+        match self.log.access.as_str() {
+            "off" => AccessLogTarget::Off,
+            "stdout" | "" => AccessLogTarget::Stdout,
+            path => AccessLogTarget::File(self.base_dir.join(path)),
+        }
+    }
 }
 
 /// `[timeouts]`: the limits of each upstream attempt, fitted to LLM traffic

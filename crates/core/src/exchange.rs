@@ -49,6 +49,8 @@ pub(crate) struct Exchange {
     deadline: Instant,
     /// The limits the policy's plan set (the rest come from the route and the gateway).
     plan_limits: AttemptLimits,
+    /// The access log line being filled in (`None` when the log is off).
+    pub(crate) record: Option<crate::access_log::Record>,
     pub(crate) meta: Meta,
     pub(crate) tried: Vec<u32>,
 }
@@ -102,6 +104,7 @@ impl Exchange {
             started,
             deadline,
             plan_limits: AttemptLimits::DEFAULT,
+            record: None,
             meta,
             tried: Vec::new(),
         }
@@ -111,6 +114,34 @@ impl Exchange {
     pub fn parsed(mut self, request: Option<switchyard_wire::anthropic::MessagesRequest>) -> Self {
         self.parsed = request;
         self
+    }
+
+    /// Logs the request under `request_id` (when the access log is on).
+    pub fn logged_as(mut self, request_id: Arc<str>) -> Self {
+        if self.shared.access_log.enabled() {
+            let route = self.shared.topology.routes[self.route].model.clone();
+            self.record = Some(crate::access_log::Record::new(
+                self.shared.access_log.clone(),
+                request_id,
+                self.client,
+                &route,
+                &self.peek.model,
+                self.peek.stream,
+            ));
+        }
+        self
+    }
+
+    /// Records a finished attempt in the access log line.
+    pub(crate) fn log_attempt(&mut self, target: u32, attempt: &Attempt) {
+        let Some(record) = self.record.as_mut() else { return };
+        let t = &self.shared.topology.targets[target as usize];
+        record.attempt(
+            format!("{}/{}", t.provider, t.model),
+            attempt.kind,
+            attempt.status.map(|s| s.as_u16()),
+            attempt.elapsed,
+        );
     }
 
     /// Sends these client headers along to providers of the client's API.
@@ -136,7 +167,34 @@ impl Exchange {
         }
     }
 
+    /// Runs the exchange to its answer; logs it (a stream: when it ends).
     pub async fn run(mut self) -> Response<ResponseBody> {
+        match self.steps().await {
+            Step::Relay(finished) => self.relay(*finished),
+            Step::Answer(response) => {
+                self.log_answer(response.status().as_u16(), switchyard_wire::usage::Usage::default());
+                response
+            }
+            Step::Attempt { .. } => unreachable!("steps() ends with an answer or a stream"),
+        }
+    }
+
+    /// The access log line of an answer that is not a stream.
+    fn log_answer(&mut self, status: u16, usage: switchyard_wire::usage::Usage) {
+        let Some(record) = self.record.as_mut() else { return };
+        record.finish(crate::access_log::Ending {
+            status,
+            policy: self.meta.policy.as_deref(),
+            provider: self.meta.provider.as_deref(),
+            degraded: self.meta.degraded,
+            latency: self.started.elapsed(),
+            usage,
+            stream_end: None,
+        });
+    }
+
+    /// The decisions and attempts, up to an answer or a committed stream.
+    async fn steps(&mut self) -> Step {
         let decided = self.policy.route(&self.request_info()).await;
         self.meta.policy = Some(decided.answered_by);
         self.shared.budget.record_request();
@@ -157,20 +215,19 @@ impl Exchange {
         };
         loop {
             let (target, delay, retry, hedge) = match step {
-                Step::Answer(response) => return response,
-                Step::Relay(finished) => return self.relay(*finished),
                 Step::Attempt { target, delay, retry, hedge } => (target, delay, retry, hedge),
+                done => return done,
             };
             if self.meta.attempts >= MAX_ATTEMPTS {
-                return self.give_up(format!("gave up after {MAX_ATTEMPTS} attempts"));
+                return Step::Answer(self.give_up(format!("gave up after {MAX_ATTEMPTS} attempts")));
             }
             if delay >= self.remaining() {
-                return self.give_up("the route's deadline would pass before the next attempt".into());
+                return Step::Answer(self.give_up("the route's deadline would pass before the next attempt".into()));
             }
             if retry && !self.shared.budget.try_retry() {
                 tracing::warn!(route = %self.peek.model, "retry budget spent: failing fast");
                 let wait = self.longest_wait_ms();
-                return self.cached_or_unavailable(wait, "the gateway's retry budget is spent");
+                return Step::Answer(self.cached_or_unavailable(wait, "the gateway's retry budget is spent"));
             }
             if !delay.is_zero() {
                 // (A zero sleep would still wait for the timer's next 1 ms tick.)
@@ -269,7 +326,9 @@ impl Exchange {
         };
         if let Some(failed) = earlier_failure {
             tracing::debug!(provider = %failed.provider.name, kind = ?failed.attempt.kind, "hedged attempt failed: {}", failed.attempt.detail);
+            self.log_attempt(failed.target, &failed.attempt);
         }
+        self.log_attempt(winner.target, &winner.attempt);
         if winner.attempt.kind == OutcomeKind::Success {
             self.meta.provider = Some(winner.provider.name.clone());
             return Step::Relay(Box::new(winner));
@@ -400,51 +459,66 @@ impl Exchange {
 
     /// The answer of a successful attempt, to the client: whole, or relayed
     /// as a stream that carries this exchange along to recover it.
-    fn relay(self, finished: Finished) -> Response<ResponseBody> {
+    fn relay(mut self, finished: Finished) -> Response<ResponseBody> {
         let Finished { target, provider: _, attempt, inflight } = finished;
         let Some(answer) = attempt.answer else {
-            return respond::upstream_failed(
+            let response = respond::upstream_failed(
                 self.client,
                 StatusCode::BAD_GATEWAY,
                 "The provider's answer was lost.",
                 &self.meta,
             );
+            self.log_answer(response.status().as_u16(), switchyard_wire::usage::Usage::default());
+            return response;
         };
-        let body = match answer.body {
+        let (first, rest, translate) = match answer.body {
             AnswerBody::Full(bytes) => {
-                if answer.head.status == StatusCode::OK && self.meta.degraded.is_none() && self.shared.cache_enabled {
-                    // Off the response path: the key costs a JSON parse and a hash.
-                    let (cache, request, answer) = (self.shared.cache.clone(), self.body.clone(), bytes.clone());
-                    let (model, provider) = (self.peek.model.clone(), self.meta.provider.clone());
-                    let client = self.client;
-                    tokio::spawn(async move {
-                        if let Some(key) = CacheKey::of(client, &model, &request) {
-                            cache.put(key, answer, &provider.unwrap_or_else(|| "none".into()));
-                        }
-                    });
-                }
-                respond::full(bytes)
-            }
-            AnswerBody::Stream { first, rest, translate } => {
-                let source = StreamSource {
-                    health: self.shared.health.clone(),
-                    target,
-                    provider: self.meta.provider.clone().unwrap_or_else(|| "none".into()),
-                    inflight,
-                    latency: attempt.elapsed,
-                    recorded: false,
+                let usage = match self.record.is_some() {
+                    true => switchyard_wire::usage::scan(self.client, &bytes),
+                    false => switchyard_wire::usage::Usage::default(),
                 };
-                self.shared.health.record_first_token(target, attempt.elapsed);
-                let idle = self.limits(target).idle;
-                let mut response = self.respond_with(answer.head, respond::full(Bytes::new()));
-                let client = self.client;
-                let upstream = crate::relay::Upstream::new(rest, source, translate, None, idle);
-                let recovery = crate::recovery::StreamRecovery::new(self);
-                *response.body_mut() = Relay::new(client, first, upstream, Some(Box::new(recovery))).boxed_unsync();
-                return response;
+                self.log_answer(answer.head.status.as_u16(), usage);
+                self.keep_in_cache(&answer.head, &bytes);
+                return self.respond_with(answer.head, respond::full(bytes));
             }
+            AnswerBody::Stream { first, rest, translate } => (first, rest, translate),
         };
-        self.respond_with(answer.head, body)
+        let source = StreamSource {
+            health: self.shared.health.clone(),
+            target,
+            provider: self.meta.provider.clone().unwrap_or_else(|| "none".into()),
+            inflight,
+            latency: attempt.elapsed,
+            recorded: false,
+        };
+        self.shared.health.record_first_token(target, attempt.elapsed);
+        let since_start = self.started.elapsed();
+        if let Some(record) = self.record.as_mut() {
+            record.first_token(since_start);
+        }
+        let idle = self.limits(target).idle;
+        let mut response = self.respond_with(answer.head, respond::full(Bytes::new()));
+        let client = self.client;
+        let upstream = crate::relay::Upstream::new(rest, source, translate, None, idle);
+        let recovery = crate::recovery::StreamRecovery::new(self);
+        *response.body_mut() = Relay::new(client, first, upstream, Some(Box::new(recovery))).boxed_unsync();
+        response
+    }
+
+    /// Keeps a successful whole answer for `degrade: cached`, off the response
+    /// path (the key costs a JSON parse and a hash).
+    fn keep_in_cache(&self, head: &http::response::Parts, bytes: &Bytes) {
+        if head.status != StatusCode::OK || self.meta.degraded.is_some() || !self.shared.cache_enabled {
+            return;
+        }
+        let (cache, request, answer) = (self.shared.cache.clone(), self.body.clone(), bytes.clone());
+        let (model, provider) = (self.peek.model.clone(), self.meta.provider.clone());
+        let client = self.client;
+        tokio::spawn(async move {
+            if let Some(key) = CacheKey::of(client, &model, &request) {
+                cache.put(key, answer, &provider.unwrap_or_else(|| "none".into()));
+            }
+        });
     }
 
     fn respond_with(&self, head: http::response::Parts, body: ResponseBody) -> Response<ResponseBody> {

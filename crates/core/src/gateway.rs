@@ -41,6 +41,9 @@ pub enum GatewayError {
     /// The policy host failed to start or an embedded policy failed to load.
     #[error("policy host: {0}")]
     Policy(#[from] PolicyError),
+    /// The access log file cannot be opened.
+    #[error("[log] access: {0}")]
+    AccessLog(std::io::Error),
 }
 
 /// One route as the request path needs it.
@@ -70,6 +73,8 @@ pub(crate) struct Shared {
     pub max_body_bytes: usize,
     /// `[timeouts]`: attempt limits a route or plan does not set.
     pub timeouts: crate::limits::Defaults,
+    /// One JSON line per request (`[log] access`).
+    pub access_log: Arc<crate::access_log::AccessLog>,
 }
 
 /// A configured gateway, ready to serve.
@@ -277,6 +282,7 @@ impl Gateway {
             cache_enabled: config.cache.ttl_ms > 0 && config.cache.max_entries > 0 && config.cache.max_bytes > 0,
             max_body_bytes: config.max_body_bytes,
             timeouts: crate::limits::Defaults::from(&config.timeouts),
+            access_log: crate::access_log::AccessLog::open(&config.access_log()).map_err(GatewayError::AccessLog)?,
         };
         let probes = crate::probe::start(probes, &shared.health);
         Ok(Gateway { shared: Arc::new(shared), _watcher: watcher, _probes: probes })

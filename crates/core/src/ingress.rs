@@ -34,11 +34,46 @@ fn api_of<B>(req: &Request<B>) -> Api {
     }
 }
 
+/// Longest client `x-request-id` kept as the request's id.
+const MAX_REQUEST_ID: usize = 128;
+
+/// The client's `x-request-id` when it is a sane token (1–128 of
+/// `A-Z a-z 0-9 - _ . : / + =`), else a new random one.
+fn request_id(headers: &http::HeaderMap) -> Arc<str> {
+    let valid = |v: &&str| {
+        (1..=MAX_REQUEST_ID).contains(&v.len())
+            && v.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.:/+=".contains(&b))
+    };
+    match headers.get(crate::headers::REQUEST_ID).and_then(|v| v.to_str().ok()).filter(valid) {
+        Some(id) => id.into(),
+        None => format!("req_{:032x}", rand::random::<u128>()).into(),
+    }
+}
+
 pub(crate) async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Response<ResponseBody> {
+    let id = request_id(req.headers());
+    let started = tokio::time::Instant::now();
+    let chat = (req.method() == Method::POST)
+        .then(|| [Api::OpenAi, Api::Anthropic].into_iter().find(|api| api.chat_path() == req.uri().path()))
+        .flatten();
+    let mut response = route(shared.clone(), req, id.clone()).await;
+    if let Some(api) = chat
+        && response.extensions().get::<crate::access_log::Logged>().is_none()
+    {
+        let status = response.status().as_u16();
+        crate::access_log::refused_at_the_door(&shared.access_log, &id, api, status, started.elapsed());
+    }
+    if let Ok(value) = HeaderValue::from_str(&id) {
+        response.headers_mut().insert(crate::headers::REQUEST_ID, value);
+    }
+    response
+}
+
+async fn route(shared: Arc<Shared>, req: Request<Incoming>, id: Arc<str>) -> Response<ResponseBody> {
     let started = tokio::time::Instant::now();
     let chat = [Api::OpenAi, Api::Anthropic].into_iter().find(|api| api.chat_path() == req.uri().path());
     match (req.method(), chat, req.uri().path()) {
-        (&Method::POST, Some(api), _) => serve(shared, req, api, started).await,
+        (&Method::POST, Some(api), _) => serve(shared, req, api, started, id).await,
         (method, Some(api), path) => respond::method_not_allowed(api, method, path),
         (&Method::POST, None, COUNT_TOKENS_PATH) => match read_body(&shared, req, Api::Anthropic).await {
             Ok((parts, body)) => crate::count_tokens::serve(&shared, body, forwarded(&parts.headers)).await,
@@ -99,6 +134,7 @@ async fn serve(
     req: Request<Incoming>,
     client: Api,
     started: tokio::time::Instant,
+    id: Arc<str>,
 ) -> Response<ResponseBody> {
     let (parts, body) = match read_body(&shared, req, client).await {
         Ok(read) => read,
@@ -126,11 +162,14 @@ async fn serve(
         Api::Anthropic => forwarded(&parts.headers),
         Api::OpenAi => Vec::new(),
     };
-    exchange::Exchange::new(shared, route, client, peek, body, call, started)
+    let mut response = exchange::Exchange::new(shared, route, client, peek, body, call, started)
         .forwarding(forward)
         .parsed(parsed)
+        .logged_as(id)
         .run()
-        .await
+        .await;
+    response.extensions_mut().insert(crate::access_log::Logged);
+    response
 }
 
 /// A Messages API request is checked whole before any provider sees it, so

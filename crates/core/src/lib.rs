@@ -25,10 +25,12 @@
 //!   which asks the policy and splices a continuation or a restart onto the
 //!   client's stream (or ends it with an error event).
 //! - `respond`: the only place errors become client responses.
+//! - `access_log`: one JSON line per request, written off the request path.
 
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+mod access_log;
 mod budget;
 pub mod cache;
 mod count_tokens;
@@ -63,4 +65,6 @@ pub mod headers {
     pub const POLICY: &str = "x-switchyard-policy";
     /// Set when the answer is degraded (`fallback` or `cached`).
     pub const DEGRADED: &str = "x-switchyard-degraded";
+    /// The request's id: the client's (when valid) or a new one; on every answer.
+    pub const REQUEST_ID: &str = "x-request-id";
 }

@@ -26,6 +26,7 @@ use switchyard_policy_host::{AttemptLimits, AttemptOutcome, BreakKind, OutcomeKi
 use switchyard_wire::Api;
 use switchyard_wire::stream::delivered::Delivered;
 use switchyard_wire::stream::splice::{SpliceMode, Splicer};
+use switchyard_wire::usage::Usage;
 
 use crate::exchange::{Exchange, Finished, launch};
 use crate::relay::{StreamSource, Upstream};
@@ -99,6 +100,27 @@ impl StreamRecovery {
         StreamRecovery { exchange, attempts: 0 }
     }
 
+    /// Whether the access log wants the stream's usage (so it is scanned only then).
+    pub fn logging(&self) -> bool {
+        self.exchange.record.is_some()
+    }
+
+    /// Writes the stream's access log line: how it ended (`complete`,
+    /// `error`, `client-gone`) and the usage it carried.
+    pub fn finish(&mut self, end: &'static str, usage: Usage) {
+        let ex = &mut self.exchange;
+        let Some(record) = ex.record.as_mut() else { return };
+        record.finish(crate::access_log::Ending {
+            status: 200,
+            policy: ex.meta.policy.as_deref(),
+            provider: ex.meta.provider.as_deref(),
+            degraded: ex.meta.degraded,
+            latency: ex.started.elapsed(),
+            usage,
+            stream_end: Some(end),
+        });
+    }
+
     /// Asks the policy about the break of `target`'s stream and carries its
     /// answer out, until a new stream runs or the policy (or a bound) ends it.
     pub fn recover(self: Box<Self>, target: u32, kind: BreakKind, message: String, delivered: Delivered) -> Recovering {
@@ -133,6 +155,9 @@ impl StreamRecovery {
             let decided = ex.policy.on_stream_break(&ex.request_info(), &question).await;
             let (retry, wants_continue) = match decided.value {
                 Recovery::End => {
+                    if let Some(record) = self.exchange.record.as_mut() {
+                        record.recovery(kind.describe(), "end", None);
+                    }
                     let tail = if self.attempts > 0 { " The recovery attempts failed." } else { "" };
                     return Resumed::End(format!("{message}{tail}"));
                 }
@@ -145,11 +170,15 @@ impl StreamRecovery {
             if retry.delay_ms > 0 {
                 tokio::time::sleep(Duration::from_millis(retry.delay_ms.into()).min(MAX_RECOVERY_DELAY)).await;
             }
+            let how = if resume { "continue" } else { "restart" };
             match self.attempt(retry.target, resume, &delivered).await {
-                Ok(resumed) => {
+                Ok((resumed, target)) => {
+                    if let Some(record) = self.exchange.record.as_mut() {
+                        record.recovery(kind.describe(), how, Some(target));
+                    }
                     tracing::warn!(
                         target = retry.target,
-                        how = if resume { "continue" } else { "restart" },
+                        how,
                         after = kind.describe(),
                         delivered_chars = delivered.chars(),
                         "stream recovered"
@@ -164,7 +193,12 @@ impl StreamRecovery {
     /// One recovery attempt at `wanted` (or another target of the route,
     /// when its breaker is open): a new stream spliced onto the client's, or
     /// how the attempt failed.
-    async fn attempt(&mut self, wanted: u32, resume: bool, delivered: &Delivered) -> Result<Resumed, AttemptOutcome> {
+    async fn attempt(
+        &mut self,
+        wanted: u32,
+        resume: bool,
+        delivered: &Delivered,
+    ) -> Result<(Resumed, String), AttemptOutcome> {
         let ex = &mut self.exchange;
         let shared = ex.shared.clone();
         let Some((target, inflight)) = ex.admit(wanted) else {
@@ -199,6 +233,7 @@ impl StreamRecovery {
         );
         let Finished { attempt, inflight, .. } =
             launch(&shared, client, &ex.forward, target, inflight, prepared, true, limits).await;
+        ex.log_attempt(target, &attempt);
         let Some(answer) = attempt.answer.filter(|_| attempt.kind == OutcomeKind::Success) else {
             tracing::debug!(provider = %provider.name, kind = ?attempt.kind, "recovery attempt failed: {}", attempt.detail);
             return Err(outcome(ex, target, attempt.kind, attempt.status.map(|s| s.as_u16()), attempt.elapsed));
@@ -227,7 +262,16 @@ impl StreamRecovery {
         };
         let splice = Box::new(Splicer::new(client, delivered.clone(), mode));
         let upstream = Upstream::new(rest, source, translate, Some(splice), limits.idle);
-        Ok(Resumed::Source { upstream, first, comment: Bytes::from(comment) })
+        ex.meta.provider = Some(provider.name.clone());
+        let label = format!("{}/{model}", provider.name);
+        Ok((Resumed::Source { upstream, first, comment: Bytes::from(comment) }, label))
+    }
+}
+
+impl Drop for StreamRecovery {
+    /// A stream dropped mid-recovery (the client went away) still gets its line.
+    fn drop(&mut self) {
+        self.finish("client-gone", Usage::default());
     }
 }
 

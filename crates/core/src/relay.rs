@@ -120,6 +120,8 @@ pub(crate) struct Relay {
     recovering: Option<Recovering>,
     /// Nothing more after `ready`.
     done: bool,
+    /// How the client's stream ended, for the access log (`None`: not yet).
+    ended: Option<&'static str>,
 }
 
 impl Relay {
@@ -138,6 +140,7 @@ impl Relay {
             recovery,
             recovering: None,
             done: false,
+            ended: None,
         };
         relay.ready = Some(relay.pass(first));
         relay
@@ -209,6 +212,7 @@ impl Relay {
         };
         self.ready_with(event);
         self.done = true;
+        self.ended = Some("error");
     }
 
     /// The current upstream ended (`ok`) and the client's stream with it.
@@ -221,6 +225,7 @@ impl Relay {
             self.ready_with(tail);
         }
         self.done = true;
+        self.ended = Some("complete");
     }
 
     fn interrupted(&mut self, interrupt: Interrupt) {
@@ -306,6 +311,18 @@ impl Relay {
             }
             Resumed::End(message) => self.end_with_error(message),
         }
+    }
+}
+
+impl Drop for Relay {
+    /// The stream's access log line: how it ended, with the usage it carried.
+    fn drop(&mut self) {
+        let Some(recovery) = self.recovery.as_mut() else { return };
+        let usage = match (recovery.logging(), self.transcript.as_deref()) {
+            (true, Some(t)) => switchyard_wire::usage::scan(self.client, t),
+            _ => switchyard_wire::usage::Usage::default(),
+        };
+        recovery.finish(self.ended.unwrap_or("client-gone"), usage);
     }
 }
 

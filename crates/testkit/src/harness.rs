@@ -16,6 +16,8 @@ pub struct ConfigBuilder {
     policies: Vec<String>,
     top: Vec<String>,
     policy_section: Vec<String>,
+    /// `[log] access`, when set.
+    log: Option<String>,
 }
 
 impl ConfigBuilder {
@@ -27,6 +29,12 @@ impl ConfigBuilder {
     /// A top-level line, e.g. `max_body_bytes = 1024`.
     pub fn top(mut self, line: &str) -> Self {
         self.top.push(line.to_owned());
+        self
+    }
+
+    /// `[log] access = VALUE` (`"off"`, `"stdout"`, or a file path).
+    pub fn access_log(mut self, value: &str) -> Self {
+        self.log = Some(value.to_owned());
         self
     }
 
@@ -144,6 +152,9 @@ impl ConfigBuilder {
         }
         for part in self.policies.iter().chain(&self.providers).chain(&self.routes) {
             out.push_str(part);
+        }
+        if let Some(access) = &self.log {
+            out.push_str(&format!("[log]\naccess = {access:?}\n"));
         }
         out
     }

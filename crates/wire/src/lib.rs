@@ -19,6 +19,7 @@
 //! - [`stream`]: the commit point, event cutting, and splicing a recovered stream.
 //! - [`classify`]: [`OutcomeKind`] of a provider answer; `Retry-After` parsing.
 //! - [`text`]: cutting echoed input to size.
+//! - [`usage`]: token counts read out of an answer without parsing it.
 
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
@@ -34,6 +35,7 @@ pub mod sse;
 pub mod stream;
 pub mod text;
 pub mod translate;
+pub mod usage;
 
 pub use api::Api;
 pub use classify::{OutcomeKind, classify_status, parse_retry_after};
