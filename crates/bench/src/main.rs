@@ -123,6 +123,15 @@ fn main() {
             translated.throughput / gateway.throughput
         );
     }
+    if let Some(logged) = h.rows.iter().find(|r| r.name == http_load::LOGGED) {
+        let added = |r: &http_load::Row| r.p50.as_secs_f64() - direct.p50.as_secs_f64();
+        println!(
+            "access log on (to a file) vs off: added latency p50 {:.2}x (+{}), throughput {:.2}",
+            added(logged) / added(gateway).max(1e-9),
+            us(logged.p50.saturating_sub(gateway.p50)),
+            logged.throughput / gateway.throughput
+        );
+    }
     if let Some(nginx) = h.rows.iter().find(|r| r.name == "nginx") {
         let added =
             |r: &http_load::Row, p: fn(&http_load::Row) -> Duration| p(r).as_secs_f64() - p(direct).as_secs_f64();
