@@ -14,6 +14,7 @@ mod degradation;
 mod failover;
 mod hedging;
 mod hot_reload;
+mod metrics;
 mod models;
 mod official_sdks;
 mod plugin_misbehaves;

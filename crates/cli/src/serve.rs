@@ -50,6 +50,18 @@ pub(crate) async fn serve(path: &Path) -> anyhow::Result<ExitCode> {
         }
         Err(e) => return Err(e).context("starting the gateway"),
     };
+    if let Some(admin) = &config.admin_listen {
+        let token = match &config.admin.token_env {
+            Some(var) => Some(std::env::var(var).ok().filter(|t| !t.is_empty()).with_context(|| {
+                format!("[admin] token_env names {var}, which is not set: the admin listener needs its token")
+            })?),
+            None => None,
+        };
+        let listener =
+            tokio::net::TcpListener::bind(admin).await.with_context(|| format!("binding admin_listen {admin}"))?;
+        tracing::info!(%admin, "admin listener: GET /metrics");
+        tokio::spawn(gateway.admin(listener, token));
+    }
     let listener =
         tokio::net::TcpListener::bind(&config.listen).await.with_context(|| format!("binding {}", config.listen))?;
     tracing::info!(listen = %config.listen, policy_dir = %config.policy_dir().display(), "switchyard serving");

@@ -38,10 +38,23 @@ fn validate(config: Config, text: &str, origin: &str) -> Result<Config, ConfigEr
     if config.version != 1 {
         return Err(invalid(None, format!("version {} is not supported; use 1", config.version)));
     }
-    for (name, value) in [("listen", &config.listen), ("admin_listen", &config.admin_listen)] {
+    let listens = [("listen", Some(&config.listen)), ("admin_listen", config.admin_listen.as_ref())];
+    for (name, value) in listens {
+        let Some(value) = value else { continue };
         if value.parse::<std::net::SocketAddr>().is_err() {
             return Err(invalid(None, format!("{name} = {value:?} is not an address like 127.0.0.1:8080")));
         }
+    }
+    if let Some(admin) = config.admin_listen.as_ref().and_then(|a| a.parse::<std::net::SocketAddr>().ok())
+        && !admin.ip().is_loopback()
+        && config.admin.token_env.is_none()
+    {
+        return Err(invalid(
+            None,
+            format!(
+                "admin_listen = \"{admin}\" is not a loopback address: set [admin] token_env (the admin token's variable)"
+            ),
+        ));
     }
     if config.max_body_bytes == 0 {
         return Err(invalid(None, "max_body_bytes must be more than 0".into()));

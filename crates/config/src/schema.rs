@@ -14,10 +14,13 @@ pub struct Config {
     /// Address the gateway listens on. Default `127.0.0.1:8080`.
     #[serde(default = "default_listen")]
     pub listen: String,
-    /// Address of the admin/metrics listener (arrives with observability);
-    /// loopback by default. Default `127.0.0.1:9090`.
-    #[serde(default = "default_admin_listen")]
-    pub admin_listen: String,
+    /// Address of the admin listener (`GET /metrics`, ...); off unless set.
+    /// Not a loopback address: `[admin] token_env` is required.
+    #[serde(default)]
+    pub admin_listen: Option<String>,
+    /// The admin listener's access.
+    #[serde(default)]
+    pub admin: AdminSection,
     /// Larger request bodies are refused with 413. Default 4 MiB.
     #[serde(default = "default_max_body")]
     pub max_body_bytes: usize,
@@ -176,6 +179,16 @@ pub enum Api {
     Openai,
     /// Anthropic messages.
     Anthropic,
+}
+
+/// `[admin]`: who may use the admin listener.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AdminSection {
+    /// Environment variable holding the admin token; when set, every admin
+    /// request must carry `Authorization: Bearer <token>`. Required when
+    /// `admin_listen` is not a loopback address.
+    pub token_env: Option<String>,
 }
 
 /// `[log]`: the access log, one JSON line per request.
@@ -352,9 +365,6 @@ fn one() -> u32 {
 }
 fn default_listen() -> String {
     "127.0.0.1:8080".into()
-}
-fn default_admin_listen() -> String {
-    "127.0.0.1:9090".into()
 }
 fn default_max_body() -> usize {
     4 * 1024 * 1024

@@ -132,8 +132,9 @@ impl Exchange {
         self
     }
 
-    /// Records a finished attempt in the access log line.
+    /// Records a finished attempt in the metrics and the access log line.
     pub(crate) fn log_attempt(&mut self, target: u32, attempt: &Attempt) {
+        self.shared.metrics.attempt(target, attempt.kind, attempt.elapsed);
         let Some(record) = self.record.as_mut() else { return };
         let t = &self.shared.topology.targets[target as usize];
         record.attempt(
@@ -179,17 +180,33 @@ impl Exchange {
         }
     }
 
-    /// The access log line of an answer that is not a stream.
+    /// The metrics and access log line of an answer that is not a stream.
     fn log_answer(&mut self, status: u16, usage: switchyard_wire::usage::Usage) {
+        self.log_end(status, usage, None);
+    }
+
+    /// The metrics and access log line of a request's end (`stream_end`: how a stream ended).
+    pub(crate) fn log_end(
+        &mut self,
+        status: u16,
+        usage: switchyard_wire::usage::Usage,
+        stream_end: Option<&'static str>,
+    ) {
+        let latency = self.started.elapsed();
+        let metrics = &self.shared.metrics;
+        metrics.request(&self.shared.routes[self.route].name, self.client, status, self.meta.degraded, latency);
+        if let Some(&target) = self.tried.last() {
+            metrics.tokens(target, usage);
+        }
         let Some(record) = self.record.as_mut() else { return };
         record.finish(crate::access_log::Ending {
             status,
             policy: self.meta.policy.as_deref(),
             provider: self.meta.provider.as_deref(),
             degraded: self.meta.degraded,
-            latency: self.started.elapsed(),
+            latency,
             usage,
-            stream_end: None,
+            stream_end,
         });
     }
 
@@ -395,6 +412,9 @@ impl Exchange {
     /// (marked degraded), else 503 with `Retry-After` of `retry_after_ms`.
     fn cached_or_unavailable(&mut self, retry_after_ms: u64, why: &str) -> Response<ResponseBody> {
         let hit = self.cache_key().and_then(|key| self.shared.cache.get(&key));
+        if self.shared.cache_enabled {
+            self.shared.metrics.cache_lookup(hit.is_some());
+        }
         // A client that asked for a stream gets the cached answer replayed as one.
         let replayed = hit.and_then(|hit| match self.peek.stream {
             false => Some((hit.body.clone(), "application/json", hit)),
@@ -473,10 +493,7 @@ impl Exchange {
         };
         let (first, rest, translate) = match answer.body {
             AnswerBody::Full(bytes) => {
-                let usage = match self.record.is_some() {
-                    true => switchyard_wire::usage::scan(self.client, &bytes),
-                    false => switchyard_wire::usage::Usage::default(),
-                };
+                let usage = switchyard_wire::usage::scan(self.client, &bytes);
                 self.log_answer(answer.head.status.as_u16(), usage);
                 self.keep_in_cache(&answer.head, &bytes);
                 return self.respond_with(answer.head, respond::full(bytes));
@@ -493,6 +510,7 @@ impl Exchange {
         };
         self.shared.health.record_first_token(target, attempt.elapsed);
         let since_start = self.started.elapsed();
+        self.shared.metrics.first_token(&self.shared.routes[self.route].name, self.client, since_start);
         if let Some(record) = self.record.as_mut() {
             record.first_token(since_start);
         }

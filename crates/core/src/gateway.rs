@@ -53,6 +53,8 @@ pub(crate) struct RouteEntry {
     pub timeout: Duration,
     /// The route's own attempt limits.
     pub limits: crate::limits::RouteLimits,
+    /// Its name (the client-facing model), as a metrics label.
+    pub name: crate::metrics::Name,
 }
 
 /// Everything a request handler reads; shared by all connections.
@@ -75,6 +77,8 @@ pub(crate) struct Shared {
     pub timeouts: crate::limits::Defaults,
     /// One JSON line per request (`[log] access`).
     pub access_log: Arc<crate::access_log::AccessLog>,
+    /// Prometheus metrics, served on the admin listener.
+    pub metrics: crate::metrics::Metrics,
 }
 
 /// A configured gateway, ready to serve.
@@ -238,6 +242,7 @@ impl Gateway {
                 policy: r.policy_name(&config.policy).to_owned(),
                 timeout: Duration::from_millis(r.timeout_ms),
                 limits: crate::limits::RouteLimits::from_route(r),
+                name: Arc::new(r.model.get_ref().clone()),
             })
             .collect();
         for route in &routes {
@@ -259,6 +264,10 @@ impl Gateway {
             .collect();
         let models = crate::models::ModelsList::new(routes_by_model.keys());
         let wildcard = config.routes.iter().position(|r| r.model.get_ref() == "*");
+        let metrics = crate::metrics::Metrics::new(
+            topology.targets.iter().map(|t| format!("{}/{}", t.provider, t.model)).collect(),
+            health.clone(),
+        );
         let shared = Shared {
             routes,
             routes_by_model,
@@ -283,6 +292,7 @@ impl Gateway {
             max_body_bytes: config.max_body_bytes,
             timeouts: crate::limits::Defaults::from(&config.timeouts),
             access_log: crate::access_log::AccessLog::open(&config.access_log()).map_err(GatewayError::AccessLog)?,
+            metrics,
         };
         let probes = crate::probe::start(probes, &shared.health);
         Ok(Gateway { shared: Arc::new(shared), _watcher: watcher, _probes: probes })
@@ -291,6 +301,12 @@ impl Gateway {
     /// The policy host (for status, events and tests).
     pub fn policies(&self) -> &Arc<PolicyHost> {
         &self.shared.policies
+    }
+
+    /// Serves the admin endpoints (`GET /metrics`, ...) on `listener`; every
+    /// request must carry `token` when there is one. Runs until dropped.
+    pub fn admin(&self, listener: TcpListener, token: Option<String>) -> impl Future<Output = ()> + use<> {
+        crate::admin::serve(self.shared.clone(), listener, token)
     }
 
     /// Serves `listener` until `shutdown` resolves, then lets open requests finish.

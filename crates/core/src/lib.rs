@@ -26,11 +26,13 @@
 //!   client's stream (or ends it with an error event).
 //! - `respond`: the only place errors become client responses.
 //! - `access_log`: one JSON line per request, written off the request path.
+//! - `metrics`: the Prometheus registry; `admin`: the admin listener serving it.
 
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
 mod access_log;
+mod admin;
 mod budget;
 pub mod cache;
 mod count_tokens;
@@ -39,6 +41,7 @@ pub mod gateway;
 mod hedge;
 mod ingress;
 mod limits;
+mod metrics;
 mod models;
 mod probe;
 mod provider_headers;

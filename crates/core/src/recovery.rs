@@ -54,6 +54,8 @@ pub(crate) struct StreamRecovery {
     exchange: Exchange,
     /// Recovery attempts made so far.
     attempts: u32,
+    /// The stream's end is recorded (metrics, access log).
+    finished: bool,
 }
 
 /// The client's request (`body`, in either API: both take a partial turn as
@@ -97,28 +99,16 @@ fn continue_switches(
 
 impl StreamRecovery {
     pub fn new(exchange: Exchange) -> Self {
-        StreamRecovery { exchange, attempts: 0 }
+        StreamRecovery { exchange, attempts: 0, finished: false }
     }
 
-    /// Whether the access log wants the stream's usage (so it is scanned only then).
-    pub fn logging(&self) -> bool {
-        self.exchange.record.is_some()
-    }
-
-    /// Writes the stream's access log line: how it ended (`complete`,
-    /// `error`, `client-gone`) and the usage it carried.
+    /// Writes the stream's metrics and access log line, once: how it ended
+    /// (`complete`, `error`, `client-gone`) and the usage it carried.
     pub fn finish(&mut self, end: &'static str, usage: Usage) {
-        let ex = &mut self.exchange;
-        let Some(record) = ex.record.as_mut() else { return };
-        record.finish(crate::access_log::Ending {
-            status: 200,
-            policy: ex.meta.policy.as_deref(),
-            provider: ex.meta.provider.as_deref(),
-            degraded: ex.meta.degraded,
-            latency: ex.started.elapsed(),
-            usage,
-            stream_end: Some(end),
-        });
+        if std::mem::replace(&mut self.finished, true) {
+            return;
+        }
+        self.exchange.log_end(200, usage, Some(end));
     }
 
     /// Asks the policy about the break of `target`'s stream and carries its
@@ -132,6 +122,7 @@ impl StreamRecovery {
     }
 
     async fn run(&mut self, broken: u32, kind: BreakKind, message: String, delivered: Delivered) -> Resumed {
+        self.exchange.shared.metrics.stream_break(broken, kind.label());
         if delivered.several_choices {
             return Resumed::End(message);
         }
@@ -155,8 +146,9 @@ impl StreamRecovery {
             let decided = ex.policy.on_stream_break(&ex.request_info(), &question).await;
             let (retry, wants_continue) = match decided.value {
                 Recovery::End => {
+                    self.exchange.shared.metrics.recovery("end");
                     if let Some(record) = self.exchange.record.as_mut() {
-                        record.recovery(kind.describe(), "end", None);
+                        record.recovery(kind.label(), "end", None);
                     }
                     let tail = if self.attempts > 0 { " The recovery attempts failed." } else { "" };
                     return Resumed::End(format!("{message}{tail}"));
@@ -173,8 +165,9 @@ impl StreamRecovery {
             let how = if resume { "continue" } else { "restart" };
             match self.attempt(retry.target, resume, &delivered).await {
                 Ok((resumed, target)) => {
+                    self.exchange.shared.metrics.recovery(how);
                     if let Some(record) = self.exchange.record.as_mut() {
-                        record.recovery(kind.describe(), how, Some(target));
+                        record.recovery(kind.label(), how, Some(target));
                     }
                     tracing::warn!(
                         target = retry.target,

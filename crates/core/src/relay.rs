@@ -318,9 +318,9 @@ impl Drop for Relay {
     /// The stream's access log line: how it ended, with the usage it carried.
     fn drop(&mut self) {
         let Some(recovery) = self.recovery.as_mut() else { return };
-        let usage = match (recovery.logging(), self.transcript.as_deref()) {
-            (true, Some(t)) => switchyard_wire::usage::scan(self.client, t),
-            _ => switchyard_wire::usage::Usage::default(),
+        let usage = match self.transcript.as_deref() {
+            Some(t) => switchyard_wire::usage::scan(self.client, t),
+            None => switchyard_wire::usage::Usage::default(),
         };
         recovery.finish(self.ended.unwrap_or("client-gone"), usage);
     }

@@ -177,6 +177,16 @@ pub enum BreakKind {
 }
 
 impl BreakKind {
+    /// Its name in the policy world (`cut`, `stall`, `provider-error`, `malformed`).
+    pub fn label(self) -> &'static str {
+        match self {
+            BreakKind::Cut => "cut",
+            BreakKind::Stall => "stall",
+            BreakKind::ProviderError => "provider-error",
+            BreakKind::Malformed => "malformed",
+        }
+    }
+
     /// How logs and error messages name it.
     pub fn describe(self) -> &'static str {
         match self {

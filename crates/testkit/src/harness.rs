@@ -164,6 +164,9 @@ impl ConfigBuilder {
 pub struct TestGateway {
     /// Where it listens.
     pub addr: SocketAddr,
+    /// Where its admin listener listens.
+    pub admin_addr: SocketAddr,
+    admin: tokio::task::JoinHandle<()>,
     policies: Arc<PolicyHost>,
     shutdown: Option<oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<()>>,
@@ -201,18 +204,27 @@ impl TestGateway {
         let policy_dir = config.policy_dir();
         let gateway = Gateway::new(&config, env).await.unwrap_or_else(|e| panic!("gateway failed to start: {e}"));
         let policies = gateway.policies().clone();
+        // The admin listener, always, on a port of its own (tokenless: loopback).
+        let admin_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind admin");
+        let admin_addr = admin_listener.local_addr().expect("admin addr");
+        let admin = tokio::spawn(gateway.admin(admin_listener, None));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind gateway");
         let addr = listener.local_addr().expect("gateway addr");
         let (tx, rx) = oneshot::channel();
         let task = tokio::spawn(gateway.serve(listener, async {
             let _ = rx.await;
         }));
-        TestGateway { addr, policies, shutdown: Some(tx), task: Some(task), policy_dir, _temp: None }
+        TestGateway { addr, admin_addr, admin, policies, shutdown: Some(tx), task: Some(task), policy_dir, _temp: None }
     }
 
     /// `http://ADDR`.
     pub fn url(&self) -> String {
         format!("http://{}", self.addr)
+    }
+
+    /// `http://ADDR` of the admin listener (`/metrics`, ...).
+    pub fn admin_url(&self) -> String {
+        format!("http://{}", self.admin_addr)
     }
 
     /// The gateway's policy host.
@@ -233,6 +245,7 @@ impl TestGateway {
 
 impl Drop for TestGateway {
     fn drop(&mut self) {
+        self.admin.abort();
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }

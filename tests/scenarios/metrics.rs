@@ -1,0 +1,88 @@
+//! Prometheus metrics on the admin listener: exact counts after scripted
+//! traffic through a failing and a healthy provider; labels only from config
+//! names; no secret in a scrape; the admin token enforced.
+
+use crate::*;
+
+const KEY: &str = "sk-metrics-secret-0123456789";
+
+/// The value of the sample `name{labels}` in a scrape (labels as rendered).
+fn sample(scrape: &str, name_and_labels: &str) -> Option<f64> {
+    scrape.lines().find_map(|l| l.strip_prefix(name_and_labels)?.trim().split(' ').next()?.parse().ok())
+}
+
+#[tokio::test]
+async fn a_scrape_after_failovers_counts_every_request_attempt_and_token_exactly() {
+    init_tracing();
+    let primary = MockProvider::start_cycling("primary", vec![Reply::status(503)]).await;
+    let backup = MockProvider::start("backup").await;
+    let config = ConfigBuilder::new()
+        .provider_with_key("primary", &primary.url(), "PRIMARY_KEY")
+        .provider("backup", &backup.url())
+        .route("m", None, 5000, &["primary", "backup"]);
+    let gw = TestGateway::start_with_env(&config, |v| (v == "PRIMARY_KEY").then(|| KEY.to_owned())).await;
+    for _ in 0..2 {
+        assert_eq!(post_chat(&gw.url(), "m").await.status, 200);
+    }
+    assert_eq!(post_chat(&gw.url(), "unknown-model").await.status, 404);
+    let r = get(&gw.admin_url(), "/metrics").await;
+    assert_eq!(r.status, 200);
+    assert!(r.header("content-type").starts_with("application/openmetrics-text"), "{}", r.header("content-type"));
+    let m = &r.body;
+    let at = |s: &str| sample(m, s).unwrap_or_else(|| panic!("no sample {s} in:\n{m}"));
+    assert_eq!(at(r#"switchyard_requests_total{route="m",api="openai",status="200",degraded="no"}"#), 2.0);
+    // Each request: the primary's 503, retried once on it, then the backup.
+    assert_eq!(at(r#"switchyard_attempts_total{target="primary/m",outcome="overloaded"}"#), 4.0);
+    assert_eq!(at(r#"switchyard_attempts_total{target="backup/m",outcome="success"}"#), 2.0);
+    assert_eq!(at(r#"switchyard_tokens_total{target="backup/m",direction="in"}"#), 10.0);
+    assert_eq!(at(r#"switchyard_tokens_total{target="backup/m",direction="out"}"#), 6.0);
+    assert_eq!(at(r#"switchyard_request_duration_seconds_count{route="m",api="openai"}"#), 2.0);
+    assert_eq!(at(r#"switchyard_upstream_latency_seconds_count{target="backup/m"}"#), 2.0);
+    assert_eq!(at(r#"switchyard_breaker_state{target="primary/m"}"#), 0.0, "4 failures: still closed");
+    assert_eq!(at(r#"switchyard_inflight{target="backup/m"}"#), 0.0);
+    assert!(!m.contains("unknown-model"), "a client's model name never becomes a label");
+    assert!(!m.contains(KEY), "no secret in a scrape");
+    assert!(m.trim_end().ends_with("# EOF"), "OpenMetrics text");
+}
+
+#[tokio::test]
+async fn the_admin_listener_wants_its_token_when_one_is_set() {
+    init_tracing();
+    let backup = MockProvider::start("backup").await;
+    let toml = ConfigBuilder::new()
+        .provider("backup", &backup.url())
+        .route("m", None, 5000, &["backup"])
+        .build(std::path::Path::new("/nonexistent-policies"));
+    let config = switchyard_config::from_str(&toml, "admin.toml").unwrap();
+    let gateway = switchyard_core::Gateway::new(&config, |_| None).await.unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let admin = tokio::spawn(gateway.admin(listener, Some("admin-token-42".into())));
+    let denied = get(&url, "/metrics").await;
+    assert_eq!(denied.status, 401);
+    assert!(!denied.body.contains("admin-token-42"));
+    let wrong = get_with(&url, "/metrics", &[("authorization", "Bearer admin-token-41")]).await;
+    assert_eq!(wrong.status, 401);
+    let ok = get_with(&url, "/metrics", &[("authorization", "Bearer admin-token-42")]).await;
+    assert_eq!(ok.status, 200);
+    assert!(ok.body.contains("switchyard_") && !ok.body.contains("admin-token-42"));
+    admin.abort();
+}
+
+#[test]
+fn a_non_loopback_admin_listener_without_a_token_is_refused_by_the_config() {
+    let toml = r#"
+admin_listen = "0.0.0.0:9090"
+[[providers]]
+name = "p"
+api = "openai"
+base_url = "http://127.0.0.1:1"
+[[routes]]
+model = "m"
+targets = [{ provider = "p", model = "m" }]
+"#;
+    let err = switchyard_config::from_str(toml, "admin.toml").unwrap_err().to_string();
+    assert!(err.contains("token_env"), "{err}");
+    let with_token = toml.replace("[[providers]]", "[admin]\ntoken_env = \"SWITCHYARD_ADMIN_TOKEN\"\n[[providers]]");
+    assert!(switchyard_config::from_str(&with_token, "admin.toml").is_ok());
+}
