@@ -86,3 +86,37 @@ targets = [{ provider = "p", model = "m" }]
     let with_token = toml.replace("[[providers]]", "[admin]\ntoken_env = \"SWITCHYARD_ADMIN_TOKEN\"\n[[providers]]");
     assert!(switchyard_config::from_str(&with_token, "admin.toml").is_ok());
 }
+
+#[tokio::test]
+async fn a_breaker_forced_open_from_the_admin_api_gets_no_traffic_until_given_back() {
+    init_tracing();
+    let primary = MockProvider::start("primary").await;
+    let backup = MockProvider::start("backup").await;
+    let gw = TestGateway::start(&two_providers(&primary.url(), &backup.url())).await;
+    let force = |state: &'static str| {
+        let body = serde_json::json!({"target": "primary/m", "state": state}).to_string();
+        let url = gw.admin_url();
+        async move { post_raw(&url, "/admin/breaker", body, &[]).await }
+    };
+    let r = force("open").await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!((r.json()["breaker"].as_str(), r.json()["forced"].as_str()), (Some("open"), Some("open")));
+    for _ in 0..5 {
+        let answer = post_chat(&gw.url(), "m").await;
+        assert_eq!((answer.status.as_u16(), answer.header("x-switchyard-provider")), (200, "backup"));
+    }
+    assert_eq!(primary.received(), 0, "a forced-open target gets nothing, not even probes");
+    let targets = get(&gw.admin_url(), "/admin/targets").await.json();
+    let listed = targets.as_array().unwrap().iter().find(|t| t["target"] == "primary/m").unwrap().clone();
+    assert_eq!(listed["forced"], "open");
+    let routes = get(&gw.admin_url(), "/admin/routes").await.json();
+    assert_eq!(routes[0]["targets"], serde_json::json!(["primary/m", "backup/m"]));
+    assert!(routes[0]["serving"].as_str().unwrap().starts_with("failover@"), "{routes}");
+    assert_eq!(force("auto").await.json()["forced"], serde_json::Value::Null);
+    assert_eq!(post_chat(&gw.url(), "m").await.header("x-switchyard-provider"), "primary");
+    assert_eq!(
+        post_raw(&gw.admin_url(), "/admin/breaker", "{\"target\":\"nope/x\",\"state\":\"open\"}", &[]).await.status,
+        404
+    );
+    assert_eq!(post_raw(&gw.admin_url(), "/admin/breaker", "not json", &[]).await.status, 400);
+}

@@ -1,5 +1,8 @@
 //! The admin listener (`admin_listen`, off unless configured): `GET
-//! /metrics` (Prometheus, OpenMetrics text) and `GET /healthz`. When an admin
+//! /metrics` (Prometheus, OpenMetrics text), `GET /healthz`, and the JSON
+//! admin API — `GET /admin/targets`, `GET /admin/routes`, `POST
+//! /admin/breaker` (force a target's breaker open or closed for
+//! maintenance, or give it back to traffic). When an admin
 //! token is configured every request must carry it as `Authorization: Bearer`
 //! (compared in constant time); the config refuses a non-loopback
 //! `admin_listen` without one.
@@ -9,10 +12,12 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http::{HeaderValue, Method, Request, Response, StatusCode, header};
+use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
+use switchyard_policy_host::BreakerState;
 use tokio::net::TcpListener;
 
 use crate::gateway::Shared;
@@ -34,31 +39,138 @@ fn answer(status: StatusCode, content_type: &'static str, body: impl Into<Bytes>
     response
 }
 
-fn handle(shared: &Shared, token: Option<&str>, req: &Request<Incoming>) -> Response<ResponseBody> {
-    if let Some(token) = token {
+fn json(status: StatusCode, value: &serde_json::Value) -> Response<ResponseBody> {
+    answer(status, "application/json", value.to_string())
+}
+
+fn error(status: StatusCode, message: &str, kind: &str) -> Response<ResponseBody> {
+    json(status, &serde_json::json!({"error": {"message": message, "type": kind}}))
+}
+
+fn breaker_name(state: BreakerState) -> &'static str {
+    match state {
+        BreakerState::Closed => "closed",
+        BreakerState::HalfOpen => "half-open",
+        BreakerState::Open => "open",
+    }
+}
+
+/// Every target's health, as `GET /admin/targets` shows it.
+fn target_json(shared: &Shared, index: u32) -> serde_json::Value {
+    let t = &shared.topology.targets[index as usize];
+    let h = shared.health.get(index);
+    serde_json::json!({
+        "target": format!("{}/{}", t.provider, t.model),
+        "provider": t.provider,
+        "model": t.model,
+        "breaker": h.as_ref().map(|h| breaker_name(h.breaker)),
+        "forced": shared.health.forced(index).map(breaker_name),
+        "inflight": h.as_ref().map(|h| h.inflight),
+        "ewma_latency_ms": h.as_ref().map(|h| h.ewma_latency_ms),
+        "latency_p95_ms": h.as_ref().map(|h| h.latency_p95_ms),
+        "error_rate": h.as_ref().map(|h| h.error_rate),
+        "consecutive_failures": h.as_ref().map(|h| h.consecutive_failures),
+        "retry_after_ms": h.as_ref().and_then(|h| h.retry_after_ms),
+    })
+}
+
+fn targets(shared: &Shared) -> serde_json::Value {
+    (0..shared.topology.targets.len() as u32).map(|i| target_json(shared, i)).collect()
+}
+
+fn routes(shared: &Shared) -> serde_json::Value {
+    let routes: Vec<serde_json::Value> = shared
+        .routes
+        .iter()
+        .map(|r| {
+            let info = &shared.topology.routes[r.index as usize];
+            let targets: Vec<String> = info
+                .targets
+                .iter()
+                .map(|&t| {
+                    let t = &shared.topology.targets[t as usize];
+                    format!("{}/{}", t.provider, t.model)
+                })
+                .collect();
+            serde_json::json!({
+                "route": info.model,
+                "policy": r.policy,
+                "serving": shared.policies.current(&r.policy).map(|v| v.label().to_string()),
+                "timeout_ms": r.timeout.as_millis() as u64,
+                "targets": targets,
+            })
+        })
+        .collect();
+    serde_json::Value::Array(routes)
+}
+
+/// `POST /admin/breaker` `{"target": "provider/model", "state": "open" | "closed" | "auto"}`.
+fn force_breaker(shared: &Shared, body: &[u8]) -> Response<ResponseBody> {
+    let Ok(ask) = serde_json::from_slice::<serde_json::Value>(body) else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "The body must be JSON: {\"target\": \"provider/model\", \"state\": \"open\"}.",
+            "invalid_request_error",
+        );
+    };
+    let wanted = ask["target"].as_str().unwrap_or_default();
+    let index = shared.topology.targets.iter().position(|t| format!("{}/{}", t.provider, t.model) == wanted);
+    let Some(index) = index else {
+        return error(StatusCode::NOT_FOUND, "No such target (see GET /admin/targets).", "not_found_error");
+    };
+    let state = match ask["state"].as_str() {
+        Some("open") => Some(BreakerState::Open),
+        Some("closed") => Some(BreakerState::Closed),
+        Some("auto") => None,
+        _ => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "state must be \"open\", \"closed\" or \"auto\".",
+                "invalid_request_error",
+            );
+        }
+    };
+    shared.health.force(index as u32, state);
+    tracing::warn!(
+        target = wanted,
+        state = ask["state"].as_str().unwrap_or_default(),
+        "breaker forced from the admin API"
+    );
+    json(StatusCode::OK, &target_json(shared, index as u32))
+}
+
+async fn handle(shared: Arc<Shared>, token: Option<Arc<str>>, req: Request<Incoming>) -> Response<ResponseBody> {
+    if let Some(token) = token.as_deref() {
         let given = req.headers().get(header::AUTHORIZATION).map(|v| v.as_bytes()).unwrap_or_default();
         let given = given.strip_prefix(b"Bearer ").unwrap_or_default();
         if !same_secret(given, token.as_bytes()) {
-            let body = r#"{"error":{"message":"The admin API needs the admin token (Authorization: Bearer ...).","type":"authentication_error"}}"#;
-            let mut response = answer(StatusCode::UNAUTHORIZED, "application/json", body);
+            let message = "The admin API needs the admin token (Authorization: Bearer ...).";
+            let mut response = error(StatusCode::UNAUTHORIZED, message, "authentication_error");
             response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
             return response;
         }
     }
-    match (req.method(), req.uri().path()) {
-        (&Method::GET, "/metrics") => answer(
+    match (req.method().clone(), req.uri().path()) {
+        (Method::GET, "/metrics") => answer(
             StatusCode::OK,
             "application/openmetrics-text; version=1.0.0; charset=utf-8",
             shared.metrics.render(),
         ),
-        (&Method::GET, "/healthz") => answer(StatusCode::OK, "text/plain", "ok\n"),
-        _ => answer(
-            StatusCode::NOT_FOUND,
-            "application/json",
-            r#"{"error":{"message":"No such admin endpoint.","type":"not_found_error"}}"#,
-        ),
+        (Method::GET, "/healthz") => answer(StatusCode::OK, "text/plain", "ok\n"),
+        (Method::GET, "/admin/targets") => json(StatusCode::OK, &targets(&shared)),
+        (Method::GET, "/admin/routes") => json(StatusCode::OK, &routes(&shared)),
+        (Method::POST, "/admin/breaker") => match Limited::new(req.into_body(), MAX_ADMIN_BODY).collect().await {
+            Ok(body) => force_breaker(&shared, &body.to_bytes()),
+            Err(_) => {
+                error(StatusCode::BAD_REQUEST, "The body could not be read (64 KiB at most).", "invalid_request_error")
+            }
+        },
+        _ => error(StatusCode::NOT_FOUND, "No such admin endpoint.", "not_found_error"),
     }
 }
+
+/// Largest admin request body read.
+const MAX_ADMIN_BODY: usize = 64 << 10;
 
 /// Serves the admin endpoints on `listener` until the task is dropped.
 pub(crate) async fn serve(shared: Arc<Shared>, listener: TcpListener, token: Option<String>) {
@@ -70,8 +182,8 @@ pub(crate) async fn serve(shared: Arc<Shared>, listener: TcpListener, token: Opt
         };
         let (shared, token) = (shared.clone(), token.clone());
         let service = service_fn(move |req| {
-            let response = handle(&shared, token.as_deref(), &req);
-            async move { Ok::<_, std::convert::Infallible>(response) }
+            let (shared, token) = (shared.clone(), token.clone());
+            async move { Ok::<_, std::convert::Infallible>(handle(shared, token, req).await) }
         });
         let conn = http1::Builder::new()
             .timer(TokioTimer::new())

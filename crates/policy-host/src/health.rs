@@ -104,6 +104,8 @@ struct Stats {
     failed_probes: u32,
     /// Probes in flight while half-open.
     probes_inflight: u32,
+    /// Set by an operator (maintenance): the breaker stays so, whatever traffic says.
+    forced: Option<BreakerState>,
 }
 
 impl Stats {
@@ -132,6 +134,9 @@ impl Stats {
     }
 
     fn breaker(&self, now: Instant) -> BreakerState {
+        if let Some(forced) = self.forced {
+            return forced;
+        }
         match self.open_until {
             None => BreakerState::Closed,
             Some(until) if now < until => BreakerState::Open,
@@ -323,6 +328,21 @@ impl HealthBook {
                 .filter(|&ms| ms > 0),
             breaker: s.breaker(now),
         })
+    }
+
+    /// Forces `target`'s breaker `open` or `closed` (for maintenance) until
+    /// forced otherwise; `None` gives it back to traffic. False for an unknown
+    /// target. A forced-open target gets no attempts, not even probes.
+    pub fn force(&self, target: u32, state: Option<BreakerState>) -> bool {
+        let Some(cell) = self.cells.get(target as usize) else { return false };
+        let mut s = cell.stats.lock().unwrap_or_else(|p| p.into_inner());
+        s.forced = state.filter(|st| *st != BreakerState::HalfOpen);
+        true
+    }
+
+    /// Whether `target`'s breaker is forced, and how.
+    pub fn forced(&self, target: u32) -> Option<BreakerState> {
+        self.cells.get(target as usize)?.stats.lock().unwrap_or_else(|p| p.into_inner()).forced
     }
 
     /// No Retry-After running and the breaker admits an attempt (closed, or
