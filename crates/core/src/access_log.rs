@@ -8,7 +8,6 @@
 
 use std::io::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::{SyncSender, TrySendError};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -18,52 +17,66 @@ use switchyard_policy_host::OutcomeKind;
 use switchyard_wire::Api;
 use switchyard_wire::usage::Usage;
 
-/// Lines waiting for the writer before new ones are dropped.
-const QUEUE: usize = 16 * 1024;
+/// Bytes of lines waiting for the writer before new ones are dropped.
+const MAX_PENDING: usize = 8 << 20;
+/// How often the writer takes what is pending.
+const FLUSH_EVERY: Duration = Duration::from_millis(50);
 
-/// Where access lines go; cheap to share.
+/// Where access lines go; cheap to share. Requests append their line to a
+/// buffer (a lock and a copy, no wake-up); the writer thread takes the
+/// buffer every [`FLUSH_EVERY`] and writes it in one go.
 pub(crate) struct AccessLog {
-    tx: Option<Mutex<SyncSender<Vec<u8>>>>,
+    pending: Option<Arc<Mutex<Vec<u8>>>>,
     dropped: AtomicU64,
 }
 
 impl AccessLog {
     /// The log `target` asks for, with its writer thread.
     pub fn open(target: &AccessLogTarget) -> std::io::Result<Arc<AccessLog>> {
-        let out: Box<dyn Write + Send> = match target {
-            AccessLogTarget::Off => return Ok(Arc::new(AccessLog { tx: None, dropped: AtomicU64::new(0) })),
+        let mut out: Box<dyn Write + Send> = match target {
+            AccessLogTarget::Off => return Ok(Arc::new(AccessLog { pending: None, dropped: AtomicU64::new(0) })),
             AccessLogTarget::Stdout => Box::new(std::io::stdout()),
             AccessLogTarget::File(path) => Box::new(std::fs::OpenOptions::new().create(true).append(true).open(path)?),
         };
-        let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(QUEUE);
+        let pending = Arc::new(Mutex::new(Vec::with_capacity(64 << 10)));
+        let log = Arc::new(AccessLog { pending: Some(pending.clone()), dropped: AtomicU64::new(0) });
+        let alive = Arc::downgrade(&log);
         std::thread::Builder::new().name("access-log".into()).spawn(move || {
-            let mut out = std::io::BufWriter::new(out);
-            while let Ok(line) = rx.recv() {
-                let _ = out.write_all(&line);
-                // Flush once the queue is empty: a burst is one write.
-                while let Ok(line) = rx.try_recv() {
-                    let _ = out.write_all(&line);
+            let mut batch = Vec::with_capacity(64 << 10);
+            loop {
+                std::thread::sleep(FLUSH_EVERY);
+                std::mem::swap(&mut batch, &mut *pending.lock().unwrap_or_else(|p| p.into_inner()));
+                if !batch.is_empty() {
+                    let _ = out.write_all(&batch);
+                    let _ = out.flush();
+                    batch.clear();
                 }
-                let _ = out.flush();
+                // The gateway is gone and everything it logged is written.
+                if alive.strong_count() == 0 && pending.lock().unwrap_or_else(|p| p.into_inner()).is_empty() {
+                    return;
+                }
             }
         })?;
-        Ok(Arc::new(AccessLog { tx: Some(Mutex::new(tx)), dropped: AtomicU64::new(0) }))
+        Ok(log)
     }
 
     /// Whether lines are written at all (a record is built only then).
     pub fn enabled(&self) -> bool {
-        self.tx.is_some()
+        self.pending.is_some()
     }
 
-    fn write(&self, line: Vec<u8>) {
-        let Some(tx) = &self.tx else { return };
-        let sent = tx.lock().unwrap_or_else(|p| p.into_inner()).try_send(line);
-        if let Err(TrySendError::Full(_)) = sent {
+    fn write(&self, line: &[u8]) {
+        let Some(pending) = &self.pending else { return };
+        let mut pending = pending.lock().unwrap_or_else(|p| p.into_inner());
+        if pending.len() + line.len() > MAX_PENDING {
+            drop(pending);
             let dropped = self.dropped.fetch_add(1, Ordering::Relaxed) + 1;
             if dropped.is_power_of_two() {
                 tracing::warn!(dropped, "access log lines dropped: the writer cannot keep up");
             }
+            return;
         }
+        pending.extend_from_slice(line);
     }
 }
 
@@ -88,7 +101,7 @@ pub(crate) fn refused_at_the_door(log: &AccessLog, request_id: &str, api: Api, s
     });
     let mut bytes = serde_json::to_vec(&line).unwrap_or_default();
     bytes.push(b'\n');
-    log.write(bytes);
+    log.write(&bytes);
 }
 
 fn now_rfc3339() -> String {
@@ -103,6 +116,7 @@ fn api_name(api: Api) -> &'static str {
 }
 
 /// One attempt, as the access log shows it.
+#[derive(serde::Serialize)]
 struct AttemptLine {
     target: String,
     outcome: &'static str,
@@ -191,35 +205,54 @@ impl Record {
         }
         self.written = true;
         let ms = |d: Duration| (d.as_secs_f64() * 1e4).round() / 10.0;
-        let time = now_rfc3339();
-        let attempts: Vec<Value> = self
-            .attempts
-            .iter()
-            .map(|a| json!({"target": a.target, "outcome": a.outcome, "status": a.status, "ms": a.ms}))
-            .collect();
-        let mut line = json!({
-            "time": time,
-            "request_id": &*self.request_id,
-            "api": api_name(self.api),
-            "route": self.route,
-            "model": self.model,
-            "stream": self.stream,
-            "policy": ending.policy,
-            "provider": ending.provider,
-            "attempts": attempts,
-            "status": ending.status,
-            "degraded": ending.degraded,
-            "latency_ms": ms(ending.latency),
-            "first_token_ms": self.first_token.map(ms).or((!self.stream).then(|| ms(ending.latency))),
-            "tokens_in": ending.usage.input,
-            "tokens_out": ending.usage.output,
-        });
-        if self.stream {
-            line["stream_end"] = json!(ending.stream_end);
-            line["recoveries"] = json!(self.recoveries);
+        let latency_ms = ms(ending.latency);
+        let line = Line {
+            time: now_rfc3339(),
+            request_id: &self.request_id,
+            api: api_name(self.api),
+            route: &self.route,
+            model: &self.model,
+            stream: self.stream,
+            policy: ending.policy,
+            provider: ending.provider,
+            attempts: &self.attempts,
+            status: ending.status,
+            degraded: ending.degraded,
+            latency_ms,
+            first_token_ms: self.first_token.map(ms).or((!self.stream).then_some(latency_ms)),
+            tokens_in: ending.usage.input,
+            tokens_out: ending.usage.output,
+            stream_end: if self.stream { ending.stream_end } else { None },
+            recoveries: self.stream.then_some(&self.recoveries),
+        };
+        let mut bytes = Vec::with_capacity(512);
+        if serde_json::to_writer(&mut bytes, &line).is_ok() {
+            bytes.push(b'\n');
+            self.log.write(&bytes);
         }
-        let mut bytes = serde_json::to_vec(&line).unwrap_or_default();
-        bytes.push(b'\n');
-        self.log.write(bytes);
     }
+}
+
+/// One line, serialized as it is (no intermediate JSON tree).
+#[derive(serde::Serialize)]
+struct Line<'a> {
+    time: String,
+    request_id: &'a str,
+    api: &'static str,
+    route: &'a str,
+    model: &'a str,
+    stream: bool,
+    policy: Option<&'a str>,
+    provider: Option<&'a str>,
+    attempts: &'a [AttemptLine],
+    status: u16,
+    degraded: Option<&'static str>,
+    latency_ms: f64,
+    first_token_ms: Option<f64>,
+    tokens_in: Option<u64>,
+    tokens_out: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    stream_end: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    recoveries: Option<&'a Vec<Value>>,
 }
