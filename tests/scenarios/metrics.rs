@@ -40,6 +40,8 @@ async fn a_scrape_after_failovers_counts_every_request_attempt_and_token_exactly
     assert_eq!(at(r#"switchyard_upstream_latency_seconds_count{target="backup/m"}"#), 2.0);
     assert_eq!(at(r#"switchyard_breaker_state{target="primary/m"}"#), 0.0, "4 failures: still closed");
     assert_eq!(at(r#"switchyard_inflight{target="backup/m"}"#), 0.0);
+    // Four retries (two per request) out of the budget's floor of 10 per window.
+    assert_eq!(at("switchyard_retry_budget_remaining"), 6.0);
     assert!(!m.contains("unknown-model"), "a client's model name never becomes a label");
     assert!(!m.contains(KEY), "no secret in a scrape");
     assert!(m.trim_end().ends_with("# EOF"), "OpenMetrics text");

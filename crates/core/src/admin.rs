@@ -154,7 +154,7 @@ async fn handle(shared: Arc<Shared>, token: Option<Arc<str>>, req: Request<Incom
         (Method::GET, "/metrics") => answer(
             StatusCode::OK,
             "application/openmetrics-text; version=1.0.0; charset=utf-8",
-            shared.metrics.render(),
+            shared.metrics.render(shared.budget.remaining()),
         ),
         (Method::GET, "/healthz") => answer(StatusCode::OK, "text/plain", "ok\n"),
         (Method::GET, "/admin/targets") => json(StatusCode::OK, &targets(&shared)),

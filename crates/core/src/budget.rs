@@ -55,6 +55,14 @@ impl RetryBudget {
         self.with_current(|b, _| b.requests += 1);
     }
 
+    /// Retries the budget would still allow now.
+    pub fn remaining(&self) -> u32 {
+        self.with_current(|_, (requests, retries)| {
+            let allowed = (self.ratio * f64::from(requests)).floor().max(f64::from(self.min_retries));
+            (allowed as u32).saturating_sub(retries)
+        })
+    }
+
     /// Takes one retry from the budget; false when it is spent.
     pub fn try_retry(&self) -> bool {
         self.with_current(|b, (requests, retries)| {

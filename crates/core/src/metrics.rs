@@ -90,6 +90,7 @@ pub(crate) struct Metrics {
     cache: Family<CacheLabels, Counter>,
     breaker: Family<TargetLabels, Gauge>,
     inflight: Family<TargetLabels, Gauge>,
+    retry_budget: Gauge,
 }
 
 fn api_label(api: Api) -> &'static str {
@@ -117,6 +118,7 @@ impl Metrics {
             cache: Family::default(),
             breaker: Family::default(),
             inflight: Family::default(),
+            retry_budget: Gauge::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -166,6 +168,11 @@ impl Metrics {
             m.breaker.clone(),
         );
         registry.register("inflight", "Attempts in flight per target", m.inflight.clone());
+        registry.register(
+            "retry_budget_remaining",
+            "Retries the gateway-wide retry budget still allows in its window",
+            m.retry_budget.clone(),
+        );
         Metrics { registry, ..m }
     }
 
@@ -217,8 +224,10 @@ impl Metrics {
         self.cache.get_or_create(&CacheLabels { result: if hit { "hit" } else { "miss" } }).inc();
     }
 
-    /// The text a scrape gets (OpenMetrics), with the state gauges read now.
-    pub fn render(&self) -> String {
+    /// The text a scrape gets (OpenMetrics), with the state gauges read now
+    /// (`retry_budget`: the retries the budget allows now).
+    pub fn render(&self, retry_budget: u32) -> String {
+        self.retry_budget.set(i64::from(retry_budget));
         for (i, target) in self.targets.iter().enumerate() {
             let Some(h) = self.health.get(i as u32) else { continue };
             let state = match h.breaker {
