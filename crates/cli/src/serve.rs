@@ -50,6 +50,31 @@ pub(crate) async fn serve(path: &Path) -> anyhow::Result<ExitCode> {
         }
         Err(e) => return Err(e).context("starting the gateway"),
     };
+    // Reloads: SIGHUP, a change of the file, POST /admin/reload.
+    gateway.set_config_path(path);
+    let _config_watcher = match gateway.watch_config() {
+        Ok(w) => Some(w),
+        Err(e) => {
+            tracing::warn!(
+                "not watching the config file for changes ({e}); SIGHUP and POST /admin/reload still reload"
+            );
+            None
+        }
+    };
+    #[cfg(unix)]
+    {
+        let reloader = gateway.reloader();
+        let mut hangups =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).context("listening for SIGHUP")?;
+        tokio::spawn(async move {
+            while hangups.recv().await.is_some() {
+                match reloader.reload().await {
+                    Ok(_) => tracing::info!("SIGHUP: config reloaded"),
+                    Err(e) => tracing::error!("SIGHUP: the new config was refused, the running one keeps serving: {e}"),
+                }
+            }
+        });
+    }
     if let Some(admin) = &config.admin_listen {
         let token = match &config.admin.token_env {
             Some(var) => Some(std::env::var(var).ok().filter(|t| !t.is_empty()).with_context(|| {
@@ -59,7 +84,7 @@ pub(crate) async fn serve(path: &Path) -> anyhow::Result<ExitCode> {
         };
         let listener =
             tokio::net::TcpListener::bind(admin).await.with_context(|| format!("binding admin_listen {admin}"))?;
-        tracing::info!(%admin, "admin listener: GET /metrics");
+        tracing::info!(%admin, "admin listener: GET /metrics, GET /status, /admin/...");
         tokio::spawn(gateway.admin(listener, token));
     }
     let listener =

@@ -20,6 +20,6 @@ mod schema;
 pub use error::ConfigError;
 pub use load::{from_str, load_file};
 pub use schema::{
-    AccessLogTarget, AdminSection, Api, BreakerSection, CacheSection, Config, PolicySection, ProbeKind, Provider,
-    RetryBudgetSection, Route, TargetRef, TimeoutsSection,
+    AccessLogTarget, AdminSection, Api, BreakerSection, CacheSection, Config, EVENT_KINDS, INCIDENT_KINDS,
+    PolicySection, ProbeKind, Provider, RetryBudgetSection, Route, TargetRef, TimeoutsSection, Webhook,
 };

@@ -56,6 +56,25 @@ fn validate(config: Config, text: &str, origin: &str) -> Result<Config, ConfigEr
             ),
         ));
     }
+    for (i, hook) in config.webhooks.iter().enumerate() {
+        let n = i + 1;
+        match (&hook.url, &hook.url_env) {
+            (Some(url), None) if url.starts_with("http://") || url.starts_with("https://") => {}
+            (Some(_), None) => {
+                return Err(invalid(None, format!("webhook {n}: url must start with http:// or https://")));
+            }
+            (None, Some(var)) if !var.is_empty() => {}
+            _ => return Err(invalid(None, format!("webhook {n}: set exactly one of url and url_env"))),
+        }
+        for kind in hook.events.iter().flatten() {
+            if !crate::schema::EVENT_KINDS.contains(&kind.as_str()) {
+                return Err(invalid(
+                    None,
+                    format!("webhook {n}: unknown event {kind:?}; known: {}", crate::schema::EVENT_KINDS.join(", ")),
+                ));
+            }
+        }
+    }
     if config.max_body_bytes == 0 {
         return Err(invalid(None, "max_body_bytes must be more than 0".into()));
     }

@@ -42,6 +42,14 @@ pub struct Config {
     /// Where the access log goes.
     #[serde(default)]
     pub log: LogSection,
+    /// On SIGTERM/SIGINT the gateway stops accepting and lets open requests
+    /// and streams finish for this long, then ends what is left with a clean
+    /// error (a stream gets its API's error event). Default 30000.
+    #[serde(default = "default_shutdown_grace")]
+    pub shutdown_grace_ms: u64,
+    /// Incident webhooks: each gets a JSON POST per event it wants.
+    #[serde(default)]
+    pub webhooks: Vec<Webhook>,
     /// Settings per policy name, handed to that policy's `init` as JSON.
     #[serde(default)]
     pub policies: BTreeMap<String, toml::Table>,
@@ -133,7 +141,7 @@ impl Default for BreakerSection {
 /// `[retry_budget]`: retries across the gateway may be at most `ratio` of the
 /// requests of the last `window_ms` (at least `min_retries`), so an outage
 /// does not multiply the load on a struggling provider.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RetryBudgetSection {
     /// Retries per client request allowed over the window. Default 0.5.
@@ -152,7 +160,7 @@ impl Default for RetryBudgetSection {
 
 /// `[cache]`: successful non-streamed answers, kept in memory for
 /// `degrade: cached` (exact match on the normalised request).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct CacheSection {
     /// How long an answer may be served from the cache; 0 turns the cache off. Default 300000.
@@ -190,6 +198,54 @@ pub struct AdminSection {
     /// `admin_listen` is not a loopback address.
     pub token_env: Option<String>,
 }
+
+/// `[[webhooks]]`: where incident events are POSTed.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Webhook {
+    /// `http(s)://...` to POST to; or, since chat webhooks' URLs are
+    /// secrets, `url_env`: the variable holding it.
+    #[serde(default)]
+    pub url: Option<String>,
+    /// Environment variable holding the URL.
+    #[serde(default)]
+    pub url_env: Option<String>,
+    /// Event kinds sent; default the incidents: `breaker_opened`,
+    /// `breaker_closed`, `breaker_forced`, `route_down`, `route_recovered`,
+    /// `policy_rejected`, `policy_demoted`, `policy_fallback`, `config_rejected`.
+    #[serde(default)]
+    pub events: Option<Vec<String>>,
+}
+
+/// Every event kind the gateway emits.
+pub const EVENT_KINDS: &[&str] = &[
+    "breaker_opened",
+    "breaker_closed",
+    "breaker_forced",
+    "route_down",
+    "route_recovered",
+    "policy_loaded",
+    "policy_rejected",
+    "policy_demoted",
+    "policy_removed",
+    "policy_fallback",
+    "config_reloaded",
+    "config_rejected",
+    "draining",
+];
+
+/// The kinds a webhook gets unless it lists its own.
+pub const INCIDENT_KINDS: &[&str] = &[
+    "breaker_opened",
+    "breaker_closed",
+    "breaker_forced",
+    "route_down",
+    "route_recovered",
+    "policy_rejected",
+    "policy_demoted",
+    "policy_fallback",
+    "config_rejected",
+];
 
 /// `[log]`: the access log, one JSON line per request.
 #[derive(Debug, Clone, Deserialize)]
@@ -362,6 +418,9 @@ impl Route {
 
 fn one() -> u32 {
     1
+}
+fn default_shutdown_grace() -> u64 {
+    30_000
 }
 fn default_listen() -> String {
     "127.0.0.1:8080".into()

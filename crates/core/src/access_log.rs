@@ -104,7 +104,7 @@ pub(crate) fn refused_at_the_door(log: &AccessLog, request_id: &str, api: Api, s
     log.write(&bytes);
 }
 
-fn now_rfc3339() -> String {
+pub(crate) fn now_rfc3339() -> String {
     time::OffsetDateTime::now_utc().format(&time::format_description::well_known::Rfc3339).unwrap_or_default()
 }
 

@@ -1,11 +1,13 @@
 //! The admin listener (`admin_listen`, off unless configured): `GET
-//! /metrics` (Prometheus, OpenMetrics text), `GET /healthz`, and the JSON
-//! admin API — `GET /admin/targets`, `GET /admin/routes`, `POST
-//! /admin/breaker` (force a target's breaker open or closed for
-//! maintenance, or give it back to traffic). When an admin
-//! token is configured every request must carry it as `Authorization: Bearer`
-//! (compared in constant time); the config refuses a non-loopback
-//! `admin_listen` without one.
+//! /metrics` (Prometheus, OpenMetrics text), `GET /healthz`, the live status
+//! page (`GET /status`, which polls `GET /status.json`), and the JSON admin
+//! API — `GET /admin/targets`, `/admin/routes`, `/admin/policies`,
+//! `/admin/events`; `POST /admin/breaker` (force a target's breaker open or
+//! closed for maintenance, or give it back to traffic) and `POST
+//! /admin/reload`. When an admin token is configured every request must
+//! carry it, as `Authorization: Bearer` or as a Basic password (so a
+//! browser can open the status page), compared in constant time; the config
+//! refuses a non-loopback `admin_listen` without one.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -20,7 +22,7 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use switchyard_policy_host::BreakerState;
 use tokio::net::TcpListener;
 
-use crate::gateway::Shared;
+use crate::gateway::{Live, Shared};
 use crate::{ResponseBody, respond};
 
 /// Equal without telling, by its timing, how much of `given` matched.
@@ -47,7 +49,7 @@ fn error(status: StatusCode, message: &str, kind: &str) -> Response<ResponseBody
     json(status, &serde_json::json!({"error": {"message": message, "type": kind}}))
 }
 
-fn breaker_name(state: BreakerState) -> &'static str {
+pub(crate) fn breaker_name(state: BreakerState) -> &'static str {
     match state {
         BreakerState::Closed => "closed",
         BreakerState::HalfOpen => "half-open",
@@ -56,7 +58,7 @@ fn breaker_name(state: BreakerState) -> &'static str {
 }
 
 /// Every target's health, as `GET /admin/targets` shows it.
-fn target_json(shared: &Shared, index: u32) -> serde_json::Value {
+pub(crate) fn target_json(shared: &Shared, index: u32) -> serde_json::Value {
     let t = &shared.topology.targets[index as usize];
     let h = shared.health.get(index);
     serde_json::json!({
@@ -78,7 +80,7 @@ fn targets(shared: &Shared) -> serde_json::Value {
     (0..shared.topology.targets.len() as u32).map(|i| target_json(shared, i)).collect()
 }
 
-fn routes(shared: &Shared) -> serde_json::Value {
+pub(crate) fn routes(shared: &Shared) -> serde_json::Value {
     let routes: Vec<serde_json::Value> = shared
         .routes
         .iter()
@@ -139,23 +141,69 @@ fn force_breaker(shared: &Shared, body: &[u8]) -> Response<ResponseBody> {
     json(StatusCode::OK, &target_json(shared, index as u32))
 }
 
-async fn handle(shared: Arc<Shared>, token: Option<Arc<str>>, req: Request<Incoming>) -> Response<ResponseBody> {
-    if let Some(token) = token.as_deref() {
-        let given = req.headers().get(header::AUTHORIZATION).map(|v| v.as_bytes()).unwrap_or_default();
-        let given = given.strip_prefix(b"Bearer ").unwrap_or_default();
-        if !same_secret(given, token.as_bytes()) {
-            let message = "The admin API needs the admin token (Authorization: Bearer ...).";
-            let mut response = error(StatusCode::UNAUTHORIZED, message, "authentication_error");
-            response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-            return response;
-        }
+/// The token the request carries: a Bearer token, or a Basic password.
+fn given_token(req: &Request<Incoming>) -> Vec<u8> {
+    use base64::Engine;
+    let given = req.headers().get(header::AUTHORIZATION).map(|v| v.as_bytes()).unwrap_or_default();
+    if let Some(bearer) = given.strip_prefix(b"Bearer ") {
+        return bearer.to_vec();
     }
+    let basic = given.strip_prefix(b"Basic ").unwrap_or_default();
+    let decoded = base64::engine::general_purpose::STANDARD.decode(basic).unwrap_or_default();
+    match decoded.iter().position(|&b| b == b':') {
+        Some(colon) => decoded[colon + 1..].to_vec(),
+        None => Vec::new(),
+    }
+}
+
+async fn handle(live: Arc<Live>, token: Option<Arc<str>>, req: Request<Incoming>) -> Response<ResponseBody> {
+    if let Some(token) = token.as_deref()
+        && !same_secret(&given_token(&req), token.as_bytes())
+    {
+        let message = "The admin API needs the admin token (Authorization: Bearer ..., or as the Basic password).";
+        let mut response = error(StatusCode::UNAUTHORIZED, message, "authentication_error");
+        let challenge = if req.uri().path() == "/status" { "Basic realm=\"switchyard\"" } else { "Bearer" };
+        response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(challenge));
+        return response;
+    }
+    let shared = live.shared();
     match (req.method().clone(), req.uri().path()) {
         (Method::GET, "/metrics") => answer(
             StatusCode::OK,
             "application/openmetrics-text; version=1.0.0; charset=utf-8",
-            shared.metrics.render(shared.budget.remaining()),
+            shared.metrics.render(shared.budget.remaining(), &shared.policies.slots()),
         ),
+        (Method::GET, "/status") => {
+            let mut page = answer(StatusCode::OK, "text/html; charset=utf-8", crate::status::PAGE);
+            let csp = "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self'; img-src data:";
+            page.headers_mut().insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(csp));
+            page
+        }
+        (Method::GET, "/status.json") => json(StatusCode::OK, &crate::status::snapshot(&shared)),
+        (Method::GET, "/admin/policies") => json(StatusCode::OK, &crate::status::policies(&shared)),
+        (Method::GET, "/admin/events") => {
+            let query = req.uri().query().unwrap_or_default();
+            let param = |name: &str| {
+                query.split('&').find_map(|kv| kv.strip_prefix(name)?.strip_prefix('=')?.parse::<u64>().ok())
+            };
+            let events =
+                shared.telemetry.events.since(param("after").unwrap_or(0), param("limit").unwrap_or(100) as usize);
+            let events: Vec<&crate::events::Event> = events.iter().map(|e| &**e).collect();
+            json(StatusCode::OK, &serde_json::to_value(&events).unwrap_or_default())
+        }
+        (Method::POST, "/admin/reload") => match crate::reload::from_file(&live).await {
+            Ok(reloaded) => json(StatusCode::OK, &serde_json::json!({"reloaded": true, "changes": reloaded})),
+            Err(crate::reload::ReloadError::NoConfigFile) => error(
+                StatusCode::CONFLICT,
+                "The gateway was started without a config file: nothing to reload.",
+                "invalid_request_error",
+            ),
+            Err(e) => error(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                &format!("The new config was refused; the running one keeps serving. {e}"),
+                "invalid_config",
+            ),
+        },
         (Method::GET, "/healthz") => answer(StatusCode::OK, "text/plain", "ok\n"),
         (Method::GET, "/admin/targets") => json(StatusCode::OK, &targets(&shared)),
         (Method::GET, "/admin/routes") => json(StatusCode::OK, &routes(&shared)),
@@ -173,17 +221,17 @@ async fn handle(shared: Arc<Shared>, token: Option<Arc<str>>, req: Request<Incom
 const MAX_ADMIN_BODY: usize = 64 << 10;
 
 /// Serves the admin endpoints on `listener` until the task is dropped.
-pub(crate) async fn serve(shared: Arc<Shared>, listener: TcpListener, token: Option<String>) {
+pub(crate) async fn serve(live: Arc<Live>, listener: TcpListener, token: Option<String>) {
     let token: Option<Arc<str>> = token.map(Into::into);
     loop {
         let Ok((stream, _)) = listener.accept().await else {
             tokio::time::sleep(Duration::from_millis(10)).await;
             continue;
         };
-        let (shared, token) = (shared.clone(), token.clone());
+        let (live, token) = (live.clone(), token.clone());
         let service = service_fn(move |req| {
-            let (shared, token) = (shared.clone(), token.clone());
-            async move { Ok::<_, std::convert::Infallible>(handle(shared, token, req).await) }
+            let (live, token) = (live.clone(), token.clone());
+            async move { Ok::<_, std::convert::Infallible>(handle(live, token, req).await) }
         });
         let conn = http1::Builder::new()
             .timer(TokioTimer::new())

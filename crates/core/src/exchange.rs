@@ -518,8 +518,9 @@ impl Exchange {
         let mut response = self.respond_with(answer.head, respond::full(Bytes::new()));
         let client = self.client;
         let upstream = crate::relay::Upstream::new(rest, source, translate, None, idle);
+        let closing = self.shared.closing.clone();
         let recovery = crate::recovery::StreamRecovery::new(self);
-        *response.body_mut() = Relay::new(client, first, upstream, Some(Box::new(recovery))).boxed_unsync();
+        *response.body_mut() = Relay::new(client, first, upstream, Some(Box::new(recovery)), closing).boxed_unsync();
         response
     }
 

@@ -2,15 +2,17 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use switchyard_config::{Api, Config};
-use switchyard_policy_host::{
-    BreakerConfig, HealthBook, HostOptions, Limits, PolicyError, PolicyHost, PolicyWatcher, RouteInfo, Target, Topology,
-};
+use arc_swap::ArcSwap;
+use switchyard_config::Config;
+use switchyard_policy_host::{HealthBook, HostOptions, Limits, PolicyError, PolicyHost, RouteInfo, Target, Topology};
 use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
 
+use crate::generation::Generation;
 use crate::upstream::Provider;
 
 /// Why a gateway could not start.
@@ -44,6 +46,9 @@ pub enum GatewayError {
     /// The access log file cannot be opened.
     #[error("[log] access: {0}")]
     AccessLog(std::io::Error),
+    /// A webhook's URL variable is not set.
+    #[error("webhook: environment variable {0} (url_env) is not set")]
+    WebhookUrl(String),
 }
 
 /// One route as the request path needs it.
@@ -57,7 +62,8 @@ pub(crate) struct RouteEntry {
     pub name: crate::metrics::Name,
 }
 
-/// Everything a request handler reads; shared by all connections.
+/// Everything a request handler reads; shared by all connections. One per
+/// config generation: a request keeps the one it started on to its end.
 pub(crate) struct Shared {
     pub routes: Vec<RouteEntry>,
     pub routes_by_model: HashMap<String, usize>,
@@ -69,7 +75,7 @@ pub(crate) struct Shared {
     pub topology: Arc<Topology>,
     pub policies: Arc<PolicyHost>,
     pub health: Arc<HealthBook>,
-    pub budget: crate::budget::RetryBudget,
+    pub budget: Arc<crate::budget::RetryBudget>,
     pub cache: Arc<dyn crate::cache::ResponseCache>,
     pub cache_enabled: bool,
     pub max_body_bytes: usize,
@@ -77,24 +83,60 @@ pub(crate) struct Shared {
     pub timeouts: crate::limits::Defaults,
     /// One JSON line per request (`[log] access`).
     pub access_log: Arc<crate::access_log::AccessLog>,
-    /// Prometheus metrics, served on the admin listener.
+    /// Prometheus metrics (this generation's view), served on the admin listener.
     pub metrics: crate::metrics::Metrics,
+    /// Events, history, decision times: for the gateway's whole life.
+    pub telemetry: Arc<crate::telemetry::Telemetry>,
+    /// Fired when the shutdown grace period is over: what is still open ends
+    /// with a clean error (a stream: its API's error event).
+    pub closing: CancellationToken,
+}
+
+/// How provider keys (and webhook URLs) are read: the process environment
+/// when serving, a map in tests.
+pub(crate) type Env = Arc<dyn Fn(&str) -> Option<String> + Send + Sync>;
+
+/// What lives as long as the gateway: the serving generation (swapped on a
+/// reload), telemetry, the shutdown signal.
+pub(crate) struct Live {
+    generation: ArcSwap<Generation>,
+    pub telemetry: Arc<crate::telemetry::Telemetry>,
+    pub env: Env,
+    /// The config file reloads read (`None`: reload only from a `Config`).
+    pub config_path: std::sync::Mutex<Option<PathBuf>>,
+    /// One reload at a time.
+    pub reloading: tokio::sync::Mutex<()>,
+    pub closing: CancellationToken,
+    _webhooks: crate::webhooks::Webhooks,
+}
+
+impl Live {
+    /// What a request starting now runs on.
+    pub fn shared(&self) -> Arc<Shared> {
+        self.generation.load().shared.clone()
+    }
+
+    pub fn generation(&self) -> Arc<Generation> {
+        self.generation.load_full()
+    }
+
+    pub fn swap(&self, next: Generation) {
+        self.generation.store(Arc::new(next));
+    }
 }
 
 /// A configured gateway, ready to serve.
 pub struct Gateway {
-    shared: Arc<Shared>,
-    _watcher: PolicyWatcher,
-    _probes: crate::probe::Probes,
+    live: Arc<Live>,
 }
 
 impl std::fmt::Debug for Gateway {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Gateway").field("routes", &self.shared.routes.len()).finish()
+        f.debug_struct("Gateway").field("routes", &self.live.shared().routes.len()).finish()
     }
 }
 
-fn topology(config: &Config) -> Topology {
+pub(crate) fn topology(config: &Config) -> Topology {
     let mut targets: Vec<Target> = Vec::new();
     let routes = config
         .routes
@@ -145,173 +187,84 @@ impl Gateway {
     /// Builds the gateway: reads provider keys through `env`, starts the
     /// policy host, loads the embedded policies and the policy folder, and
     /// starts watching the folder.
-    pub async fn new(config: &Config, env: impl Fn(&str) -> Option<String>) -> Result<Gateway, GatewayError> {
-        let topology = topology(config);
-        let mut keys = Vec::new();
-        for p in &config.providers {
-            keys.push(match &p.api_key_env {
-                Some(var) => Some(env(var).ok_or_else(|| GatewayError::MissingKey {
-                    provider: p.name.get_ref().clone(),
-                    var: var.clone(),
-                })?),
-                None => None,
-            });
-        }
-        let secrets = Arc::new(crate::secrets::Secrets::new(keys.iter().flatten().map(String::as_str)));
-        let mut providers: HashMap<String, Arc<Provider>> = HashMap::new();
-        for (p, key) in config.providers.iter().zip(keys) {
-            let name = p.name.get_ref().clone();
-            let extra_roots = match &p.ca_file {
-                Some(file) => {
-                    let path = config.base_dir.join(file);
-                    Some(std::fs::read(&path).map_err(|e| GatewayError::Provider {
-                        provider: name.clone(),
-                        reason: format!("ca_file {}: {e}", path.display()),
-                    })?)
-                }
-                None => None,
-            };
-            let connect_timeout = Duration::from_millis(p.connect_timeout_ms);
-            let api = match p.api {
-                Api::Anthropic => switchyard_wire::Api::Anthropic,
-                Api::Openai => switchyard_wire::Api::OpenAi,
-            };
-            let provider = Provider::new(
-                &name,
-                api,
-                p.base_url.get_ref(),
-                key,
-                connect_timeout,
-                extra_roots.as_deref(),
-                secrets.clone(),
-            )
-            .map_err(|reason| GatewayError::Provider { provider: name.clone(), reason })?;
-            providers.insert(name, Arc::new(provider));
-        }
-        let target_provider: Vec<Arc<Provider>> =
-            topology.targets.iter().map(|t| providers[&t.provider].clone()).collect();
-        let probes: Vec<crate::probe::Probe> = config
-            .providers
-            .iter()
-            .filter_map(|p| {
-                let kind = p.probe?;
-                let name = p.name.get_ref();
-                let targets = (0..topology.targets.len() as u32)
-                    .filter(|&t| topology.targets[t as usize].provider == *name)
-                    .map(|t| (t, topology.targets[t as usize].model.clone()))
-                    .collect();
-                Some(crate::probe::Probe {
-                    provider: providers[name].clone(),
-                    kind,
-                    interval: Duration::from_millis(p.probe_interval_ms.max(10)),
-                    targets,
-                })
-            })
-            .collect();
-
-        let options = policy_host_options(config);
-        let b = &config.breaker;
-        let breaker = BreakerConfig {
-            failures: b.failures,
-            error_rate: b.error_rate as f32,
-            min_requests: b.min_requests as usize,
-            cool_down: Duration::from_millis(b.cool_down_ms),
-            max_cool_down: Duration::from_millis(b.max_cool_down_ms()),
-            half_open_probes: b.half_open_probes,
+    pub async fn new(
+        config: &Config,
+        env: impl Fn(&str) -> Option<String> + Send + Sync + 'static,
+    ) -> Result<Gateway, GatewayError> {
+        let env: Env = Arc::new(env);
+        let telemetry = crate::telemetry::Telemetry::new();
+        let closing = CancellationToken::new();
+        let webhooks = crate::webhooks::Webhooks::start(&config.webhooks, &env, &telemetry)?;
+        let (generation, _) = Generation::build(config.clone(), &env, &telemetry, &closing, None).await?;
+        let live = Live {
+            generation: ArcSwap::from_pointee(generation),
+            telemetry,
+            env,
+            config_path: Default::default(),
+            reloading: Default::default(),
+            closing,
+            _webhooks: webhooks,
         };
-        let health = Arc::new(HealthBook::with_breaker(topology.targets.len(), breaker));
-        let policies = PolicyHost::new(options, health.clone())?;
-        // The default policy decides for routes whose own policy is not
-        // loaded, so it is loaded even when no route names it.
-        let in_use =
-            config.routes.iter().map(|r| r.policy_name(&config.policy)).chain([config.policy.default.as_str()]);
-        policies.load_embedded(in_use).await.map_err(|e| match e {
-            PolicyError::ConfigRejected(reason) => GatewayError::PolicySettings { reason },
-            other => GatewayError::Policy(other),
-        })?;
-        let watcher = policies
-            .watch(&config.policy_dir(), Duration::from_millis(config.policy.rescan_interval_ms.max(100)))
-            .await?;
-
-        let routes: Vec<RouteEntry> = config
-            .routes
-            .iter()
-            .enumerate()
-            .map(|(i, r)| RouteEntry {
-                index: i as u32,
-                policy: r.policy_name(&config.policy).to_owned(),
-                timeout: Duration::from_millis(r.timeout_ms),
-                limits: crate::limits::RouteLimits::from_route(r),
-                name: Arc::new(r.model.get_ref().clone()),
-            })
-            .collect();
-        for route in &routes {
-            if policies.current(&route.policy).is_none() {
-                tracing::warn!(
-                    policy = %route.policy,
-                    "no policy of this name is embedded or in the policy folder: {} until one is dropped in",
-                    policies.serving_description(&route.policy)
-                );
-            }
-        }
-        let routes_by_model: HashMap<String, usize> = config
-            .routes
-            .iter()
-            .enumerate()
-            .flat_map(|(i, r)| {
-                std::iter::once(r.model.get_ref().clone()).chain(r.aliases.iter().cloned()).map(move |m| (m, i))
-            })
-            .collect();
-        let models = crate::models::ModelsList::new(routes_by_model.keys());
-        let wildcard = config.routes.iter().position(|r| r.model.get_ref() == "*");
-        let metrics = crate::metrics::Metrics::new(
-            topology.targets.iter().map(|t| format!("{}/{}", t.provider, t.model)).collect(),
-            health.clone(),
-        );
-        let shared = Shared {
-            routes,
-            routes_by_model,
-            models,
-            wildcard,
-            target_provider,
-            topology: Arc::new(topology),
-            policies,
-            health,
-            budget: crate::budget::RetryBudget::new(
-                config.retry_budget.ratio,
-                config.retry_budget.min_retries,
-                Duration::from_millis(config.retry_budget.window_ms),
-            ),
-            cache: Arc::new(crate::cache::MemoryCache::new(crate::cache::CacheLimits {
-                ttl: Duration::from_millis(config.cache.ttl_ms),
-                max_entries: config.cache.max_entries,
-                max_body_bytes: config.cache.max_body_bytes,
-                max_bytes: config.cache.max_bytes,
-            })),
-            cache_enabled: config.cache.ttl_ms > 0 && config.cache.max_entries > 0 && config.cache.max_bytes > 0,
-            max_body_bytes: config.max_body_bytes,
-            timeouts: crate::limits::Defaults::from(&config.timeouts),
-            access_log: crate::access_log::AccessLog::open(&config.access_log()).map_err(GatewayError::AccessLog)?,
-            metrics,
-        };
-        let probes = crate::probe::start(probes, &shared.health);
-        Ok(Gateway { shared: Arc::new(shared), _watcher: watcher, _probes: probes })
+        Ok(Gateway { live: Arc::new(live) })
     }
 
-    /// The policy host (for status, events and tests).
-    pub fn policies(&self) -> &Arc<PolicyHost> {
-        &self.shared.policies
+    /// The policy host serving now (for status, events and tests).
+    pub fn policies(&self) -> Arc<PolicyHost> {
+        self.live.shared().policies.clone()
+    }
+
+    /// Reloads read `path` (`POST /admin/reload`, SIGHUP, and a change of
+    /// the file when [`Gateway::watch_config`] runs).
+    pub fn set_config_path(&self, path: &Path) {
+        *self.live.config_path.lock().unwrap_or_else(|p| p.into_inner()) = Some(path.to_owned());
+    }
+
+    /// Reloads the config file (see [`crate::reload`]): the whole file is
+    /// checked and built first; on any error the running config keeps serving.
+    pub async fn reload(&self) -> Result<crate::reload::Reloaded, crate::reload::ReloadError> {
+        crate::reload::from_file(&self.live).await
+    }
+
+    /// Reloads the config file whenever it changes, until dropped.
+    pub fn watch_config(&self) -> Result<crate::reload::ConfigWatcher, crate::reload::ReloadError> {
+        crate::reload::watch(&self.live)
+    }
+
+    /// A handle for reloading from elsewhere (a signal handler).
+    pub fn reloader(&self) -> Reloader {
+        Reloader { live: self.live.clone() }
     }
 
     /// Serves the admin endpoints (`GET /metrics`, ...) on `listener`; every
     /// request must carry `token` when there is one. Runs until dropped.
     pub fn admin(&self, listener: TcpListener, token: Option<String>) -> impl Future<Output = ()> + use<> {
-        crate::admin::serve(self.shared.clone(), listener, token)
+        crate::admin::serve(self.live.clone(), listener, token)
     }
 
-    /// Serves `listener` until `shutdown` resolves, then lets open requests finish.
+    /// Serves `listener` until `shutdown` resolves, then drains: open
+    /// requests and streams get `shutdown_grace_ms` to finish; what is left
+    /// then ends with a clean error.
     pub async fn serve(self, listener: TcpListener, shutdown: impl Future<Output = ()>) {
-        crate::server::serve(self.shared.clone(), listener, shutdown).await;
+        crate::server::serve(self.live.clone(), listener, shutdown).await;
         drop(self);
+    }
+}
+
+/// Reloads a gateway's config file from anywhere (see [`Gateway::reloader`]).
+#[derive(Clone)]
+pub struct Reloader {
+    live: Arc<Live>,
+}
+
+impl std::fmt::Debug for Reloader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Reloader").finish()
+    }
+}
+
+impl Reloader {
+    /// Like [`Gateway::reload`].
+    pub async fn reload(&self) -> Result<crate::reload::Reloaded, crate::reload::ReloadError> {
+        crate::reload::from_file(&self.live).await
     }
 }

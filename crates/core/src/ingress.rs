@@ -162,14 +162,21 @@ async fn serve(
         Api::Anthropic => forwarded(&parts.headers),
         Api::OpenAi => Vec::new(),
     };
-    let mut response = exchange::Exchange::new(shared, route, client, peek, body, call, started)
+    let closing = shared.closing.clone();
+    let exchange = exchange::Exchange::new(shared, route, client, peek, body, call, started)
         .forwarding(forward)
         .parsed(parsed)
         .logged_as(id)
-        .run()
-        .await;
-    response.extensions_mut().insert(crate::access_log::Logged);
-    response
+        .run();
+    // Past the shutdown grace period, a request still waiting for a
+    // provider gets a clean 503 (a stream already flowing ends in its relay).
+    tokio::select! {
+        mut response = exchange => {
+            response.extensions_mut().insert(crate::access_log::Logged);
+            response
+        }
+        () = closing.cancelled() => respond::shutting_down(client),
+    }
 }
 
 /// A Messages API request is checked whole before any provider sees it, so

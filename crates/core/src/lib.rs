@@ -36,9 +36,12 @@ mod admin;
 mod budget;
 pub mod cache;
 mod count_tokens;
+mod events;
 mod exchange;
 pub mod gateway;
+mod generation;
 mod hedge;
+mod history;
 mod ingress;
 mod limits;
 mod metrics;
@@ -47,13 +50,17 @@ mod probe;
 mod provider_headers;
 mod recovery;
 mod relay;
+pub mod reload;
 mod respond;
 mod secrets;
 mod server;
+mod status;
+mod telemetry;
 mod translation;
 mod upstream;
+mod webhooks;
 
-pub use gateway::{Gateway, GatewayError};
+pub use gateway::{Gateway, GatewayError, Reloader};
 
 /// The body of every response the gateway sends.
 pub type ResponseBody = http_body_util::combinators::UnsyncBoxBody<bytes::Bytes, std::convert::Infallible>;

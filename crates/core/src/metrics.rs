@@ -4,6 +4,10 @@
 //! from client input. Counters and histograms move on the request path (a
 //! hash of the label set and an atomic add); gauges of state the health book
 //! already keeps (breaker, in flight) are read when scraped.
+//!
+//! [`Registry`] lives as long as the gateway (counters survive config
+//! reloads); [`Metrics`] is one config generation's view of it (its target
+//! names by index, its health book, its targets' history).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,7 +17,6 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
-use prometheus_client::registry::Registry;
 use switchyard_policy_host::{BreakerState, HealthBook, OutcomeKind};
 use switchyard_wire::Api;
 use switchyard_wire::usage::Usage;
@@ -68,17 +71,50 @@ pub(crate) struct CacheLabels {
     pub result: &'static str,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(crate) struct DecisionLabels {
+    pub policy: String,
+    pub hook: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(crate) struct FallbackLabels {
+    pub policy: String,
+    pub reason: &'static str,
+    pub to: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(crate) struct LoadLabels {
+    pub policy: String,
+    pub result: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(crate) struct PolicyInfoLabels {
+    pub policy: String,
+    pub version: String,
+    pub origin: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(crate) struct ResultLabels {
+    pub result: &'static str,
+}
+
 fn latency_histogram() -> Histogram {
     // 1 ms to ~9 min.
     Histogram::new(exponential_buckets(0.001, 2.0, 20))
 }
 
-/// Every metric of one gateway.
-pub(crate) struct Metrics {
-    registry: Registry,
-    /// Per target index: its label (`provider/model`).
-    targets: Vec<Name>,
-    health: Arc<HealthBook>,
+fn decision_histogram() -> Histogram {
+    // 5 us to ~2.6 s.
+    Histogram::new(exponential_buckets(0.000_005, 2.0, 20))
+}
+
+/// Every metric family of one gateway, for its whole life.
+pub(crate) struct Registry {
+    registry: prometheus_client::registry::Registry,
     requests: Family<RequestLabels, Counter>,
     request_duration: Family<RouteLabels, Histogram, fn() -> Histogram>,
     first_token: Family<RouteLabels, Histogram, fn() -> Histogram>,
@@ -91,6 +127,22 @@ pub(crate) struct Metrics {
     breaker: Family<TargetLabels, Gauge>,
     inflight: Family<TargetLabels, Gauge>,
     retry_budget: Gauge,
+    decisions: Family<DecisionLabels, Histogram, fn() -> Histogram>,
+    fallbacks: Family<FallbackLabels, Counter>,
+    loads: Family<LoadLabels, Counter>,
+    policy_info: Family<PolicyInfoLabels, Gauge>,
+    reloads: Family<ResultLabels, Counter>,
+    webhooks: Family<ResultLabels, Counter>,
+}
+
+/// One config generation's view of the [`Registry`].
+pub(crate) struct Metrics {
+    registry: Arc<Registry>,
+    /// Per target index: its label (`provider/model`).
+    targets: Vec<Name>,
+    /// Per target index: its last hour, for the status page.
+    history: Vec<Arc<crate::history::TargetHistory>>,
+    health: Arc<HealthBook>,
 }
 
 fn api_label(api: Api) -> &'static str {
@@ -100,13 +152,11 @@ fn api_label(api: Api) -> &'static str {
     }
 }
 
-impl Metrics {
-    /// The metrics of a gateway whose targets are `targets` (labels, by index).
-    pub fn new(targets: Vec<String>, health: Arc<HealthBook>) -> Metrics {
-        let mut registry = Registry::with_prefix("switchyard");
-        let m = Metrics {
-            targets: targets.into_iter().map(Arc::new).collect(),
-            health,
+impl Registry {
+    /// Every family, registered.
+    pub fn new() -> Arc<Registry> {
+        let mut registry = prometheus_client::registry::Registry::with_prefix("switchyard");
+        let m = Registry {
             requests: Family::default(),
             request_duration: Family::new_with_constructor(latency_histogram),
             first_token: Family::new_with_constructor(latency_histogram),
@@ -119,7 +169,13 @@ impl Metrics {
             breaker: Family::default(),
             inflight: Family::default(),
             retry_budget: Gauge::default(),
-            registry: Registry::default(),
+            decisions: Family::new_with_constructor(decision_histogram),
+            fallbacks: Family::default(),
+            loads: Family::default(),
+            policy_info: Family::default(),
+            reloads: Family::default(),
+            webhooks: Family::default(),
+            registry: prometheus_client::registry::Registry::default(),
         };
         registry.register(
             "requests",
@@ -173,7 +229,73 @@ impl Metrics {
             "Retries the gateway-wide retry budget still allows in its window",
             m.retry_budget.clone(),
         );
-        Metrics { registry, ..m }
+        registry.register(
+            "policy_decision_seconds",
+            "Time a policy component took to decide, by policy and hook (route, on-attempt, on-stream-break)",
+            m.decisions.clone(),
+        );
+        registry.register(
+            "policy_fallbacks",
+            "Decisions a policy version failed (by reason: trap, deadline_exceeded, invalid_decision, ...) and who answered instead (last_good, embedded, native)",
+            m.fallbacks.clone(),
+        );
+        registry.register(
+            "policy_loads",
+            "Policy versions by what became of them: loaded, rejected, demoted, removed",
+            m.loads.clone(),
+        );
+        registry.register(
+            "policy_info",
+            "The version serving each policy name (1), with its origin (embedded, file)",
+            m.policy_info.clone(),
+        );
+        registry.register("config_reloads", "Config reloads: ok or rejected", m.reloads.clone());
+        registry.register(
+            "webhook_deliveries",
+            "Incident webhook posts: delivered, failed (after every retry), dropped (queue full)",
+            m.webhooks.clone(),
+        );
+        Arc::new(Registry { registry, ..m })
+    }
+
+    pub fn decision(&self, policy: &str, hook: &'static str, took: Duration) {
+        let labels = DecisionLabels { policy: policy.to_owned(), hook };
+        self.decisions.get_or_create(&labels).observe(took.as_secs_f64());
+    }
+
+    pub fn fallback(&self, policy: &str, reason: &'static str, to: &'static str) {
+        self.fallbacks.get_or_create(&FallbackLabels { policy: policy.to_owned(), reason, to }).inc();
+    }
+
+    pub fn policy_load(&self, policy: &str, result: &'static str) {
+        self.loads.get_or_create(&LoadLabels { policy: policy.to_owned(), result }).inc();
+    }
+
+    pub fn reload(&self, ok: bool) {
+        self.reloads.get_or_create(&ResultLabels { result: if ok { "ok" } else { "rejected" } }).inc();
+    }
+
+    pub fn webhook(&self, result: &'static str) {
+        self.webhooks.get_or_create(&ResultLabels { result }).inc();
+    }
+}
+
+impl Metrics {
+    /// The view of `registry` for a generation whose targets are `targets`
+    /// (labels, by index).
+    pub fn new(
+        registry: Arc<Registry>,
+        targets: Vec<String>,
+        history: &crate::history::History,
+        health: Arc<HealthBook>,
+    ) -> Metrics {
+        let history = targets.iter().map(|t| history.of(t)).collect();
+        Metrics { registry, targets: targets.into_iter().map(Arc::new).collect(), history, health }
+    }
+
+    /// Target `index`'s last hour.
+    pub fn history(&self, index: u32) -> Option<&Arc<crate::history::TargetHistory>> {
+        self.history.get(index as usize)
     }
 
     fn target(&self, target: u32) -> Name {
@@ -184,22 +306,25 @@ impl Metrics {
     pub fn request(&self, route: &Name, api: Api, status: u16, degraded: Option<&'static str>, latency: Duration) {
         let api = api_label(api);
         let labels = RequestLabels { route: route.clone(), api, status, degraded: degraded.unwrap_or("no") };
-        self.requests.get_or_create(&labels).inc();
+        self.registry.requests.get_or_create(&labels).inc();
         let route = RouteLabels { route: route.clone(), api };
-        self.request_duration.get_or_create(&route).observe(latency.as_secs_f64());
+        self.registry.request_duration.get_or_create(&route).observe(latency.as_secs_f64());
     }
 
     pub fn first_token(&self, route: &Name, api: Api, after: Duration) {
         let labels = RouteLabels { route: route.clone(), api: api_label(api) };
-        self.first_token.get_or_create(&labels).observe(after.as_secs_f64());
+        self.registry.first_token.get_or_create(&labels).observe(after.as_secs_f64());
     }
 
-    pub fn attempt(&self, target: u32, kind: OutcomeKind, took: Duration) {
-        let target = self.target(target);
+    pub fn attempt(&self, target_index: u32, kind: OutcomeKind, took: Duration) {
+        let target = self.target(target_index);
         let outcome = crate::access_log::outcome_name(kind);
-        self.attempts.get_or_create(&AttemptLabels { target: target.clone(), outcome }).inc();
+        self.registry.attempts.get_or_create(&AttemptLabels { target: target.clone(), outcome }).inc();
+        if let Some(history) = self.history.get(target_index as usize) {
+            history.record(kind == OutcomeKind::Success, took);
+        }
         if kind == OutcomeKind::Success {
-            self.upstream_latency.get_or_create(&TargetLabels { target }).observe(took.as_secs_f64());
+            self.registry.upstream_latency.get_or_create(&TargetLabels { target }).observe(took.as_secs_f64());
         }
     }
 
@@ -207,27 +332,45 @@ impl Metrics {
         let target = self.target(target);
         for (direction, n) in [("in", usage.input), ("out", usage.output)] {
             if let Some(n) = n {
-                self.tokens.get_or_create(&TokenLabels { target: target.clone(), direction }).inc_by(n);
+                self.registry.tokens.get_or_create(&TokenLabels { target: target.clone(), direction }).inc_by(n);
             }
         }
     }
 
     pub fn stream_break(&self, target: u32, kind: &'static str) {
-        self.stream_breaks.get_or_create(&BreakLabels { target: self.target(target), kind }).inc();
+        self.registry.stream_breaks.get_or_create(&BreakLabels { target: self.target(target), kind }).inc();
     }
 
     pub fn recovery(&self, how: &'static str) {
-        self.recoveries.get_or_create(&RecoveryLabels { how }).inc();
+        self.registry.recoveries.get_or_create(&RecoveryLabels { how }).inc();
     }
 
     pub fn cache_lookup(&self, hit: bool) {
-        self.cache.get_or_create(&CacheLabels { result: if hit { "hit" } else { "miss" } }).inc();
+        self.registry.cache.get_or_create(&CacheLabels { result: if hit { "hit" } else { "miss" } }).inc();
     }
 
     /// The text a scrape gets (OpenMetrics), with the state gauges read now
-    /// (`retry_budget`: the retries the budget allows now).
-    pub fn render(&self, retry_budget: u32) -> String {
-        self.retry_budget.set(i64::from(retry_budget));
+    /// (`retry_budget`: the retries the budget allows now; `policies`: what
+    /// serves each policy name).
+    pub fn render(&self, retry_budget: u32, policies: &[switchyard_policy_host::SlotView]) -> String {
+        // Gauges of this generation only: a target or version gone with a
+        // reload leaves no stale series.
+        self.registry.breaker.clear();
+        self.registry.inflight.clear();
+        self.registry.policy_info.clear();
+        for view in policies {
+            let Some(current) = &view.current else { continue };
+            let origin = match current.origin() {
+                switchyard_policy_host::PolicyOrigin::Embedded => "embedded",
+                switchyard_policy_host::PolicyOrigin::File(_) => "file",
+            };
+            let version = current.sha256().get(..12).unwrap_or_default().to_owned();
+            self.registry
+                .policy_info
+                .get_or_create(&PolicyInfoLabels { policy: view.name.clone(), version, origin })
+                .set(1);
+        }
+        self.registry.retry_budget.set(i64::from(retry_budget));
         for (i, target) in self.targets.iter().enumerate() {
             let Some(h) = self.health.get(i as u32) else { continue };
             let state = match h.breaker {
@@ -236,11 +379,11 @@ impl Metrics {
                 BreakerState::Open => 2,
             };
             let labels = TargetLabels { target: target.clone() };
-            self.breaker.get_or_create(&labels).set(state);
-            self.inflight.get_or_create(&labels).set(i64::from(h.inflight));
+            self.registry.breaker.get_or_create(&labels).set(state);
+            self.registry.inflight.get_or_create(&labels).set(i64::from(h.inflight));
         }
         let mut out = String::new();
-        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry.registry);
         out
     }
 }

@@ -122,10 +122,18 @@ pub(crate) struct Relay {
     done: bool,
     /// How the client's stream ended, for the access log (`None`: not yet).
     ended: Option<&'static str>,
+    /// Resolves when the gateway's shutdown grace period is over.
+    closing: Pin<Box<tokio_util::sync::WaitForCancellationFutureOwned>>,
 }
 
 impl Relay {
-    pub fn new(client: Api, first: Bytes, upstream: Upstream, recovery: Option<Box<StreamRecovery>>) -> Self {
+    pub fn new(
+        client: Api,
+        first: Bytes,
+        upstream: Upstream,
+        recovery: Option<Box<StreamRecovery>>,
+        closing: tokio_util::sync::CancellationToken,
+    ) -> Self {
         let idle = Box::pin(tokio::time::sleep(upstream.idle_timeout));
         let mut relay = Relay {
             client,
@@ -141,6 +149,7 @@ impl Relay {
             recovering: None,
             done: false,
             ended: None,
+            closing: Box::pin(closing.cancelled_owned()),
         };
         relay.ready = Some(relay.pass(first));
         relay
@@ -201,6 +210,11 @@ impl Relay {
     /// when one broke the stream first (the real error, not masked by a
     /// recovery's), else the gateway's with `message`.
     fn end_with_error(&mut self, message: String) {
+        self.end_with_error_coded(message, "upstream_stream_broken");
+    }
+
+    /// [`Relay::end_with_error`] with the error's `code`.
+    fn end_with_error_coded(&mut self, message: String, code: &'static str) {
         if let Some(up) = self.upstream.as_mut() {
             up.source.ended(false);
         }
@@ -208,7 +222,7 @@ impl Relay {
         tracing::warn!("stream ended with an error event: {message}");
         let event = match self.held_error.take() {
             Some(held) => held,
-            None => self.client.stream_error_event(&OpenAiError::server(message, "upstream_stream_broken")),
+            None => self.client.stream_error_event(&OpenAiError::server(message, code)),
         };
         self.ready_with(event);
         self.done = true;
@@ -375,6 +389,12 @@ impl Body for Relay {
                 }
                 Poll::Ready(None) => this.upstream_closed(),
                 Poll::Pending => {
+                    if this.closing.as_mut().poll(cx).is_ready() {
+                        this.held_error = None;
+                        let why = "The gateway is shutting down; the answer was cut short. Retry on another instance.";
+                        this.end_with_error_coded(why.into(), "gateway_shutting_down");
+                        continue;
+                    }
                     ready!(this.idle.as_mut().poll(cx));
                     let ms = up.idle_timeout.as_millis();
                     let why = format!("no content for {ms} ms");

@@ -138,6 +138,17 @@ pub(crate) fn method_not_allowed(api: Api, method: &http::Method, path: &str) ->
 }
 
 /// 503 with `Retry-After`: every target failed, or the policy gave up.
+/// The gateway is shutting down and its grace period is over.
+pub(crate) fn shutting_down(api: Api) -> Response<ResponseBody> {
+    error(
+        api,
+        StatusCode::SERVICE_UNAVAILABLE,
+        &OpenAiError::server("The gateway is shutting down; retry on another instance.", "gateway_shutting_down"),
+        &Meta::none(),
+        Some(1),
+    )
+}
+
 pub(crate) fn unavailable(
     api: Api,
     retry_after_ms: u64,

@@ -1,4 +1,7 @@
-//! Accepting connections and shutting down gracefully.
+//! Accepting connections, and draining on shutdown: stop accepting, let
+//! open requests and streams finish for `shutdown_grace_ms`, then end what
+//! is left with a clean error (a stream gets its API's error event, a
+//! request still waiting for a provider a 503) and close.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -10,12 +13,13 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 
-use crate::gateway::Shared;
+use crate::events::Severity;
+use crate::gateway::Live;
 
-/// How long open connections get to finish after shutdown starts.
-const DRAIN: Duration = Duration::from_secs(10);
+/// After the grace period, how long the error events get to reach clients.
+const LAST_WORDS: Duration = Duration::from_secs(2);
 
-pub(crate) async fn serve(shared: Arc<Shared>, listener: TcpListener, shutdown: impl Future<Output = ()>) {
+pub(crate) async fn serve(live: Arc<Live>, listener: TcpListener, shutdown: impl Future<Output = ()>) {
     let graceful = GracefulShutdown::new();
     tokio::pin!(shutdown);
     loop {
@@ -33,9 +37,10 @@ pub(crate) async fn serve(shared: Arc<Shared>, listener: TcpListener, shutdown: 
             }
         };
         let _ = stream.set_nodelay(true);
-        let shared = shared.clone();
+        let live = live.clone();
         let service = service_fn(move |req| {
-            let shared = shared.clone();
+            // A request runs on the config generation serving when it arrived.
+            let shared = live.shared();
             async move { Ok::<_, std::convert::Infallible>(crate::ingress::handle(shared, req).await) }
         });
         let conn = http1::Builder::new()
@@ -49,7 +54,21 @@ pub(crate) async fn serve(shared: Arc<Shared>, listener: TcpListener, shutdown: 
             }
         });
     }
-    if tokio::time::timeout(DRAIN, graceful.shutdown()).await.is_err() {
-        tracing::warn!("some connections were still open {DRAIN:?} after shutdown began");
+    drop(listener);
+    let grace = Duration::from_millis(live.generation().config.shutdown_grace_ms);
+    live.telemetry.events.emit(
+        "draining",
+        Severity::Info,
+        "gateway",
+        format!("shutting down: no new connections; open requests get {} s to finish", grace.as_secs_f32()),
+    );
+    let drained = graceful.shutdown();
+    tokio::pin!(drained);
+    if tokio::time::timeout(grace, &mut drained).await.is_err() {
+        tracing::warn!("shutdown grace of {grace:?} is over: ending what is still open with an error");
+        live.closing.cancel();
+        if tokio::time::timeout(LAST_WORDS, drained).await.is_err() {
+            tracing::warn!("some connections were still open {LAST_WORDS:?} after they were told to end");
+        }
     }
 }

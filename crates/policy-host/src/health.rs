@@ -190,10 +190,21 @@ struct Cell {
     stats: Mutex<Stats>,
 }
 
+/// Told when a target's breaker moves: `(target, from, to)`. Time-driven
+/// moves (open → half-open when the cool-down ends) are not told; the move
+/// an outcome or an operator makes is.
+pub type BreakerObserver = Arc<dyn Fn(u32, BreakerState, BreakerState) + Send + Sync>;
+
 /// Health of every target of the topology, indexed like `Topology::targets`.
+///
+/// A target's record is shared (`Arc`) so that a book built for a reloaded
+/// config can carry an unchanged target's health, breaker and in-flight count
+/// over ([`HealthBook::carrying`]) while requests that started on the old
+/// book keep recording into the same record.
 pub struct HealthBook {
-    cells: Vec<Cell>,
+    cells: Vec<Arc<Cell>>,
     breaker: BreakerConfig,
+    observer: Option<BreakerObserver>,
 }
 
 /// Counts an attempt as in flight (and, half-open, as the probe) until dropped.
@@ -230,7 +241,32 @@ impl HealthBook {
 
     /// A book whose breakers follow `breaker`.
     pub fn with_breaker(targets: usize, breaker: BreakerConfig) -> Self {
-        HealthBook { cells: (0..targets).map(|_| Cell::default()).collect(), breaker }
+        HealthBook { cells: (0..targets).map(|_| Arc::new(Cell::default())).collect(), breaker, observer: None }
+    }
+
+    /// A book whose target `i` carries `from`'s target `carried[i]` over
+    /// (health, breaker, in flight: the same record), or starts healthy when
+    /// that is `None`.
+    pub fn carrying(from: &HealthBook, carried: &[Option<u32>], breaker: BreakerConfig) -> Self {
+        let cells = carried
+            .iter()
+            .map(|old| old.and_then(|o| from.cells.get(o as usize).cloned()).unwrap_or_default())
+            .collect();
+        HealthBook { cells, breaker, observer: None }
+    }
+
+    /// Tells `observer` of every breaker move an outcome or an operator makes.
+    pub fn with_observer(mut self, observer: BreakerObserver) -> Self {
+        self.observer = Some(observer);
+        self
+    }
+
+    fn tell(&self, target: u32, from: BreakerState, to: BreakerState) {
+        if from != to
+            && let Some(observer) = &self.observer
+        {
+            observer(target, from, to);
+        }
     }
 
     /// Marks an attempt to `target` in flight, whatever its breaker says;
@@ -262,6 +298,7 @@ impl HealthBook {
         let Some(cell) = self.cells.get(target as usize) else { return };
         let now = Instant::now();
         let mut s = cell.stats.lock().unwrap_or_else(|p| p.into_inner());
+        let before = s.breaker(now);
         let ms = latency.as_secs_f32() * 1000.0;
         s.ewma_latency_ms = Some(match s.ewma_latency_ms {
             Some(avg) => avg + EWMA_ALPHA * (ms - avg),
@@ -284,6 +321,9 @@ impl HealthBook {
             s.retry_after_until = None;
         }
         s.trip_or_reset(&self.breaker, now, ok);
+        let after = s.breaker(now);
+        drop(s);
+        self.tell(target, before, after);
     }
 
     /// Records a stream's time to its first content-bearing event (the
@@ -335,8 +375,13 @@ impl HealthBook {
     /// target. A forced-open target gets no attempts, not even probes.
     pub fn force(&self, target: u32, state: Option<BreakerState>) -> bool {
         let Some(cell) = self.cells.get(target as usize) else { return false };
+        let now = Instant::now();
         let mut s = cell.stats.lock().unwrap_or_else(|p| p.into_inner());
+        let before = s.breaker(now);
         s.forced = state.filter(|st| *st != BreakerState::HalfOpen);
+        let after = s.breaker(now);
+        drop(s);
+        self.tell(target, before, after);
         true
     }
 

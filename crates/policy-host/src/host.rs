@@ -65,7 +65,7 @@ pub enum PolicyEvent {
 }
 
 /// Everything the host needs to know from the gateway's config.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct HostOptions {
     /// Routes and targets, handed to every policy's `init`.
     pub topology: Topology,
@@ -109,6 +109,19 @@ impl Slot {
     }
 }
 
+/// What serves one policy name (see [`PolicyHost::slots`]).
+#[derive(Debug, Clone)]
+pub struct SlotView {
+    /// The policy name.
+    pub name: String,
+    /// The version new requests pin.
+    pub current: Option<Arc<PolicyVersion>>,
+    /// The newest version that proved itself (answers if a newer one fails).
+    pub last_good: Option<Arc<PolicyVersion>>,
+    /// The version built into the gateway, if any.
+    pub embedded: Option<Arc<PolicyVersion>>,
+}
+
 /// A decision and who made it.
 #[derive(Debug, Clone)]
 pub struct Decided<T> {
@@ -133,6 +146,7 @@ pub struct PolicyHost {
     load_lock: tokio::sync::Mutex<()>,
     native_label: Arc<str>,
     default_policy: Option<String>,
+    observer: std::sync::OnceLock<Arc<dyn crate::DecisionObserver>>,
 }
 
 impl std::fmt::Debug for PolicyHost {
@@ -170,7 +184,30 @@ impl PolicyHost {
             load_lock: tokio::sync::Mutex::new(()),
             native_label: NATIVE_LABEL.into(),
             default_policy: options.default_policy,
+            observer: std::sync::OnceLock::new(),
         }))
+    }
+
+    /// Tells `observer` of every decision from now on (once; a second call is ignored).
+    pub fn observe(&self, observer: Arc<dyn crate::DecisionObserver>) {
+        let _ = self.observer.set(observer);
+    }
+
+    /// Every policy name with a slot, and what serves it: current, the
+    /// newest proven (last good) and the embedded version.
+    pub fn slots(&self) -> Vec<SlotView> {
+        let slots = self.slots.read().unwrap_or_else(|p| p.into_inner());
+        let mut views: Vec<SlotView> = slots
+            .iter()
+            .map(|(name, slot)| SlotView {
+                name: name.clone(),
+                current: slot.current.load_full(),
+                last_good: slot.proven().first().cloned(),
+                embedded: slot.embedded.load_full(),
+            })
+            .collect();
+        views.sort_by(|a, b| a.name.cmp(&b.name));
+        views
     }
 
     /// Policy events: loads, rejections, removals, demotions.
@@ -470,34 +507,70 @@ impl PinnedPolicy {
         }
     }
 
+    /// Asks `version`, timing it for the observer.
+    async fn timed(
+        &self,
+        version: &PolicyVersion,
+        hook: crate::Hook,
+        question: &Question<'_>,
+    ) -> Result<Answer, PolicyError> {
+        let started = std::time::Instant::now();
+        let answer = self.ask(version, question).await;
+        if let Some(observer) = self.host.observer.get() {
+            observer.decided(version.name(), hook, started.elapsed());
+        }
+        answer
+    }
+
     /// Asks the pinned version (unless demoted), then the fallbacks;
-    /// `None` when none could answer. Keeps every version's standing.
+    /// `None` when none could answer. Keeps every version's standing and
+    /// tells the observer who answered when the pinned version could not.
     async fn decide(&self, question: Question<'_>) -> Option<Decided<Answer>> {
-        let what = match question {
-            Question::Route(_) => "route",
-            Question::OnAttempt(..) => "on-attempt",
-            Question::OnStreamBreak(..) => "on-stream-break",
+        let hook = match question {
+            Question::Route(_) => crate::Hook::Route,
+            Question::OnAttempt(..) => crate::Hook::OnAttempt,
+            Question::OnStreamBreak(..) => crate::Hook::OnStreamBreak,
         };
+        let what = hook.name();
         let slot = self.slot.as_ref();
+        let mut failure: Option<(String, &'static str)> = None;
         let pinned = self.version.as_ref().filter(|v| v.standing().demoted().is_none());
         if let Some(version) = pinned {
-            match self.ask(version, &question).await {
+            match self.timed(version, hook, &question).await {
                 Ok(value) => {
                     self.host.answered(slot, version);
                     return Some(Decided { value, answered_by: version.label().clone() });
                 }
-                Err(e) => self.host.failed(slot, version, what, &e),
+                Err(e) => {
+                    failure = Some((version.name().to_owned(), e.reason()));
+                    self.host.failed(slot, version, what, &e);
+                }
             }
+        } else if let Some(version) = &self.version {
+            failure = Some((version.name().to_owned(), "demoted"));
         }
+        let tell = |failure: &Option<(String, &'static str)>, to: crate::FallbackTo| {
+            if let (Some((policy, reason)), Some(observer)) = (failure, self.host.observer.get()) {
+                observer.fell_back(policy, hook, reason, to);
+            }
+        };
         for version in slot.map(|s| s.fallbacks(self.version.as_ref())).unwrap_or_default() {
-            match self.ask(&version, &question).await {
+            match self.timed(&version, hook, &question).await {
                 Ok(value) => {
                     self.host.answered(slot, &version);
+                    let embedded = slot.and_then(|s| s.embedded.load_full()).is_some_and(|e| Arc::ptr_eq(&e, &version));
+                    tell(&failure, if embedded { crate::FallbackTo::Embedded } else { crate::FallbackTo::LastGood });
                     return Some(Decided { value, answered_by: version.label().clone() });
                 }
-                Err(e) => self.host.failed(slot, &version, what, &e),
+                Err(e) => {
+                    if failure.is_none() {
+                        failure = Some((version.name().to_owned(), e.reason()));
+                    }
+                    self.host.failed(slot, &version, what, &e);
+                }
             }
         }
+        tell(&failure, crate::FallbackTo::Native);
         None
     }
 

@@ -17,6 +17,7 @@
 //! - `watcher`: hot reload of the policy folder.
 //! - [`health`]: passive per-target health that policies read.
 //! - [`native`]: the last-resort policy compiled into the gateway.
+//! - `observer`: what the gateway is told of each decision (timing, fallbacks).
 //! - [`embedded`]: the components built from `plugins/` into the binary.
 //! - [`conformance`]: the scenarios `switchyard policy check` runs.
 
@@ -36,6 +37,7 @@ pub mod host;
 pub mod kv;
 pub mod log_limit;
 pub mod native;
+mod observer;
 pub mod standing;
 mod state;
 pub mod version;
@@ -48,7 +50,8 @@ pub use decision::{
     RouteDecision, RouteInfo, StreamBreak, Target, Topology,
 };
 pub use error::PolicyError;
-pub use health::{BreakerConfig, BreakerState, HealthBook, TargetHealth};
-pub use host::{Decided, HostOptions, PinnedPolicy, PolicyEvent, PolicyHost};
+pub use health::{BreakerConfig, BreakerObserver, BreakerState, HealthBook, TargetHealth};
+pub use host::{Decided, HostOptions, PinnedPolicy, PolicyEvent, PolicyHost, SlotView};
+pub use observer::{DecisionObserver, FallbackTo, Hook};
 pub use version::{Limits, PolicyOrigin, PolicyVersion};
 pub use watcher::PolicyWatcher;

@@ -34,7 +34,7 @@ pub enum PolicyOrigin {
 }
 
 /// Limits every call of every instance runs under.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
     /// Longest one decision (or `init`) may run.
     pub decision_timeout: Duration,
@@ -74,6 +74,7 @@ pub struct PolicyVersion {
     pool: Mutex<Vec<Instance>>,
     max_idle: usize,
     standing: crate::standing::Standing,
+    loaded_at: std::time::SystemTime,
 }
 
 impl std::fmt::Debug for PolicyVersion {
@@ -112,6 +113,7 @@ impl PolicyVersion {
             pool: Mutex::new(Vec::new()),
             max_idle,
             standing: Default::default(),
+            loaded_at: std::time::SystemTime::now(),
         }
     }
 
@@ -160,6 +162,11 @@ impl PolicyVersion {
     /// The full hex sha256 of the component.
     pub fn sha256(&self) -> &str {
         &self.sha256
+    }
+
+    /// When this version was compiled and checked.
+    pub fn loaded_at(&self) -> std::time::SystemTime {
+        self.loaded_at
     }
 
     /// Embedded or a file.

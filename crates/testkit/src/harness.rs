@@ -168,6 +168,9 @@ pub struct TestGateway {
     pub admin_addr: SocketAddr,
     admin: tokio::task::JoinHandle<()>,
     policies: Arc<PolicyHost>,
+    reloader: switchyard_core::Reloader,
+    /// The config file the gateway reloads (`POST /admin/reload`, [`TestGateway::reload`]).
+    pub config_path: PathBuf,
     shutdown: Option<oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<()>>,
     /// The policy folder (a temp dir the gateway watches).
@@ -188,7 +191,10 @@ impl TestGateway {
     }
 
     /// Like [`TestGateway::start`], reading provider keys through `env`.
-    pub async fn start_with_env(config: &ConfigBuilder, env: impl Fn(&str) -> Option<String>) -> TestGateway {
+    pub async fn start_with_env(
+        config: &ConfigBuilder,
+        env: impl Fn(&str) -> Option<String> + Send + Sync + 'static,
+    ) -> TestGateway {
         let temp = tempfile::tempdir().expect("temp dir");
         let policy_dir = temp.path().join("policies");
         std::fs::create_dir_all(&policy_dir).expect("policy dir");
@@ -198,12 +204,20 @@ impl TestGateway {
     }
 
     /// Starts a gateway from TOML text; relative paths resolve against `base_dir`.
-    pub async fn start_in(toml: &str, base_dir: &Path, env: impl Fn(&str) -> Option<String>) -> TestGateway {
-        let mut config = switchyard_config::from_str(toml, "test.toml").unwrap_or_else(|e| panic!("{e}\n{toml}"));
-        config.base_dir = base_dir.to_owned();
+    pub async fn start_in(
+        toml: &str,
+        base_dir: &Path,
+        env: impl Fn(&str) -> Option<String> + Send + Sync + 'static,
+    ) -> TestGateway {
+        // Written where reloads read it, as a deployment would have it.
+        let config_path = base_dir.join("switchyard.toml");
+        std::fs::write(&config_path, toml).expect("write the config file");
+        let config = switchyard_config::load_file(&config_path).unwrap_or_else(|e| panic!("{e}\n{toml}"));
         let policy_dir = config.policy_dir();
         let gateway = Gateway::new(&config, env).await.unwrap_or_else(|e| panic!("gateway failed to start: {e}"));
-        let policies = gateway.policies().clone();
+        gateway.set_config_path(&config_path);
+        let policies = gateway.policies();
+        let reloader = gateway.reloader();
         // The admin listener, always, on a port of its own (tokenless: loopback).
         let admin_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind admin");
         let admin_addr = admin_listener.local_addr().expect("admin addr");
@@ -214,7 +228,18 @@ impl TestGateway {
         let task = tokio::spawn(gateway.serve(listener, async {
             let _ = rx.await;
         }));
-        TestGateway { addr, admin_addr, admin, policies, shutdown: Some(tx), task: Some(task), policy_dir, _temp: None }
+        TestGateway {
+            addr,
+            admin_addr,
+            admin,
+            policies,
+            reloader,
+            config_path,
+            shutdown: Some(tx),
+            task: Some(task),
+            policy_dir,
+            _temp: None,
+        }
     }
 
     /// `http://ADDR`.
@@ -227,7 +252,12 @@ impl TestGateway {
         format!("http://{}", self.admin_addr)
     }
 
-    /// The gateway's policy host.
+    /// Reloads the config file (as SIGHUP does).
+    pub async fn reload(&self) -> Result<switchyard_core::reload::Reloaded, switchyard_core::reload::ReloadError> {
+        self.reloader.reload().await
+    }
+
+    /// The gateway's policy host (the one it started with).
     pub fn policies(&self) -> &Arc<PolicyHost> {
         &self.policies
     }
