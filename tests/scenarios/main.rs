@@ -10,6 +10,7 @@ mod attempt_limits;
 mod balancing;
 mod circuit_breaker;
 mod classification;
+mod config_reload;
 mod degradation;
 mod failover;
 mod hedging;

@@ -212,6 +212,8 @@ struct State {
     anthropic: std::sync::atomic::AtomicBool,
     script: Mutex<Script>,
     received: AtomicUsize,
+    /// TCP connections accepted.
+    connections: AtomicUsize,
     seen: Mutex<Vec<Seen>>,
 }
 
@@ -290,6 +292,7 @@ impl MockProvider {
             anthropic: std::sync::atomic::AtomicBool::new(false),
             script: Mutex::new(Script { queue: VecDeque::new(), cycle, next_in_cycle: 0 }),
             received: AtomicUsize::new(0),
+            connections: AtomicUsize::new(0),
             seen: Mutex::new(Vec::new()),
         });
         let serving = state.clone();
@@ -301,6 +304,7 @@ impl MockProvider {
             loop {
                 let Ok((stream, _)) = listener.accept().await else { continue };
                 let _ = stream.set_nodelay(true);
+                serving.connections.fetch_add(1, Ordering::SeqCst);
                 let state = serving.clone();
                 let acceptor = acceptor.clone();
                 tokio::spawn(async move {
@@ -345,6 +349,12 @@ impl MockProvider {
     /// Requests received so far.
     pub fn received(&self) -> usize {
         self.state.received.load(Ordering::SeqCst)
+    }
+
+    /// TCP connections accepted so far (a client that pools connections
+    /// opens few).
+    pub fn connections(&self) -> usize {
+        self.state.connections.load(Ordering::SeqCst)
     }
 
     /// What the mock saw of each of its first [`SEEN_KEPT`] requests (a mock
