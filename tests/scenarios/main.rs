@@ -15,6 +15,7 @@ mod degradation;
 mod failover;
 mod hedging;
 mod hot_reload;
+mod incidents;
 mod metrics;
 mod models;
 mod official_sdks;

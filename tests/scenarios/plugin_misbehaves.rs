@@ -40,6 +40,21 @@ async fn misbehaving_request_is_still_answered(mode: &str) {
     assert_eq!(r.status, 200);
     assert!(r.header("x-switchyard-policy").starts_with("chaos@"));
     assert_eq!(a.received(), 3);
+    // The operator sees it: counted by reason, and an event.
+    let reason = match mode {
+        "trap" => "trap",
+        "loop" => "deadline_exceeded",
+        "oom" => "out_of_memory",
+        _ => "invalid_decision",
+    };
+    let metrics = get(&gw.admin_url(), "/metrics").await.body;
+    let line = format!(r#"switchyard_policy_fallbacks_total{{policy="chaos",reason="{reason}",to="native"}} 1"#);
+    assert!(metrics.contains(&line), "{mode}: no `{line}` in\n{metrics}");
+    assert!(metrics.contains(r#"switchyard_policy_decision_seconds_count{policy="chaos",hook="route"}"#));
+    let events = get(&gw.admin_url(), "/admin/events").await.json();
+    let fallback = events.as_array().unwrap().iter().find(|e| e["kind"] == "policy_fallback").expect("an event");
+    assert_eq!(fallback["subject"], "chaos");
+    assert!(fallback["message"].as_str().unwrap().contains(reason), "{fallback}");
 }
 
 #[tokio::test]

@@ -8,6 +8,7 @@
 //! - [`MockProvider`] and its [`Reply`] script, re-exported from `switchyard-mock`.
 //! - [`harness`]: [`TestGateway`] and [`ConfigBuilder`].
 //! - [`client`]: plain and streaming requests to the gateway.
+//! - [`receiver`]: a loopback receiver of webhooks and exported traces.
 //! - [`sdk`]: the official `openai` and `anthropic` Python SDKs as clients.
 
 #![forbid(unsafe_code)]
@@ -15,6 +16,7 @@
 
 pub mod client;
 pub mod harness;
+pub mod receiver;
 pub mod sdk;
 
 pub use client::{
@@ -22,6 +24,7 @@ pub use client::{
     post_chat_stream, post_messages, post_messages_stream, post_raw, post_stream,
 };
 pub use harness::{ConfigBuilder, TestGateway};
+pub use receiver::{Received, Receiver};
 pub use sdk::{SdkCall, sdk_call};
 pub use switchyard_mock::{MockProvider, Reply, StreamEnd, closed_port_url};
 pub use switchyard_policy_host::embedded::PLUGIN_ARTIFACTS;
