@@ -72,7 +72,8 @@ async fn an_operator_forcing_a_breaker_is_an_event_and_the_policies_endpoint_say
     init_tracing();
     let a = MockProvider::start("a").await;
     let b = MockProvider::start("b").await;
-    let config = ConfigBuilder::new().provider("a", &a.url()).provider("b", &b.url()).route("m", None, 5000, &["a", "b"]);
+    let config =
+        ConfigBuilder::new().provider("a", &a.url()).provider("b", &b.url()).route("m", None, 5000, &["a", "b"]);
     let gw = TestGateway::start(&config).await;
     for _ in 0..5 {
         assert_eq!(post_chat(&gw.url(), "m").await.status, 200);
@@ -100,4 +101,73 @@ async fn an_operator_forcing_a_breaker_is_an_event_and_the_policies_endpoint_say
     let metrics = get(&gw.admin_url(), "/metrics").await.body;
     assert!(metrics.contains(r#"switchyard_policy_info{policy="failover",version=""#), "{metrics}");
     assert!(metrics.contains(r#"switchyard_policy_loads_total{policy="failover",result="loaded"} 1"#));
+}
+
+/// The Chromium from Debian's packages the test command installs
+/// (`SWITCHYARD_CHROMIUM` overrides the path).
+fn chromium() -> String {
+    let path = std::env::var("SWITCHYARD_CHROMIUM").unwrap_or_else(|_| "chromium".into());
+    let found = std::process::Command::new(&path).arg("--version").output();
+    assert!(
+        found.is_ok_and(|o| o.status.success()),
+        "no headless browser: install Debian's `chromium` package (./scripts/test.sh does) or set SWITCHYARD_CHROMIUM"
+    );
+    path
+}
+
+/// Runs headless Chromium on `url` with `args`, after the page's scripts ran
+/// for `budget_ms` of virtual time; returns stdout.
+async fn headless(url: &str, budget_ms: u32, args: &[&str]) -> String {
+    let profile = tempfile::tempdir().unwrap();
+    let mut command = std::process::Command::new(chromium());
+    command
+        .args(["--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run"])
+        .arg(format!("--user-data-dir={}", profile.path().display()))
+        .arg(format!("--virtual-time-budget={budget_ms}"))
+        .args(args)
+        .arg(url);
+    let out = tokio::task::spawn_blocking(move || command.output()).await.unwrap().expect("chromium runs");
+    assert!(out.status.success(), "chromium failed: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[tokio::test]
+async fn the_status_page_in_a_headless_browser_shows_a_provider_going_down() {
+    init_tracing();
+    let flaky = MockProvider::start_cycling("flaky", vec![Reply::status(500)]).await;
+    let good = MockProvider::start("good").await;
+    let config = ConfigBuilder::new()
+        .top("[breaker]\nfailures = 2\ncool_down_ms = 60000")
+        .provider("flaky", &flaky.url())
+        .provider("good", &good.url())
+        .route("m", None, 5000, &["flaky"])
+        .route("n", None, 5000, &["good"]);
+    let gw = TestGateway::start(&config).await;
+    let page = format!("{}/status", gw.admin_url());
+
+    // Healthy first: the page says so.
+    for _ in 0..3 {
+        assert_eq!(post_chat(&gw.url(), "n").await.status, 200);
+    }
+    let dom = headless(&page, 3000, &["--dump-dom"]).await;
+    assert!(dom.contains(r#"data-target="flaky/m" data-state="closed""#), "{dom}");
+    assert!(dom.contains("All targets healthy"), "{dom}");
+
+    // flaky goes down: its breaker opens and the page shows it, with the incident.
+    until_breaker(&gw, "open").await;
+    let dom = headless(&page, 3000, &["--dump-dom"]).await;
+    assert!(dom.contains(r#"data-target="flaky/m" data-state="open""#), "the page shows flaky/m open:\n{dom}");
+    assert!(dom.contains(r#"data-target="good/n" data-state="closed""#));
+    assert!(dom.contains("1 of 2 targets down"), "{dom}");
+    assert!(dom.contains(r#"data-kind="breaker_opened""#) && dom.contains(r#"data-kind="route_down""#), "{dom}");
+    assert!(dom.contains(r#"data-route="m""#) && dom.contains(r#"data-policy="failover""#));
+    // The hour's chart has this minute's failed attempts drawn in red.
+    assert!(dom.contains(r##"fill="#c62828""##), "{dom}");
+
+    // CI keeps a screenshot as an artifact.
+    let shot = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/status-page.png");
+    let _ = std::fs::remove_file(&shot);
+    headless(&page, 3000, &["--window-size=1280,1100", &format!("--screenshot={}", shot.display())]).await;
+    let png = std::fs::read(&shot).expect("the screenshot was written");
+    assert!(png.starts_with(b"\x89PNG") && png.len() > 10_000, "a real screenshot ({} bytes)", png.len());
 }
