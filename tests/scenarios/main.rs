@@ -26,6 +26,7 @@ mod secrets;
 mod stream_recovery;
 mod streaming;
 mod tls;
+mod traces;
 mod translation;
 
 use std::time::Duration;

@@ -56,6 +56,18 @@ fn validate(config: Config, text: &str, origin: &str) -> Result<Config, ConfigEr
             ),
         ));
     }
+    let t = &config.traces;
+    if let Some(url) = &t.otlp_endpoint
+        && !(url.starts_with("http://") || url.starts_with("https://"))
+    {
+        return Err(invalid(None, "traces.otlp_endpoint must start with http:// or https://".into()));
+    }
+    if !(0.0..=1.0).contains(&t.sample_ratio) {
+        return Err(invalid(None, "traces.sample_ratio must be between 0 and 1".into()));
+    }
+    if t.export_every_ms == 0 {
+        return Err(invalid(None, "traces.export_every_ms must be more than 0".into()));
+    }
     for (i, hook) in config.webhooks.iter().enumerate() {
         let n = i + 1;
         match (&hook.url, &hook.url_env) {

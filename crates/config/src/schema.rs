@@ -47,6 +47,9 @@ pub struct Config {
     /// error (a stream gets its API's error event). Default 30000.
     #[serde(default = "default_shutdown_grace")]
     pub shutdown_grace_ms: u64,
+    /// OpenTelemetry traces (OTLP over HTTP, JSON); off unless an endpoint is set.
+    #[serde(default)]
+    pub traces: TracesSection,
     /// Incident webhooks: each gets a JSON POST per event it wants.
     #[serde(default)]
     pub webhooks: Vec<Webhook>,
@@ -197,6 +200,34 @@ pub struct AdminSection {
     /// request must carry `Authorization: Bearer <token>`. Required when
     /// `admin_listen` is not a loopback address.
     pub token_env: Option<String>,
+}
+
+/// `[traces]`: a span per request, with child spans per attempt and per
+/// policy decision, exported over OTLP/HTTP (JSON).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TracesSection {
+    /// The collector's traces URL, e.g. `http://127.0.0.1:4318/v1/traces`.
+    /// Off unless set.
+    pub otlp_endpoint: Option<String>,
+    /// Share of requests traced when the client sent no `traceparent`
+    /// (a client's sampled flag is honoured). Default 1.0.
+    pub sample_ratio: f64,
+    /// `service.name` of the spans. Default `switchyard`.
+    pub service_name: String,
+    /// Spans are sent in batches this often. Default 1000.
+    pub export_every_ms: u64,
+}
+
+impl Default for TracesSection {
+    fn default() -> Self {
+        TracesSection {
+            otlp_endpoint: None,
+            sample_ratio: 1.0,
+            service_name: "switchyard".into(),
+            export_every_ms: 1000,
+        }
+    }
 }
 
 /// `[[webhooks]]`: where incident events are POSTed.

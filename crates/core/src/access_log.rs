@@ -108,7 +108,7 @@ pub(crate) fn now_rfc3339() -> String {
     time::OffsetDateTime::now_utc().format(&time::format_description::well_known::Rfc3339).unwrap_or_default()
 }
 
-fn api_name(api: Api) -> &'static str {
+pub(crate) fn api_name(api: Api) -> &'static str {
     match api {
         Api::OpenAi => "openai",
         Api::Anthropic => "anthropic",

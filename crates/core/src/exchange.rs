@@ -53,6 +53,8 @@ pub(crate) struct Exchange {
     pub(crate) record: Option<crate::access_log::Record>,
     pub(crate) meta: Meta,
     pub(crate) tried: Vec<u32>,
+    /// The request's trace (`None` when traces are off).
+    pub(crate) trace: Option<crate::traces::RequestTrace>,
 }
 
 /// What to do next after a decision.
@@ -76,6 +78,8 @@ pub(crate) struct Finished {
     pub provider: Arc<Provider>,
     pub attempt: Attempt,
     pub inflight: Option<InflightGuard>,
+    /// The attempt's trace span (when the request is traced).
+    pub span: Option<crate::traces::AttemptSpan>,
 }
 
 impl Exchange {
@@ -107,7 +111,14 @@ impl Exchange {
             record: None,
             meta,
             tried: Vec::new(),
+            trace: None,
         }
+    }
+
+    /// Records the request's trace spans under `trace`.
+    pub fn traced(mut self, trace: Option<crate::traces::RequestTrace>) -> Self {
+        self.trace = trace;
+        self
     }
 
     /// Keeps the client's request as parsed at the door, for translations.
@@ -133,10 +144,15 @@ impl Exchange {
     }
 
     /// Records a finished attempt in the metrics and the access log line.
-    pub(crate) fn log_attempt(&mut self, target: u32, attempt: &Attempt) {
+    pub(crate) fn log_attempt(&mut self, target: u32, attempt: &Attempt, span: Option<crate::traces::AttemptSpan>) {
         self.shared.metrics.attempt(target, attempt.kind, attempt.elapsed);
-        let Some(record) = self.record.as_mut() else { return };
         let t = &self.shared.topology.targets[target as usize];
+        if let (Some(trace), Some(span)) = (&self.trace, span) {
+            let name = format!("{}/{}", t.provider, t.model);
+            let outcome = crate::access_log::outcome_name(attempt.kind);
+            trace.attempt_ended(span, &name, outcome, attempt.status.map(|s| s.as_u16()));
+        }
+        let Some(record) = self.record.as_mut() else { return };
         record.attempt(
             format!("{}/{}", t.provider, t.model),
             attempt.kind,
@@ -193,6 +209,27 @@ impl Exchange {
         stream_end: Option<&'static str>,
     ) {
         let latency = self.started.elapsed();
+        if let Some(trace) = &self.trace {
+            let mut attributes = vec![
+                opentelemetry::KeyValue::new("switchyard.attempts", i64::from(self.meta.attempts)),
+                opentelemetry::KeyValue::new("switchyard.degraded", self.meta.degraded.unwrap_or("no")),
+            ];
+            if let Some(policy) = &self.meta.policy {
+                attributes.push(opentelemetry::KeyValue::new("switchyard.policy", policy.to_string()));
+            }
+            if let Some(provider) = &self.meta.provider {
+                attributes.push(opentelemetry::KeyValue::new("switchyard.provider", provider.to_string()));
+            }
+            if let Some(end) = stream_end {
+                attributes.push(opentelemetry::KeyValue::new("switchyard.stream_end", end));
+            }
+            for (key, n) in [("gen_ai.usage.input_tokens", usage.input), ("gen_ai.usage.output_tokens", usage.output)] {
+                if let Some(n) = n {
+                    attributes.push(opentelemetry::KeyValue::new(key, n as i64));
+                }
+            }
+            trace.end(status, attributes);
+        }
         let metrics = &self.shared.metrics;
         metrics.request(&self.shared.routes[self.route].name, self.client, status, self.meta.degraded, latency);
         if let Some(&target) = self.tried.last() {
@@ -212,7 +249,11 @@ impl Exchange {
 
     /// The decisions and attempts, up to an answer or a committed stream.
     async fn steps(&mut self) -> Step {
+        let asked = std::time::SystemTime::now();
         let decided = self.policy.route(&self.request_info()).await;
+        if let Some(trace) = &self.trace {
+            trace.decision("route", &decided.answered_by, asked, format!("{:?}", decided.value));
+        }
         self.meta.policy = Some(decided.answered_by);
         self.shared.budget.record_request();
         let mut step = match decided.value {
@@ -311,7 +352,8 @@ impl Exchange {
             &self.peek.model,
             &self.shared.topology.targets[target as usize].model,
         );
-        launch(&self.shared, self.client, &self.forward, target, inflight, request, self.peek.stream, limits)
+        let traced = self.trace.as_ref().map(|t| t.attempt());
+        launch(&self.shared, self.client, &self.forward, target, inflight, request, self.peek.stream, limits, traced)
     }
 
     async fn attempt(&mut self, wanted: u32, hedge: Option<(Duration, Vec<u32>)>) -> Step {
@@ -343,14 +385,14 @@ impl Exchange {
         };
         if let Some(failed) = earlier_failure {
             tracing::debug!(provider = %failed.provider.name, kind = ?failed.attempt.kind, "hedged attempt failed: {}", failed.attempt.detail);
-            self.log_attempt(failed.target, &failed.attempt);
+            self.log_attempt(failed.target, &failed.attempt, failed.span);
         }
-        self.log_attempt(winner.target, &winner.attempt);
+        self.log_attempt(winner.target, &winner.attempt, winner.span);
         if winner.attempt.kind == OutcomeKind::Success {
             self.meta.provider = Some(winner.provider.name.clone());
             return Step::Relay(Box::new(winner));
         }
-        let Finished { target, provider, attempt, inflight } = winner;
+        let Finished { target, provider, attempt, inflight, .. } = winner;
         drop(inflight);
         tracing::debug!(provider = %provider.name, attempt = self.meta.attempts, kind = ?attempt.kind, "attempt failed: {}", attempt.detail);
         let outcome = AttemptOutcome {
@@ -362,7 +404,11 @@ impl Exchange {
             retry_after_ms: attempt.retry_after.map(|d| u32::try_from(d.as_millis()).unwrap_or(u32::MAX)),
             elapsed_ms: u32::try_from(attempt.elapsed.as_millis()).unwrap_or(u32::MAX),
         };
+        let asked = std::time::SystemTime::now();
         let next = self.policy.on_attempt(&self.request_info(), &outcome).await;
+        if let Some(trace) = &self.trace {
+            trace.decision("on-attempt", &next.answered_by, asked, format!("{:?}", next.value));
+        }
         match next.value {
             NextStep::Accept => {
                 self.meta.provider = Some(provider.name.clone());
@@ -480,7 +526,7 @@ impl Exchange {
     /// The answer of a successful attempt, to the client: whole, or relayed
     /// as a stream that carries this exchange along to recover it.
     fn relay(mut self, finished: Finished) -> Response<ResponseBody> {
-        let Finished { target, provider: _, attempt, inflight } = finished;
+        let Finished { target, provider: _, attempt, inflight, .. } = finished;
         let Some(answer) = attempt.answer else {
             let response = respond::upstream_failed(
                 self.client,
@@ -566,16 +612,21 @@ pub(crate) fn launch(
     prepared: Result<crate::translation::Prepared, String>,
     streaming: bool,
     limits: Limits,
+    traced: Option<(crate::traces::AttemptSpan, Option<HeaderValue>)>,
 ) -> impl Future<Output = Finished> + use<> {
     let inflight = Some(inflight);
     let provider = shared.target_provider[target as usize].clone();
     // (Cloning an OpenAI client's empty list allocates nothing.)
-    let forward = if provider.api == client { forward.to_vec() } else { Vec::new() };
+    let mut forward = if provider.api == client { forward.to_vec() } else { Vec::new() };
+    let span = traced.as_ref().map(|(span, _)| *span);
+    if let Some((_, Some(traceparent))) = traced {
+        forward.push((http::HeaderName::from_static("traceparent"), traceparent));
+    }
     let health = shared.health.clone();
     async move {
         let prepared = match prepared {
             Ok(prepared) => prepared,
-            Err(why) => return Finished { target, attempt: upstream::refused(why, client), provider, inflight },
+            Err(why) => return Finished { target, attempt: upstream::refused(why, client), provider, inflight, span },
         };
         let attempt = upstream::attempt(&provider, prepared.body, streaming, &limits, &forward).await;
         let attempt = crate::translation::answer(client, provider.api, attempt, prepared.include_usage);
@@ -586,6 +637,6 @@ pub(crate) fn launch(
         if !streaming_on {
             health.record(target, !attempt.kind.is_provider_failure(), attempt.elapsed, attempt.retry_after);
         }
-        Finished { target, provider, attempt, inflight }
+        Finished { target, provider, attempt, inflight, span }
     }
 }

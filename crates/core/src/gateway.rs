@@ -192,7 +192,7 @@ impl Gateway {
         env: impl Fn(&str) -> Option<String> + Send + Sync + 'static,
     ) -> Result<Gateway, GatewayError> {
         let env: Env = Arc::new(env);
-        let telemetry = crate::telemetry::Telemetry::new();
+        let telemetry = crate::telemetry::Telemetry::new(crate::traces::Traces::start(&config.traces)?);
         let closing = CancellationToken::new();
         let webhooks = crate::webhooks::Webhooks::start(&config.webhooks, &env, &telemetry)?;
         let (generation, _) = Generation::build(config.clone(), &env, &telemetry, &closing, None).await?;

@@ -157,6 +157,20 @@ async fn serve(
     };
     let route = shared.routes_by_model.get(&peek.model).copied().or(shared.wildcard);
     let Some(route) = route else { return respond::unknown_model(client, &peek.model) };
+    let trace = shared.telemetry.traces.as_ref().map(|traces| {
+        let route_name = shared.routes[route].name.as_str();
+        traces.request(
+            &parts.headers,
+            format!("chat {route_name}"),
+            vec![
+                opentelemetry::KeyValue::new("switchyard.request_id", id.to_string()),
+                opentelemetry::KeyValue::new("switchyard.route", route_name.to_owned()),
+                opentelemetry::KeyValue::new("switchyard.client_api", crate::access_log::api_name(client)),
+                opentelemetry::KeyValue::new("gen_ai.request.model", peek.model.clone()),
+                opentelemetry::KeyValue::new("switchyard.stream", peek.stream),
+            ],
+        )
+    });
     let call = CallContext::from_headers(parts.headers.iter().map(|(n, v)| (n.as_str(), v.as_bytes())));
     let forward = match client {
         Api::Anthropic => forwarded(&parts.headers),
@@ -167,6 +181,7 @@ async fn serve(
         .forwarding(forward)
         .parsed(parsed)
         .logged_as(id)
+        .traced(trace)
         .run();
     // Past the shutdown grace period, a request still waiting for a
     // provider gets a clean 503 (a stream already flowing ends in its relay).

@@ -56,6 +56,7 @@ mod secrets;
 mod server;
 mod status;
 mod telemetry;
+mod traces;
 mod translation;
 mod upstream;
 mod webhooks;

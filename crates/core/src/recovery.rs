@@ -143,7 +143,11 @@ impl StreamRecovery {
                 tried: ex.tried.clone(),
                 failed_recovery: failed.take(),
             };
+            let asked = std::time::SystemTime::now();
             let decided = ex.policy.on_stream_break(&ex.request_info(), &question).await;
+            if let Some(trace) = &ex.trace {
+                trace.decision("on-stream-break", &decided.answered_by, asked, format!("{:?}", decided.value));
+            }
             let (retry, wants_continue) = match decided.value {
                 Recovery::End => {
                     self.exchange.shared.metrics.recovery("end");
@@ -224,9 +228,10 @@ impl StreamRecovery {
             target,
             true,
         );
-        let Finished { attempt, inflight, .. } =
-            launch(&shared, client, &ex.forward, target, inflight, prepared, true, limits).await;
-        ex.log_attempt(target, &attempt);
+        let traced = ex.trace.as_ref().map(|t| t.attempt());
+        let Finished { attempt, inflight, span, .. } =
+            launch(&shared, client, &ex.forward, target, inflight, prepared, true, limits, traced).await;
+        ex.log_attempt(target, &attempt, span);
         let Some(answer) = attempt.answer.filter(|_| attempt.kind == OutcomeKind::Success) else {
             tracing::debug!(provider = %provider.name, kind = ?attempt.kind, "recovery attempt failed: {}", attempt.detail);
             return Err(outcome(ex, target, attempt.kind, attempt.status.map(|s| s.as_u16()), attempt.elapsed));

@@ -29,6 +29,9 @@ pub enum ReloadError {
     /// The file is valid but cannot be served (a key not set, a policy refusing its settings, ...).
     #[error("{0}")]
     Build(#[from] GatewayError),
+    /// The config file's folder cannot be watched for changes.
+    #[error("watching the config file: {0}")]
+    Watch(String),
 }
 
 /// What a reload changed.
@@ -105,6 +108,9 @@ fn summary(before: &switchyard_config::Config, after: &switchyard_config::Config
     }
     if before.webhooks != after.webhooks {
         needs_restart.push("[[webhooks]]");
+    }
+    if before.traces != after.traces {
+        needs_restart.push("[traces]");
     }
     Reloaded {
         routes_added: new.keys().filter(|k| !old.contains_key(*k)).cloned().collect(),
@@ -201,9 +207,9 @@ pub(crate) fn watch(live: &Arc<Live>) -> Result<ConfigWatcher, ReloadError> {
             let _ = tx.send(());
         }
     })
-    .map_err(|e| ReloadError::Build(GatewayError::Provider { provider: "config".into(), reason: e.to_string() }))?;
+    .map_err(|e| ReloadError::Watch(e.to_string()))?;
     notify::Watcher::watch(&mut watcher, &dir, notify::RecursiveMode::NonRecursive)
-        .map_err(|e| ReloadError::Build(GatewayError::Provider { provider: "config".into(), reason: e.to_string() }))?;
+        .map_err(|e| ReloadError::Watch(format!("{}: {e}", dir.display())))?;
     let live = Arc::downgrade(live);
     let task = tokio::spawn(async move {
         let mut seen = digest(&path);

@@ -24,6 +24,8 @@ pub(crate) struct Telemetry {
     pub events: Arc<Events>,
     pub registry: Arc<crate::metrics::Registry>,
     pub history: crate::history::History,
+    /// OpenTelemetry traces (`None`: off).
+    pub traces: Option<Arc<crate::traces::Traces>>,
     decisions: RwLock<HashMap<String, Arc<Samples>>>,
     fallbacks: Mutex<HashMap<(String, &'static str), FallbackTally>>,
 }
@@ -40,11 +42,12 @@ pub(crate) struct DecisionTimes {
 }
 
 impl Telemetry {
-    pub fn new() -> Arc<Telemetry> {
+    pub fn new(traces: Option<Arc<crate::traces::Traces>>) -> Arc<Telemetry> {
         Arc::new(Telemetry {
             events: Events::new(),
             registry: crate::metrics::Registry::new(),
             history: Default::default(),
+            traces,
             decisions: Default::default(),
             fallbacks: Default::default(),
         })
