@@ -25,7 +25,7 @@ async fn a_scrape_after_failovers_counts_every_request_attempt_and_token_exactly
         assert_eq!(post_chat(&gw.url(), "m").await.status, 200);
     }
     assert_eq!(post_chat(&gw.url(), "unknown-model").await.status, 404);
-    let r = get(&gw.admin_url(), "/metrics").await;
+    let r = get_with(&gw.admin_url(), "/metrics", &[("accept", "application/openmetrics-text; version=1.0.0")]).await;
     assert_eq!(r.status, 200);
     assert!(r.header("content-type").starts_with("application/openmetrics-text"), "{}", r.header("content-type"));
     let m = &r.body;
@@ -45,6 +45,30 @@ async fn a_scrape_after_failovers_counts_every_request_attempt_and_token_exactly
     assert!(!m.contains("unknown-model"), "a client's model name never becomes a label");
     assert!(!m.contains(KEY), "no secret in a scrape");
     assert!(m.trim_end().ends_with("# EOF"), "OpenMetrics text");
+
+    // A scraper that does not ask for OpenMetrics gets the classic text,
+    // which Prometheus's own checker passes.
+    let classic = get(&gw.admin_url(), "/metrics").await;
+    assert!(classic.header("content-type").starts_with("text/plain; version=0.0.4"));
+    assert!(classic.body.contains("# TYPE switchyard_requests_total counter"));
+    assert!(!classic.body.contains("# EOF"));
+    let (ok, said) = promtool(&["check", "metrics"], &classic.body);
+    assert!(ok, "promtool check metrics: {said}\n{}", classic.body);
+}
+
+/// Runs Debian's `promtool` (installed by the test command) on `stdin`.
+pub fn promtool(args: &[&str], stdin: &str) -> (bool, String) {
+    use std::io::Write;
+    let mut child = std::process::Command::new("promtool")
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("promtool runs: install Debian's `prometheus` package (./scripts/test.sh does)");
+    child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    (out.status.success(), format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
 }
 
 #[tokio::test]

@@ -168,11 +168,16 @@ async fn handle(live: Arc<Live>, token: Option<Arc<str>>, req: Request<Incoming>
     }
     let shared = live.shared();
     match (req.method().clone(), req.uri().path()) {
-        (Method::GET, "/metrics") => answer(
-            StatusCode::OK,
-            "application/openmetrics-text; version=1.0.0; charset=utf-8",
-            shared.metrics.render(shared.budget.remaining(), &shared.policies.slots()),
-        ),
+        (Method::GET, "/metrics") => {
+            let text = shared.metrics.render(shared.budget.remaining(), &shared.policies.slots());
+            // OpenMetrics to a scraper that asks for it; the classic text otherwise.
+            let accept = req.headers().get(header::ACCEPT).and_then(|v| v.to_str().ok()).unwrap_or_default();
+            if accept.contains("application/openmetrics-text") {
+                answer(StatusCode::OK, "application/openmetrics-text; version=1.0.0; charset=utf-8", text)
+            } else {
+                answer(StatusCode::OK, "text/plain; version=0.0.4; charset=utf-8", crate::metrics::classic_text(&text))
+            }
+        }
         (Method::GET, "/status") => {
             let mut page = answer(StatusCode::OK, "text/html; charset=utf-8", crate::status::PAGE);
             let csp = "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self'; img-src data:";
