@@ -91,3 +91,61 @@ async fn a_provider_that_echoes_its_key_in_an_error_has_the_key_scrubbed_before_
     assert_eq!(r.status, 401, "{}", r.body);
     assert!(!r.body.contains("sk-primary-secret") && r.body.contains("[redacted]"), "{}", r.body);
 }
+
+#[tokio::test]
+async fn no_key_or_webhook_url_reaches_metrics_the_access_log_traces_admin_answers_the_status_page_or_webhooks() {
+    init_tracing();
+    const KEY: &str = "sk-primary-secret-7f3a9c";
+    const HOOK_SECRET: &str = "T0KEN-hook-secret-41d2";
+    let hook = Receiver::start(0).await;
+    let collector = Receiver::start(0).await;
+    let primary = MockProvider::start_cycling("primary", vec![Reply::status(500)]).await;
+    let backup = MockProvider::start("backup").await;
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("access.log");
+    let config = ConfigBuilder::new()
+        .top("[[webhooks]]\nurl_env = \"HOOK_URL\"\nevents = [\"breaker_opened\", \"policy_loaded\"]")
+        .top(&format!("[traces]\notlp_endpoint = \"{}/v1/traces\"\nexport_every_ms = 100", collector.url()))
+        .top("[breaker]\nfailures = 2")
+        .access_log(log.to_str().unwrap())
+        .provider_with_key("primary", &primary.url(), "PRIMARY_KEY")
+        .provider("backup", &backup.url())
+        .route("m", None, 5000, &["primary", "backup"]);
+    let hook_url = format!("{}/hooks/{HOOK_SECRET}", hook.url());
+    let env = move |var: &str| match var {
+        "PRIMARY_KEY" => Some(KEY.to_owned()),
+        "HOOK_URL" => Some(hook_url.clone()),
+        _ => None,
+    };
+    let gw = TestGateway::start_with_env(&config, env).await;
+    for _ in 0..4 {
+        assert_eq!(post_chat(&gw.url(), "m").await.status, 200);
+    }
+    assert_eq!(primary.seen()[0].authorization.as_deref(), Some(format!("Bearer {KEY}").as_str()));
+    let hooks = hook.wait_for(PATIENCE, |got| got.iter().any(|r| r.json()["kind"] == "breaker_opened")).await;
+    assert!(hooks.iter().all(|r| r.path == format!("/hooks/{HOOK_SECRET}")), "the webhook got its events");
+    let traces = collector.wait_for(PATIENCE, |got| !got.is_empty()).await;
+    assert!(!traces.is_empty(), "traces were exported");
+
+    let mut surfaces: Vec<(String, String)> = Vec::new();
+    for path in ["/metrics", "/admin/targets", "/admin/routes", "/admin/policies", "/admin/events", "/status.json", "/status"] {
+        surfaces.push((path.to_owned(), get(&gw.admin_url(), path).await.body));
+    }
+    let open_metrics = get_with(&gw.admin_url(), "/metrics", &[("accept", "application/openmetrics-text")]).await;
+    surfaces.push(("/metrics (OpenMetrics)".into(), open_metrics.body));
+    let reload = post_raw(&gw.admin_url(), "/admin/reload", "", &[]).await;
+    surfaces.push(("/admin/reload".into(), reload.body));
+    tokio::time::sleep(Duration::from_millis(200)).await; // the access log's writer
+    surfaces.push(("access log".into(), std::fs::read_to_string(&log).unwrap()));
+    for r in hooks {
+        surfaces.push(("webhook body".into(), String::from_utf8_lossy(&r.body).into_owned()));
+    }
+    for r in traces {
+        surfaces.push(("exported traces".into(), String::from_utf8_lossy(&r.body).into_owned()));
+    }
+    for (surface, text) in &surfaces {
+        assert!(!text.is_empty(), "{surface} said something");
+        assert!(!text.contains(KEY) && !text.contains("sk-primary"), "the provider key leaked into {surface}:\n{text}");
+        assert!(!text.contains(HOOK_SECRET), "the webhook URL leaked into {surface}:\n{text}");
+    }
+}
