@@ -128,7 +128,9 @@ async fn no_key_or_webhook_url_reaches_metrics_the_access_log_traces_admin_answe
     assert!(!traces.is_empty(), "traces were exported");
 
     let mut surfaces: Vec<(String, String)> = Vec::new();
-    for path in ["/metrics", "/admin/targets", "/admin/routes", "/admin/policies", "/admin/events", "/status.json", "/status"] {
+    for path in
+        ["/metrics", "/admin/targets", "/admin/routes", "/admin/policies", "/admin/events", "/status.json", "/status"]
+    {
         surfaces.push((path.to_owned(), get(&gw.admin_url(), path).await.body));
     }
     let open_metrics = get_with(&gw.admin_url(), "/metrics", &[("accept", "application/openmetrics-text")]).await;

@@ -158,7 +158,9 @@ fn throughput(client: &tokio::runtime::Runtime, addr: &str, api: Client, conns: 
 /// The row of an Anthropic client through the `failover` gateway to the
 /// OpenAI-wire mock: request and answer translated.
 pub const TRANSLATED: &str = "switchyard, Anthropic client (translated)";
-pub const LOGGED: &str = "switchyard (access log to a file)";
+pub const LOGGED: &str = "switchyard (metrics on, access log to a file)";
+/// The same gateway with metrics and the access log off: the row `LOGGED` is compared with.
+pub const QUIET: &str = "switchyard (metrics off, access log off)";
 
 pub fn measure(n: usize, for_how_long: Duration) -> HttpFigures {
     let mock_rt = runtime("bench-mock", 1);
@@ -169,22 +171,23 @@ pub fn measure(n: usize, for_how_long: Duration) -> HttpFigures {
     let mock_addr = mock.url().trim_start_matches("http://").to_owned();
 
     let temp = tempfile::tempdir().expect("temp dir");
-    let gateway_with = |policy: &str, access: &str| {
-        let config = ConfigBuilder::new().access_log(access).provider("bench", &mock.url()).route(
-            "gpt-4o-mini",
-            Some(policy),
-            30_000,
-            &["bench"],
-        );
-        let dir = temp.path().join(format!("{policy}-{}", access != "off"));
+    let gateway_with = |policy: &str, access: &str, metrics: bool| {
+        let config = ConfigBuilder::new()
+            .top(&format!("[metrics]\nenabled = {metrics}"))
+            .access_log(access)
+            .provider("bench", &mock.url())
+            .route("gpt-4o-mini", Some(policy), 30_000, &["bench"]);
+        let dir = temp.path().join(format!("{policy}-{}-{metrics}", access != "off"));
         let toml = config.build(&dir.join("policies"));
         std::fs::create_dir_all(&dir).expect("gateway dir");
         gateway_rt.block_on(TestGateway::start_in(&toml, &dir, |_| None))
     };
-    let gateway = gateway_with("failover", "off");
-    let resilient = gateway_with("resilient", "off");
-    // The access log to a file (what a deployment would do), next to the same gateway with it off.
-    let logged = gateway_with("failover", "access.log");
+    let gateway = gateway_with("failover", "off", true);
+    let resilient = gateway_with("resilient", "off", true);
+    // Metrics and the access log to a file (what a deployment would do),
+    // next to the same gateway with both off.
+    let logged = gateway_with("failover", "access.log", true);
+    let quiet = gateway_with("failover", "off", false);
     let gateway_addr = gateway.addr.to_string();
     let nginx = crate::nginx::Nginx::start(&mock_addr);
 
@@ -193,6 +196,7 @@ pub fn measure(n: usize, for_how_long: Duration) -> HttpFigures {
         ("switchyard", gateway_addr.clone(), Client::OpenAi),
         ("switchyard (resilient)", resilient.addr.to_string(), Client::OpenAi),
         (LOGGED, logged.addr.to_string(), Client::OpenAi),
+        (QUIET, quiet.addr.to_string(), Client::OpenAi),
         (TRANSLATED, gateway_addr, Client::Anthropic),
     ];
     if let Some(n) = &nginx {
@@ -210,5 +214,6 @@ pub fn measure(n: usize, for_how_long: Duration) -> HttpFigures {
     drop(gateway);
     drop(resilient);
     drop(logged);
+    drop(quiet);
     HttpFigures { rows }
 }

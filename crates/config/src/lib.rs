@@ -21,5 +21,6 @@ pub use error::ConfigError;
 pub use load::{from_str, load_file};
 pub use schema::{
     AccessLogTarget, AdminSection, Api, BreakerSection, CacheSection, Config, EVENT_KINDS, INCIDENT_KINDS,
-    PolicySection, ProbeKind, Provider, RetryBudgetSection, Route, TargetRef, TimeoutsSection, TracesSection, Webhook,
+    MetricsSection, PolicySection, ProbeKind, Provider, RetryBudgetSection, Route, TargetRef, TimeoutsSection,
+    TracesSection, Webhook,
 };

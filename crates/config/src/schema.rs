@@ -47,6 +47,9 @@ pub struct Config {
     /// error (a stream gets its API's error event). Default 30000.
     #[serde(default = "default_shutdown_grace")]
     pub shutdown_grace_ms: u64,
+    /// Prometheus metrics (`GET /metrics` on the admin listener).
+    #[serde(default)]
+    pub metrics: MetricsSection,
     /// OpenTelemetry traces (OTLP over HTTP, JSON); off unless an endpoint is set.
     #[serde(default)]
     pub traces: TracesSection,
@@ -200,6 +203,21 @@ pub struct AdminSection {
     /// request must carry `Authorization: Bearer <token>`. Required when
     /// `admin_listen` is not a loopback address.
     pub token_env: Option<String>,
+}
+
+/// `[metrics]`: whether requests are counted.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsSection {
+    /// Count requests, attempts, tokens, decisions. Default true; false
+    /// leaves `/metrics` with the state gauges only.
+    pub enabled: bool,
+}
+
+impl Default for MetricsSection {
+    fn default() -> Self {
+        MetricsSection { enabled: true }
+    }
 }
 
 /// `[traces]`: a span per request, with child spans per attempt and per

@@ -294,6 +294,7 @@ impl Generation {
         };
         let probes = crate::probe::start(probes, &shared.health);
         let routes_down = before.map(|b| b.routes_down.clone()).unwrap_or_default();
+        telemetry.registry.set_enabled(config.metrics.enabled);
         let generation =
             Generation { shared: Arc::new(shared), config, providers, watcher, _probes: probes, routes_down };
         Ok((generation, carried))

@@ -133,6 +133,8 @@ pub(crate) struct Registry {
     policy_info: Family<PolicyInfoLabels, Gauge>,
     reloads: Family<ResultLabels, Counter>,
     webhooks: Family<ResultLabels, Counter>,
+    /// `[metrics] enabled`: the request path counts only when set.
+    enabled: std::sync::atomic::AtomicBool,
 }
 
 /// One config generation's view of the [`Registry`].
@@ -175,6 +177,7 @@ impl Registry {
             policy_info: Family::default(),
             reloads: Family::default(),
             webhooks: Family::default(),
+            enabled: std::sync::atomic::AtomicBool::new(true),
             registry: prometheus_client::registry::Registry::default(),
         };
         registry.register(
@@ -258,12 +261,27 @@ impl Registry {
         Arc::new(Registry { registry, ..m })
     }
 
+    /// Turns counting on the request path on or off (`[metrics] enabled`).
+    pub fn set_enabled(&self, on: bool) {
+        self.enabled.store(on, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    fn on(&self) -> bool {
+        self.enabled.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     pub fn decision(&self, policy: &str, hook: &'static str, took: Duration) {
+        if !self.on() {
+            return;
+        }
         let labels = DecisionLabels { policy: policy.to_owned(), hook };
         self.decisions.get_or_create(&labels).observe(took.as_secs_f64());
     }
 
     pub fn fallback(&self, policy: &str, reason: &'static str, to: &'static str) {
+        if !self.on() {
+            return;
+        }
         self.fallbacks.get_or_create(&FallbackLabels { policy: policy.to_owned(), reason, to }).inc();
     }
 
@@ -304,6 +322,9 @@ impl Metrics {
 
     /// A chat request was answered (`latency`: to the answer, or a stream's end).
     pub fn request(&self, route: &Name, api: Api, status: u16, degraded: Option<&'static str>, latency: Duration) {
+        if !self.registry.on() {
+            return;
+        }
         let api = api_label(api);
         let labels = RequestLabels { route: route.clone(), api, status, degraded: degraded.unwrap_or("no") };
         self.registry.requests.get_or_create(&labels).inc();
@@ -312,6 +333,9 @@ impl Metrics {
     }
 
     pub fn first_token(&self, route: &Name, api: Api, after: Duration) {
+        if !self.registry.on() {
+            return;
+        }
         let labels = RouteLabels { route: route.clone(), api: api_label(api) };
         self.registry.first_token.get_or_create(&labels).observe(after.as_secs_f64());
     }
@@ -320,8 +344,12 @@ impl Metrics {
         let target = self.target(target_index);
         let outcome = crate::access_log::outcome_name(kind);
         self.registry.attempts.get_or_create(&AttemptLabels { target: target.clone(), outcome }).inc();
+        // The status page's hour is kept even with metrics off.
         if let Some(history) = self.history.get(target_index as usize) {
             history.record(kind == OutcomeKind::Success, took);
+        }
+        if !self.registry.on() {
+            return;
         }
         if kind == OutcomeKind::Success {
             self.registry.upstream_latency.get_or_create(&TargetLabels { target }).observe(took.as_secs_f64());
@@ -329,6 +357,9 @@ impl Metrics {
     }
 
     pub fn tokens(&self, target: u32, usage: Usage) {
+        if !self.registry.on() {
+            return;
+        }
         let target = self.target(target);
         for (direction, n) in [("in", usage.input), ("out", usage.output)] {
             if let Some(n) = n {
@@ -338,14 +369,23 @@ impl Metrics {
     }
 
     pub fn stream_break(&self, target: u32, kind: &'static str) {
+        if !self.registry.on() {
+            return;
+        }
         self.registry.stream_breaks.get_or_create(&BreakLabels { target: self.target(target), kind }).inc();
     }
 
     pub fn recovery(&self, how: &'static str) {
+        if !self.registry.on() {
+            return;
+        }
         self.registry.recoveries.get_or_create(&RecoveryLabels { how }).inc();
     }
 
     pub fn cache_lookup(&self, hit: bool) {
+        if !self.registry.on() {
+            return;
+        }
         self.registry.cache.get_or_create(&CacheLabels { result: if hit { "hit" } else { "miss" } }).inc();
     }
 
