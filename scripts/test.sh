@@ -4,7 +4,8 @@
 # target/tools, and the official openai/anthropic SDKs the client tests use;
 # cargo-nextest is used when present), builds the policy
 # components in plugins/ (through the normal cargo build), lints, builds every
-# policy template the way a user would, and runs all tests. CI calls exactly
+# policy template the way a user would, installs Debian's chromium and
+# prometheus (promtool) when missing, and runs all tests. CI calls exactly
 # this script.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -36,6 +37,19 @@ step "official SDKs for the end-to-end client tests (openai, anthropic from PyPI
 # the venv themselves, this only keeps the install out of their timings.
 scripts/sdk-venv.sh
 
+step "what the tests drive, from Debian's packages when missing: chromium (status page), promtool (prometheus)"
+need=()
+command -v chromium >/dev/null 2>&1 || need+=(chromium)
+command -v promtool >/dev/null 2>&1 || need+=(prometheus)
+if [ ${#need[@]} -gt 0 ]; then
+  sudo=""
+  if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${need[@]}"
+fi
+chromium --version
+promtool --version 2>&1 | sed -n 1p
+
 step "tests"
 if command -v cargo-nextest >/dev/null 2>&1; then
   # nextest does not run doctests; run them first so the summary comes last
@@ -45,3 +59,5 @@ else
   echo "(cargo-nextest not installed: using cargo test)"
   cargo test --workspace --locked --no-fail-fast
 fi
+# The status page as the headless browser saw it (a CI artifact).
+ls -l target/status-page.png

@@ -146,3 +146,55 @@ async fn a_breaker_forced_open_from_the_admin_api_gets_no_traffic_until_given_ba
     );
     assert_eq!(post_raw(&gw.admin_url(), "/admin/breaker", "not json", &[]).await.status, 400);
 }
+
+#[tokio::test]
+async fn the_operator_examples_pass_promtool_and_query_only_metrics_a_scrape_has() {
+    init_tracing();
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/operations");
+    for args in [["check", "config", "prometheus.yml"], ["check", "rules", "alerts.yml"]] {
+        let out = std::process::Command::new("promtool").args(args).current_dir(&dir).output().expect("promtool runs");
+        assert!(out.status.success(), "promtool {args:?}: {}", String::from_utf8_lossy(&out.stdout));
+    }
+    let backup = MockProvider::start("backup").await;
+    let gw =
+        TestGateway::start(&ConfigBuilder::new().provider("backup", &backup.url()).route("m", None, 5000, &["backup"]))
+            .await;
+    assert_eq!(post_chat(&gw.url(), "m").await.status, 200);
+    let scrape = get(&gw.admin_url(), "/metrics").await.body;
+    let mut queried = std::collections::BTreeSet::new();
+    for file in ["alerts.yml", "grafana-dashboard.json"] {
+        let text = std::fs::read_to_string(dir.join(file)).unwrap();
+        if file.ends_with(".json") {
+            let dashboard: serde_json::Value = serde_json::from_str(&text).expect("the dashboard is JSON");
+            assert!(dashboard["panels"].as_array().is_some_and(|p| p.len() >= 10));
+        }
+        let mut rest = text.as_str();
+        while let Some(at) = rest.find("switchyard_") {
+            let name: String = rest[at..].chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '_').collect();
+            rest = &rest[at + name.len()..];
+            queried.insert(name);
+        }
+    }
+    assert!(queried.len() >= 12, "{queried:?}");
+    // A family shows in a scrape once it has a sample; the others are
+    // checked against what the gateway registers.
+    let source =
+        std::fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../crates/core/src/metrics.rs"))
+            .unwrap();
+    let registered: Vec<String> = source
+        .split("registry.register(")
+        .skip(1)
+        .filter_map(|call| Some(format!("switchyard_{}", call.split('"').nth(1)?)))
+        .collect();
+    assert!(registered.len() >= 18, "{registered:?}");
+    for name in &queried {
+        let family =
+            ["_bucket", "_count", "_sum", "_total"].iter().fold(name.as_str(), |n, s| n.strip_suffix(s).unwrap_or(n));
+        let scraped = scrape.contains(&format!("# TYPE {name} ")) || scrape.contains(&format!("# TYPE {family} "));
+        assert!(
+            scraped || registered.iter().any(|r| r == family),
+            "{name} is queried but the gateway has no such metric"
+        );
+    }
+    assert!(scrape.contains("# TYPE switchyard_requests_total counter"));
+}
