@@ -39,6 +39,10 @@ pub struct Row {
 
 pub struct HttpFigures {
     pub rows: Vec<Row>,
+    /// Throughput of [`LOGGED`] and [`QUIET`], measured in alternating
+    /// rounds (median of each): the telemetry's cost without the drift of
+    /// rows measured one after the other.
+    pub telemetry_throughput: (f64, f64),
 }
 
 /// A runtime whose threads are named, so profiles can tell the parts apart.
@@ -126,6 +130,21 @@ fn latencies(
     })
 }
 
+/// Median throughput of `a` and of `b` over `rounds` rounds each, taken in
+/// turn (a, b, a, b, ...), so a swing of the machine hits both alike.
+fn alternating(client: &tokio::runtime::Runtime, a: &str, b: &str, rounds: usize, each: Duration) -> (f64, f64) {
+    let (mut at_a, mut at_b) = (Vec::new(), Vec::new());
+    for _ in 0..rounds {
+        at_a.push(throughput(client, a, Client::OpenAi, 64, each));
+        at_b.push(throughput(client, b, Client::OpenAi, 64, each));
+    }
+    let median = |mut v: Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    (median(at_a), median(at_b))
+}
+
 fn throughput(client: &tokio::runtime::Runtime, addr: &str, api: Client, conns: usize, for_how_long: Duration) -> f64 {
     client.block_on(async {
         let body = api.body();
@@ -210,10 +229,11 @@ pub fn measure(n: usize, for_how_long: Duration) -> HttpFigures {
     for (row, (_, addr, api)) in rows.iter_mut().zip(&paths) {
         row.throughput = throughput(&client, addr, *api, 64, for_how_long);
     }
+    let telemetry_throughput = alternating(&client, &logged.addr.to_string(), &quiet.addr.to_string(), 5, for_how_long);
     drop(nginx);
     drop(gateway);
     drop(resilient);
     drop(logged);
     drop(quiet);
-    HttpFigures { rows }
+    HttpFigures { rows, telemetry_throughput }
 }
