@@ -26,10 +26,27 @@ impl Drop for Served {
     }
 }
 
+impl Served {
+    /// Everything the process wrote (access log on stdout, its log on
+    /// stderr), checked for secrets.
+    fn output_without_secrets(&self) -> String {
+        let read = |name: &str| std::fs::read_to_string(self._dir.path().join(name)).unwrap_or_default();
+        let all = format!("{}{}", read("stdout"), read("stderr"));
+        assert!(!all.contains(KEY) && !all.contains(ADMIN_TOKEN), "a secret in the gateway's output:\n{all}");
+        all
+    }
+}
+
+/// The provider key and admin token `serve` is given; neither may show in its output.
+const KEY: &str = "sk-signals-secret-5e1b";
+const ADMIN_TOKEN: &str = "admin-signals-secret-77c0";
+
 fn config_text(port: u16, provider_url: &str, grace_ms: u64, routes: &[&str]) -> String {
+    let admin = free_port();
     let mut text = format!(
-        "listen = \"127.0.0.1:{port}\"\nshutdown_grace_ms = {grace_ms}\n[log]\naccess = \"off\"\n\
-         [[providers]]\nname = \"slow\"\napi = \"openai\"\nbase_url = \"{provider_url}\"\n"
+        "listen = \"127.0.0.1:{port}\"\nadmin_listen = \"127.0.0.1:{admin}\"\nshutdown_grace_ms = {grace_ms}\n\
+         [admin]\ntoken_env = \"SIGNALS_ADMIN_TOKEN\"\n[log]\naccess = \"stdout\"\n\
+         [[providers]]\nname = \"slow\"\napi = \"openai\"\nbase_url = \"{provider_url}\"\napi_key_env = \"SIGNALS_KEY\"\n"
     );
     for route in routes {
         text.push_str(&format!(
@@ -48,7 +65,10 @@ async fn serve(provider_url: &str, grace_ms: u64, routes: &[&str]) -> Served {
     let child = Command::new(env!("CARGO_BIN_EXE_switchyard"))
         .args(["serve", "--config"])
         .arg(&config)
-        .stdout(Stdio::null())
+        .env("SIGNALS_KEY", KEY)
+        .env("SIGNALS_ADMIN_TOKEN", ADMIN_TOKEN)
+        .env("SWITCHYARD_LOG", "debug")
+        .stdout(std::fs::File::create(dir.path().join("stdout")).unwrap())
         .stderr(std::fs::File::create(dir.path().join("stderr")).unwrap())
         .spawn()
         .unwrap();
@@ -113,6 +133,9 @@ async fn sigterm_during_twenty_live_streams_lets_every_one_finish_then_exits() {
     }
     let status = exit_of(&mut served, Duration::from_secs(10)).await;
     assert!(status.success(), "{status:?}");
+    let output = served.output_without_secrets();
+    assert_eq!(output.matches("\"stream_end\":\"complete\"").count(), 20, "20 access log lines:\n{output}");
+    assert!(slow.seen().iter().all(|s| s.authorization.as_deref() == Some(&format!("Bearer {KEY}"))));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -161,4 +184,6 @@ async fn sighup_reloads_the_config_file_and_a_broken_one_is_refused() {
         assert!(Instant::now() < deadline, "SIGHUP never brought route n");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    let output = served.output_without_secrets();
+    assert!(output.contains("config reloaded") || output.contains("config_reloaded"), "{output}");
 }

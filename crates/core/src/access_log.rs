@@ -27,30 +27,43 @@ const FLUSH_EVERY: Duration = Duration::from_millis(50);
 /// buffer every [`FLUSH_EVERY`] and writes it in one go.
 pub(crate) struct AccessLog {
     pending: Option<Arc<Mutex<Vec<u8>>>>,
+    /// Where lines go; the writer thread and [`AccessLog::flush`] share it.
+    out: Option<Arc<Mutex<Box<dyn Write + Send>>>>,
     dropped: AtomicU64,
+}
+
+/// Takes what is pending (swapping in `batch`'s buffer) and writes it.
+fn write_pending(pending: &Mutex<Vec<u8>>, out: &Mutex<Box<dyn Write + Send>>, batch: &mut Vec<u8>) {
+    // The output lock first: a flush and the writer thread write in order.
+    let mut out = out.lock().unwrap_or_else(|p| p.into_inner());
+    std::mem::swap(batch, &mut *pending.lock().unwrap_or_else(|p| p.into_inner()));
+    if !batch.is_empty() {
+        let _ = out.write_all(batch);
+        let _ = out.flush();
+        batch.clear();
+    }
 }
 
 impl AccessLog {
     /// The log `target` asks for, with its writer thread.
     pub fn open(target: &AccessLogTarget) -> std::io::Result<Arc<AccessLog>> {
-        let mut out: Box<dyn Write + Send> = match target {
-            AccessLogTarget::Off => return Ok(Arc::new(AccessLog { pending: None, dropped: AtomicU64::new(0) })),
+        let out: Box<dyn Write + Send> = match target {
+            AccessLogTarget::Off => {
+                return Ok(Arc::new(AccessLog { pending: None, out: None, dropped: AtomicU64::new(0) }));
+            }
             AccessLogTarget::Stdout => Box::new(std::io::stdout()),
             AccessLogTarget::File(path) => Box::new(std::fs::OpenOptions::new().create(true).append(true).open(path)?),
         };
         let pending = Arc::new(Mutex::new(Vec::with_capacity(64 << 10)));
-        let log = Arc::new(AccessLog { pending: Some(pending.clone()), dropped: AtomicU64::new(0) });
+        let out = Arc::new(Mutex::new(out));
+        let log =
+            Arc::new(AccessLog { pending: Some(pending.clone()), out: Some(out.clone()), dropped: AtomicU64::new(0) });
         let alive = Arc::downgrade(&log);
         std::thread::Builder::new().name("access-log".into()).spawn(move || {
             let mut batch = Vec::with_capacity(64 << 10);
             loop {
                 std::thread::sleep(FLUSH_EVERY);
-                std::mem::swap(&mut batch, &mut *pending.lock().unwrap_or_else(|p| p.into_inner()));
-                if !batch.is_empty() {
-                    let _ = out.write_all(&batch);
-                    let _ = out.flush();
-                    batch.clear();
-                }
+                write_pending(&pending, &out, &mut batch);
                 // The gateway is gone and everything it logged is written.
                 if alive.strong_count() == 0 && pending.lock().unwrap_or_else(|p| p.into_inner()).is_empty() {
                     return;
@@ -58,6 +71,14 @@ impl AccessLog {
             }
         })?;
         Ok(log)
+    }
+
+    /// Writes what is pending now (at shutdown: the process may exit before
+    /// the writer thread's next turn).
+    pub fn flush(&self) {
+        if let (Some(pending), Some(out)) = (&self.pending, &self.out) {
+            write_pending(pending, out, &mut Vec::new());
+        }
     }
 
     /// Whether lines are written at all (a record is built only then).

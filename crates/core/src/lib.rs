@@ -4,8 +4,11 @@
 //! the client's API format.
 //!
 //! # Layout (in request order)
-//! - [`gateway`]: [`Gateway`], built from a config: topology, providers, policy host.
-//! - `server`: accept loop, TCP_NODELAY, graceful shutdown.
+//! - [`gateway`]: [`Gateway`]: the serving config generation (swapped on a
+//!   reload), telemetry, the shutdown signal; `generation`: everything built
+//!   from one config file, carrying over what did not change; [`reload`]:
+//!   SIGHUP / file change / admin reloads.
+//! - `server`: accept loop, TCP_NODELAY, graceful drain (`shutdown_grace_ms`).
 //! - `ingress`: method/path (which say the client's API), body limit, peek
 //!   `model`/`stream`, find the route; `models`: `GET /v1/models`;
 //!   `count_tokens`: Anthropic's token counter, passed to an Anthropic target.
@@ -26,7 +29,10 @@
 //!   client's stream (or ends it with an error event).
 //! - `respond`: the only place errors become client responses.
 //! - `access_log`: one JSON line per request, written off the request path.
-//! - `metrics`: the Prometheus registry; `admin`: the admin listener serving it.
+//! - `telemetry`: what lives as long as the gateway: `metrics` (the
+//!   Prometheus registry), `events` (breakers, routes down, policies,
+//!   reloads), `history` (each target's last hour), `traces` (OpenTelemetry);
+//!   `webhooks` posts events; `admin` serves it all, `status` the status page.
 
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]

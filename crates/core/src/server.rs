@@ -71,6 +71,7 @@ pub(crate) async fn serve(live: Arc<Live>, listener: TcpListener, shutdown: impl
             tracing::warn!("some connections were still open {LAST_WORDS:?} after they were told to end");
         }
     }
+    live.shared().access_log.flush();
     if let Some(traces) = live.telemetry.traces.clone() {
         // The SDK's flush waits on its batch thread: not on the runtime.
         let _ = tokio::task::spawn_blocking(move || traces.flush()).await;
