@@ -2,7 +2,7 @@
 //! drains (open streams finish within the grace period, what is left then
 //! ends with a clean error event), SIGHUP reloads the config file.
 
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use switchyard_testkit::{MockProvider, Reply, StreamEnd, post_chat, post_chat_stream};
