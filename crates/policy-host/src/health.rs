@@ -602,4 +602,30 @@ mod tests {
         assert_eq!(book.get(1).unwrap().inflight, 0);
         assert!(book.start(7).is_none());
     }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_carried_target_shares_its_record_and_the_observer_hears_breaker_moves() {
+        let moves = Arc::new(Mutex::new(Vec::new()));
+        let heard = moves.clone();
+        let old = Arc::new(HealthBook::new(2).with_observer(Arc::new(move |t, from, to| {
+            heard.lock().unwrap().push((t, from, to));
+        })));
+        for _ in 0..5 {
+            old.record(1, false, Duration::from_millis(5), None);
+        }
+        assert_eq!(*moves.lock().unwrap(), vec![(1, BreakerState::Closed, BreakerState::Open)]);
+        // The new book's target 0 is the old target 1; its target 1 is new.
+        let new = Arc::new(HealthBook::carrying(&old, &[Some(1), None], BreakerConfig::default()));
+        assert_eq!(new.get(0).unwrap().breaker, BreakerState::Open, "the open breaker is carried over");
+        assert_eq!(new.get(1).unwrap().breaker, BreakerState::Closed);
+        let guard = old.start(1).unwrap();
+        assert_eq!(new.get(0).unwrap().inflight, 1, "one record: an attempt on the old book counts on the new");
+        drop(guard);
+        tokio::time::advance(Duration::from_secs(6)).await;
+        old.record(1, true, Duration::from_millis(5), None);
+        assert_eq!(new.get(0).unwrap().breaker, BreakerState::Closed);
+        assert_eq!(moves.lock().unwrap().last(), Some(&(1, BreakerState::HalfOpen, BreakerState::Closed)));
+        assert!(old.force(0, Some(BreakerState::Open)));
+        assert_eq!(moves.lock().unwrap().last(), Some(&(0, BreakerState::Closed, BreakerState::Open)));
+    }
 }
