@@ -178,9 +178,10 @@ async fn the_operator_examples_pass_promtool_and_query_only_metrics_a_scrape_has
     assert!(queried.len() >= 12, "{queried:?}");
     // A family shows in a scrape once it has a sample; the others are
     // checked against what the gateway registers.
-    let source =
-        std::fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../crates/core/src/metrics.rs"))
-            .unwrap();
+    let source = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../crates/telemetry/src/metrics.rs"),
+    )
+    .unwrap();
     let registered: Vec<String> = source
         .split("registry.register(")
         .skip(1)

@@ -175,7 +175,11 @@ async fn handle(live: Arc<Live>, token: Option<Arc<str>>, req: Request<Incoming>
             if accept.contains("application/openmetrics-text") {
                 answer(StatusCode::OK, "application/openmetrics-text; version=1.0.0; charset=utf-8", text)
             } else {
-                answer(StatusCode::OK, "text/plain; version=0.0.4; charset=utf-8", crate::metrics::classic_text(&text))
+                answer(
+                    StatusCode::OK,
+                    "text/plain; version=0.0.4; charset=utf-8",
+                    switchyard_telemetry::metrics::classic_text(&text),
+                )
             }
         }
         (Method::GET, "/status") => {
@@ -193,7 +197,7 @@ async fn handle(live: Arc<Live>, token: Option<Arc<str>>, req: Request<Incoming>
             };
             let events =
                 shared.telemetry.events.since(param("after").unwrap_or(0), param("limit").unwrap_or(100) as usize);
-            let events: Vec<&crate::events::Event> = events.iter().map(|e| &**e).collect();
+            let events: Vec<&switchyard_telemetry::events::Event> = events.iter().map(|e| &**e).collect();
             json(StatusCode::OK, &serde_json::to_value(&events).unwrap_or_default())
         }
         (Method::POST, "/admin/reload") => match crate::reload::from_file(&live).await {

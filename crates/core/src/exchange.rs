@@ -50,11 +50,11 @@ pub(crate) struct Exchange {
     /// The limits the policy's plan set (the rest come from the route and the gateway).
     plan_limits: AttemptLimits,
     /// The access log line being filled in (`None` when the log is off).
-    pub(crate) record: Option<crate::access_log::Record>,
+    pub(crate) record: Option<switchyard_telemetry::access_log::Record>,
     pub(crate) meta: Meta,
     pub(crate) tried: Vec<u32>,
     /// The request's trace (`None` when traces are off).
-    pub(crate) trace: Option<crate::traces::RequestTrace>,
+    pub(crate) trace: Option<switchyard_telemetry::traces::RequestTrace>,
 }
 
 /// What to do next after a decision.
@@ -79,7 +79,7 @@ pub(crate) struct Finished {
     pub attempt: Attempt,
     pub inflight: Option<InflightGuard>,
     /// The attempt's trace span (when the request is traced).
-    pub span: Option<crate::traces::AttemptSpan>,
+    pub span: Option<switchyard_telemetry::traces::AttemptSpan>,
 }
 
 impl Exchange {
@@ -116,7 +116,7 @@ impl Exchange {
     }
 
     /// Records the request's trace spans under `trace`.
-    pub fn traced(mut self, trace: Option<crate::traces::RequestTrace>) -> Self {
+    pub fn traced(mut self, trace: Option<switchyard_telemetry::traces::RequestTrace>) -> Self {
         self.trace = trace;
         self
     }
@@ -131,7 +131,7 @@ impl Exchange {
     pub fn logged_as(mut self, request_id: Arc<str>) -> Self {
         if self.shared.access_log.enabled() {
             let route = self.shared.topology.routes[self.route].model.clone();
-            self.record = Some(crate::access_log::Record::new(
+            self.record = Some(switchyard_telemetry::access_log::Record::new(
                 self.shared.access_log.clone(),
                 request_id,
                 self.client,
@@ -144,12 +144,17 @@ impl Exchange {
     }
 
     /// Records a finished attempt in the metrics and the access log line.
-    pub(crate) fn log_attempt(&mut self, target: u32, attempt: &Attempt, span: Option<crate::traces::AttemptSpan>) {
+    pub(crate) fn log_attempt(
+        &mut self,
+        target: u32,
+        attempt: &Attempt,
+        span: Option<switchyard_telemetry::traces::AttemptSpan>,
+    ) {
         self.shared.metrics.attempt(target, attempt.kind, attempt.elapsed);
         let t = &self.shared.topology.targets[target as usize];
         if let (Some(trace), Some(span)) = (&self.trace, span) {
             let name = format!("{}/{}", t.provider, t.model);
-            let outcome = crate::access_log::outcome_name(attempt.kind);
+            let outcome = switchyard_telemetry::access_log::outcome_name(attempt.kind);
             trace.attempt_ended(span, &name, outcome, attempt.status.map(|s| s.as_u16()));
         }
         let Some(record) = self.record.as_mut() else { return };
@@ -236,7 +241,7 @@ impl Exchange {
             metrics.tokens(target, usage);
         }
         let Some(record) = self.record.as_mut() else { return };
-        record.finish(crate::access_log::Ending {
+        record.finish(switchyard_telemetry::access_log::Ending {
             status,
             policy: self.meta.policy.as_deref(),
             provider: self.meta.provider.as_deref(),
@@ -612,7 +617,7 @@ pub(crate) fn launch(
     prepared: Result<crate::translation::Prepared, String>,
     streaming: bool,
     limits: Limits,
-    traced: Option<(crate::traces::AttemptSpan, Option<HeaderValue>)>,
+    traced: Option<(switchyard_telemetry::traces::AttemptSpan, Option<HeaderValue>)>,
 ) -> impl Future<Output = Finished> + use<> {
     let inflight = Some(inflight);
     let provider = shared.target_provider[target as usize].clone();

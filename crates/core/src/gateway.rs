@@ -43,12 +43,9 @@ pub enum GatewayError {
     /// The policy host failed to start or an embedded policy failed to load.
     #[error("policy host: {0}")]
     Policy(#[from] PolicyError),
-    /// The access log file cannot be opened.
-    #[error("[log] access: {0}")]
-    AccessLog(std::io::Error),
-    /// A webhook's URL variable is not set.
-    #[error("webhook: environment variable {0} (url_env) is not set")]
-    WebhookUrl(String),
+    /// The access log, a webhook or the trace exporter cannot start.
+    #[error("{0}")]
+    Telemetry(#[from] switchyard_telemetry::TelemetryError),
 }
 
 /// One route as the request path needs it.
@@ -59,7 +56,7 @@ pub(crate) struct RouteEntry {
     /// The route's own attempt limits.
     pub limits: crate::limits::RouteLimits,
     /// Its name (the client-facing model), as a metrics label.
-    pub name: crate::metrics::Name,
+    pub name: switchyard_telemetry::metrics::Name,
 }
 
 /// Everything a request handler reads; shared by all connections. One per
@@ -82,11 +79,11 @@ pub(crate) struct Shared {
     /// `[timeouts]`: attempt limits a route or plan does not set.
     pub timeouts: crate::limits::Defaults,
     /// One JSON line per request (`[log] access`).
-    pub access_log: Arc<crate::access_log::AccessLog>,
+    pub access_log: Arc<switchyard_telemetry::access_log::AccessLog>,
     /// Prometheus metrics (this generation's view), served on the admin listener.
-    pub metrics: crate::metrics::Metrics,
+    pub metrics: switchyard_telemetry::metrics::Metrics,
     /// Events, history, decision times: for the gateway's whole life.
-    pub telemetry: Arc<crate::telemetry::Telemetry>,
+    pub telemetry: Arc<switchyard_telemetry::Telemetry>,
     /// Fired when the shutdown grace period is over: what is still open ends
     /// with a clean error (a stream: its API's error event).
     pub closing: CancellationToken,
@@ -100,14 +97,14 @@ pub(crate) type Env = Arc<dyn Fn(&str) -> Option<String> + Send + Sync>;
 /// reload), telemetry, the shutdown signal.
 pub(crate) struct Live {
     generation: ArcSwap<Generation>,
-    pub telemetry: Arc<crate::telemetry::Telemetry>,
+    pub telemetry: Arc<switchyard_telemetry::Telemetry>,
     pub env: Env,
     /// The config file reloads read (`None`: reload only from a `Config`).
     pub config_path: std::sync::Mutex<Option<PathBuf>>,
     /// One reload at a time.
     pub reloading: tokio::sync::Mutex<()>,
     pub closing: CancellationToken,
-    _webhooks: crate::webhooks::Webhooks,
+    _webhooks: switchyard_telemetry::webhooks::Webhooks,
 }
 
 impl Live {
@@ -192,9 +189,14 @@ impl Gateway {
         env: impl Fn(&str) -> Option<String> + Send + Sync + 'static,
     ) -> Result<Gateway, GatewayError> {
         let env: Env = Arc::new(env);
-        let telemetry = crate::telemetry::Telemetry::new(crate::traces::Traces::start(&config.traces)?);
+        let tls = || {
+            crate::upstream::tls_config(None)
+                .map_err(|reason| GatewayError::Provider { provider: "telemetry".into(), reason })
+        };
+        let traces = switchyard_telemetry::traces::Traces::start(&config.traces, tls()?)?;
+        let telemetry = switchyard_telemetry::Telemetry::new(traces);
         let closing = CancellationToken::new();
-        let webhooks = crate::webhooks::Webhooks::start(&config.webhooks, &env, &telemetry)?;
+        let webhooks = switchyard_telemetry::webhooks::Webhooks::start(&config.webhooks, &*env, tls()?, &telemetry)?;
         let (generation, _) = Generation::build(config.clone(), &env, &telemetry, &closing, None).await?;
         let live = Live {
             generation: ArcSwap::from_pointee(generation),

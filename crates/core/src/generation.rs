@@ -16,8 +16,8 @@ use switchyard_policy_host::{BreakerConfig, HealthBook, PolicyError, PolicyHost,
 use tokio_util::sync::CancellationToken;
 
 use crate::gateway::{Env, GatewayError, RouteEntry, Shared, policy_host_options, topology};
-use crate::telemetry::Telemetry;
 use crate::upstream::Provider;
+use switchyard_telemetry::Telemetry;
 
 /// What makes two provider definitions the same connection pool.
 #[derive(PartialEq)]
@@ -245,7 +245,7 @@ impl Generation {
             .collect();
         let models = crate::models::ModelsList::new(routes_by_model.keys());
         let wildcard = config.routes.iter().position(|r| r.model.get_ref() == "*");
-        let metrics = crate::metrics::Metrics::new(
+        let metrics = switchyard_telemetry::metrics::Metrics::new(
             telemetry.registry.clone(),
             topology.targets.iter().map(|t| format!("{}/{}", t.provider, t.model)).collect(),
             &telemetry.history,
@@ -271,7 +271,7 @@ impl Generation {
         };
         let access_log = match same(&|b| b.access_log() == config.access_log()) {
             Some(b) => b.shared.access_log.clone(),
-            None => crate::access_log::AccessLog::open(&config.access_log()).map_err(GatewayError::AccessLog)?,
+            None => switchyard_telemetry::access_log::AccessLog::open(&config.access_log())?,
         };
         let shared = Shared {
             routes,

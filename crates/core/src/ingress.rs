@@ -58,10 +58,10 @@ pub(crate) async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Respo
         .flatten();
     let mut response = route(shared.clone(), req, id.clone()).await;
     if let Some(api) = chat
-        && response.extensions().get::<crate::access_log::Logged>().is_none()
+        && response.extensions().get::<switchyard_telemetry::access_log::Logged>().is_none()
     {
         let status = response.status().as_u16();
-        crate::access_log::refused_at_the_door(&shared.access_log, &id, api, status, started.elapsed());
+        switchyard_telemetry::access_log::refused_at_the_door(&shared.access_log, &id, api, status, started.elapsed());
     }
     if let Ok(value) = HeaderValue::from_str(&id) {
         response.headers_mut().insert(crate::headers::REQUEST_ID, value);
@@ -165,7 +165,10 @@ async fn serve(
             vec![
                 opentelemetry::KeyValue::new("switchyard.request_id", id.to_string()),
                 opentelemetry::KeyValue::new("switchyard.route", route_name.to_owned()),
-                opentelemetry::KeyValue::new("switchyard.client_api", crate::access_log::api_name(client)),
+                opentelemetry::KeyValue::new(
+                    "switchyard.client_api",
+                    switchyard_telemetry::access_log::api_name(client),
+                ),
                 opentelemetry::KeyValue::new("gen_ai.request.model", peek.model.clone()),
                 opentelemetry::KeyValue::new("switchyard.stream", peek.stream),
             ],
@@ -187,7 +190,7 @@ async fn serve(
     // provider gets a clean 503 (a stream already flowing ends in its relay).
     tokio::select! {
         mut response = exchange => {
-            response.extensions_mut().insert(crate::access_log::Logged);
+            response.extensions_mut().insert(switchyard_telemetry::access_log::Logged);
             response
         }
         () = closing.cancelled() => respond::shutting_down(client),

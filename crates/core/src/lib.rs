@@ -28,29 +28,25 @@
 //!   which asks the policy and splices a continuation or a restart onto the
 //!   client's stream (or ends it with an error event).
 //! - `respond`: the only place errors become client responses.
-//! - `access_log`: one JSON line per request, written off the request path.
-//! - `telemetry`: what lives as long as the gateway: `metrics` (the
-//!   Prometheus registry), `events` (breakers, routes down, policies,
-//!   reloads), `history` (each target's last hour), `traces` (OpenTelemetry);
-//!   `webhooks` posts events; `admin` serves it all, `status` the status page.
+//! - `admin`: the admin listener (metrics, the JSON admin API, reloads);
+//!   `status`: the status page and what it draws. Metrics, the access log,
+//!   events, webhooks, history and traces are `switchyard_telemetry`'s; the
+//!   request path hands them what happened (`Exchange::log_attempt`,
+//!   `Exchange::log_end`, the relay's end).
 
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
-mod access_log;
 mod admin;
 mod budget;
 pub mod cache;
 mod count_tokens;
-mod events;
 mod exchange;
 pub mod gateway;
 mod generation;
 mod hedge;
-mod history;
 mod ingress;
 mod limits;
-mod metrics;
 mod models;
 mod probe;
 mod provider_headers;
@@ -61,11 +57,8 @@ mod respond;
 mod secrets;
 mod server;
 mod status;
-mod telemetry;
-mod traces;
 mod translation;
 mod upstream;
-mod webhooks;
 
 pub use gateway::{Gateway, GatewayError, Reloader};
 

@@ -13,9 +13,9 @@ use std::time::Duration;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use crate::events::Severity;
 use crate::gateway::{GatewayError, Live};
 use crate::generation::{Carried, Generation};
+use switchyard_telemetry::events::Severity;
 
 /// Why a reload was refused (the running config keeps serving).
 #[derive(Debug, thiserror::Error)]

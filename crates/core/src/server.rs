@@ -13,8 +13,8 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 
-use crate::events::Severity;
 use crate::gateway::Live;
+use switchyard_telemetry::events::Severity;
 
 /// After the grace period, how long the error events get to reach clients.
 const LAST_WORDS: Duration = Duration::from_secs(2);

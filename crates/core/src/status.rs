@@ -67,9 +67,9 @@ pub(crate) fn snapshot(shared: &Shared) -> Value {
         })
         .collect();
     let events = shared.telemetry.events.since(0, 50);
-    let events: Vec<&crate::events::Event> = events.iter().map(|e| &**e).collect();
+    let events: Vec<&switchyard_telemetry::events::Event> = events.iter().map(|e| &**e).collect();
     json!({
-        "generated_at": crate::access_log::now_rfc3339(),
+        "generated_at": switchyard_telemetry::now_rfc3339(),
         "targets": targets,
         "routes": crate::admin::routes(shared),
         "policies": policies(shared),

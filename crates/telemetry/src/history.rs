@@ -9,10 +9,10 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use serde::Serialize;
 
 /// Minutes kept.
-pub(crate) const MINUTES: usize = 60;
+pub const MINUTES: usize = 60;
 
 #[derive(Debug, Clone, Copy, Default, Serialize)]
-pub(crate) struct Minute {
+pub struct Minute {
     /// Minutes since the Unix epoch (0: nothing recorded in this slot).
     pub minute: u64,
     pub attempts: u32,
@@ -22,7 +22,7 @@ pub(crate) struct Minute {
 }
 
 /// One target's hour.
-pub(crate) struct TargetHistory {
+pub struct TargetHistory {
     slots: Mutex<[Minute; MINUTES]>,
 }
 
@@ -69,7 +69,7 @@ impl TargetHistory {
 
 /// Every target's hour, by target name.
 #[derive(Default)]
-pub(crate) struct History {
+pub struct History {
     targets: Mutex<HashMap<String, Arc<TargetHistory>>>,
 }
 

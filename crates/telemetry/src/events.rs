@@ -17,7 +17,7 @@ const KEPT: usize = 500;
 /// How much an event matters to whoever is on call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
-pub(crate) enum Severity {
+pub enum Severity {
     /// Things going as they should (a load, a reload, a breaker closing).
     Info,
     /// Degraded but answering (a breaker opening, a rejected file, a fallback).
@@ -28,7 +28,7 @@ pub(crate) enum Severity {
 
 /// One event, as the admin API and the webhooks send it.
 #[derive(Debug, Clone, Serialize)]
-pub(crate) struct Event {
+pub struct Event {
     /// Increasing from 1 for the life of the process.
     pub id: u64,
     /// RFC 3339, UTC.
@@ -55,7 +55,7 @@ impl Event {
 }
 
 /// The event log of one gateway (shared by every config generation).
-pub(crate) struct Events {
+pub struct Events {
     kept: Mutex<VecDeque<Arc<Event>>>,
     next: AtomicU64,
     feed: broadcast::Sender<Arc<Event>>,
@@ -74,7 +74,7 @@ impl Events {
     pub fn emit(&self, kind: &'static str, severity: Severity, subject: impl Into<String>, message: impl Into<String>) {
         let event = Arc::new(Event {
             id: self.next.fetch_add(1, Ordering::Relaxed),
-            at: crate::access_log::now_rfc3339(),
+            at: crate::now_rfc3339(),
             kind,
             severity,
             subject: subject.into(),

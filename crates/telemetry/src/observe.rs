@@ -1,7 +1,7 @@
-//! What the gateway tells its operators, for its whole life (across config
-//! reloads): the metrics registry, the event log, each target's last hour,
-//! the policies' decision times. Also what turns the policy host's and the
-//! health book's news into events and metrics.
+//! [`Telemetry`]: the metrics registry, the event log, each target's last
+//! hour, the policies' decision times and the tracer, for the gateway's
+//! whole life; and what turns the policy host's and the health book's news
+//! into events and metrics.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, RwLock, Weak};
@@ -20,7 +20,7 @@ const FALLBACK_EVENT_EVERY: Duration = Duration::from_secs(60);
 #[derive(Default)]
 struct Samples(Mutex<VecDeque<f32>>);
 
-pub(crate) struct Telemetry {
+pub struct Telemetry {
     pub events: Arc<Events>,
     pub registry: Arc<crate::metrics::Registry>,
     pub history: crate::history::History,
@@ -35,7 +35,7 @@ type FallbackTally = (Option<Instant>, u64);
 
 /// A policy's decision times: (p50, p99) in µs, and how many were sampled.
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct DecisionTimes {
+pub struct DecisionTimes {
     pub p50_us: f32,
     pub p99_us: f32,
     pub samples: usize,
@@ -139,7 +139,7 @@ impl Telemetry {
 }
 
 /// Follows one health book's breaker moves (see [`Telemetry::breaker_observer`]).
-pub(crate) struct BreakerWatch {
+pub struct BreakerWatch {
     telemetry: Weak<Telemetry>,
     topology: Arc<Topology>,
     moves: tokio::sync::mpsc::UnboundedReceiver<(u32, BreakerState, BreakerState)>,

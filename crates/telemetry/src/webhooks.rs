@@ -18,9 +18,9 @@ use hyper_util::rt::{TokioExecutor, TokioTimer};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
+use crate::Telemetry;
+use crate::TelemetryError;
 use crate::events::Event;
-use crate::gateway::{Env, GatewayError};
-use crate::telemetry::Telemetry;
 
 /// Events waiting per webhook before new ones are dropped.
 const QUEUE: usize = 256;
@@ -29,10 +29,12 @@ const TRIES: u32 = 5;
 /// One POST's limit.
 const POST_TIMEOUT: Duration = Duration::from_secs(5);
 
-type HttpClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>;
+/// The HTTP client telemetry posts with (webhooks, trace export): HTTP/1.1,
+/// `http` or `https` (rustls), a 3 s connect limit, pooled connections.
+pub(crate) type HttpClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>;
 
 /// The running webhook senders; dropping stops them.
-pub(crate) struct Webhooks(Vec<JoinHandle<()>>);
+pub struct Webhooks(Vec<JoinHandle<()>>);
 
 impl Drop for Webhooks {
     fn drop(&mut self) {
@@ -49,23 +51,20 @@ struct Hook {
     kinds: HashSet<String>,
 }
 
-fn client() -> Result<HttpClient, GatewayError> {
+pub(crate) fn client(tls: rustls::ClientConfig) -> HttpClient {
     let mut http = HttpConnector::new();
     http.enforce_http(false);
     http.set_connect_timeout(Some(Duration::from_secs(3)));
     let https = hyper_rustls::HttpsConnectorBuilder::new()
-        .with_tls_config(
-            crate::upstream::tls_config(None)
-                .map_err(|reason| GatewayError::Provider { provider: "webhooks".into(), reason })?,
-        )
+        .with_tls_config(tls)
         .https_or_http()
         .enable_http1()
         .wrap_connector(http);
-    Ok(Client::builder(TokioExecutor::new()).pool_timer(TokioTimer::new()).build(https))
+    Client::builder(TokioExecutor::new()).pool_timer(TokioTimer::new()).build(https)
 }
 
 /// The body a webhook gets for `event`.
-pub(crate) fn body(event: &Event) -> Bytes {
+pub fn body(event: &Event) -> Bytes {
     let mut value = serde_json::to_value(event).unwrap_or_default();
     value["text"] = serde_json::Value::String(event.text());
     value["source"] = serde_json::Value::String("switchyard".into());
@@ -73,28 +72,27 @@ pub(crate) fn body(event: &Event) -> Bytes {
 }
 
 impl Webhooks {
-    /// Starts a sender per configured webhook (none: nothing runs).
+    /// Starts a sender per configured webhook (none: nothing runs); `env`
+    /// reads `url_env`, `tls` is the client TLS config for `https` URLs.
     pub fn start(
         config: &[switchyard_config::Webhook],
-        env: &Env,
+        env: &dyn Fn(&str) -> Option<String>,
+        tls: rustls::ClientConfig,
         telemetry: &Arc<Telemetry>,
-    ) -> Result<Webhooks, GatewayError> {
+    ) -> Result<Webhooks, TelemetryError> {
         if config.is_empty() {
             return Ok(Webhooks(Vec::new()));
         }
-        let client = client()?;
+        let client = client(tls);
         let mut tasks = Vec::new();
         for (i, hook) in config.iter().enumerate() {
             let name = format!("webhook {}", i + 1);
             let url = match (&hook.url, &hook.url_env) {
                 (Some(url), _) => url.clone(),
-                (None, Some(var)) => env(var).ok_or_else(|| GatewayError::WebhookUrl(var.clone()))?,
+                (None, Some(var)) => env(var).ok_or_else(|| TelemetryError::WebhookUrl(var.clone()))?,
                 (None, None) => continue,
             };
-            let url: http::Uri = url.parse().map_err(|_| GatewayError::Provider {
-                provider: name.clone(),
-                reason: "the URL does not parse".into(),
-            })?;
+            let url: http::Uri = url.parse().map_err(|_| TelemetryError::WebhookBadUrl(name.clone()))?;
             let kinds = match &hook.events {
                 Some(kinds) => kinds.iter().cloned().collect(),
                 None => switchyard_config::INCIDENT_KINDS.iter().map(|k| (*k).to_owned()).collect(),

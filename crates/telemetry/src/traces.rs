@@ -15,9 +15,6 @@ use std::time::{Duration, SystemTime};
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue};
 use http_body_util::{BodyExt, Full};
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::{TokioExecutor, TokioTimer};
 use opentelemetry::propagation::TextMapPropagator;
 use opentelemetry::trace::{
     SpanContext, SpanId, SpanKind, Status, TraceContextExt, TraceFlags, Tracer as _, TracerProvider as _,
@@ -29,13 +26,13 @@ use opentelemetry_sdk::trace::{
     BatchConfigBuilder, BatchSpanProcessor, IdGenerator, RandomIdGenerator, Sampler, SdkTracer, SdkTracerProvider,
 };
 
-use crate::gateway::GatewayError;
+use crate::TelemetryError;
 
 /// The exporter's HTTP client: hyper with rustls, its requests run on the
 /// gateway's runtime (the SDK's batch thread only waits for them).
 #[derive(Debug, Clone)]
 struct Exporting {
-    client: Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>,
+    client: crate::webhooks::HttpClient,
     runtime: tokio::runtime::Handle,
 }
 
@@ -61,7 +58,7 @@ impl opentelemetry_http::HttpClient for Exporting {
 }
 
 /// The tracer of one gateway.
-pub(crate) struct Traces {
+pub struct Traces {
     provider: SdkTracerProvider,
     tracer: SdkTracer,
     ids: RandomIdGenerator,
@@ -69,32 +66,28 @@ pub(crate) struct Traces {
 
 /// A request's trace: its span's context, for the child spans.
 #[derive(Clone)]
-pub(crate) struct RequestTrace {
+pub struct RequestTrace {
     traces: Arc<Traces>,
     cx: Context,
 }
 
 /// An attempt's span id, made before the attempt starts.
 #[derive(Clone, Copy)]
-pub(crate) struct AttemptSpan {
+pub struct AttemptSpan {
     id: SpanId,
     started: SystemTime,
 }
 
 impl Traces {
     /// The tracer `[traces]` asks for; `None` when traces are off.
-    pub fn start(config: &switchyard_config::TracesSection) -> Result<Option<Arc<Traces>>, GatewayError> {
+    /// `tls`: the client TLS config for an `https` collector.
+    pub fn start(
+        config: &switchyard_config::TracesSection,
+        tls: rustls::ClientConfig,
+    ) -> Result<Option<Arc<Traces>>, TelemetryError> {
         let Some(endpoint) = &config.otlp_endpoint else { return Ok(None) };
-        let failed = |reason: String| GatewayError::Provider { provider: "[traces]".into(), reason };
-        let mut http = HttpConnector::new();
-        http.enforce_http(false);
-        http.set_connect_timeout(Some(Duration::from_secs(3)));
-        let https = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_tls_config(crate::upstream::tls_config(None).map_err(failed)?)
-            .https_or_http()
-            .enable_http1()
-            .wrap_connector(http);
-        let client = Client::builder(TokioExecutor::new()).pool_timer(TokioTimer::new()).build(https);
+        let failed = |reason: String| TelemetryError::Traces(reason);
+        let client = crate::webhooks::client(tls);
         let runtime = tokio::runtime::Handle::try_current().map_err(|e| failed(e.to_string()))?;
         let exporter = opentelemetry_otlp::SpanExporter::builder()
             .with_http()

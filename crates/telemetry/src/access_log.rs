@@ -25,7 +25,7 @@ const FLUSH_EVERY: Duration = Duration::from_millis(50);
 /// Where access lines go; cheap to share. Requests append their line to a
 /// buffer (a lock and a copy, no wake-up); the writer thread takes the
 /// buffer every [`FLUSH_EVERY`] and writes it in one go.
-pub(crate) struct AccessLog {
+pub struct AccessLog {
     pending: Option<Arc<Mutex<Vec<u8>>>>,
     /// Where lines go; the writer thread and [`AccessLog::flush`] share it.
     out: Option<Arc<Mutex<Box<dyn Write + Send>>>>,
@@ -46,7 +46,11 @@ fn write_pending(pending: &Mutex<Vec<u8>>, out: &Mutex<Box<dyn Write + Send>>, b
 
 impl AccessLog {
     /// The log `target` asks for, with its writer thread.
-    pub fn open(target: &AccessLogTarget) -> std::io::Result<Arc<AccessLog>> {
+    pub fn open(target: &AccessLogTarget) -> Result<Arc<AccessLog>, crate::TelemetryError> {
+        Self::open_io(target).map_err(crate::TelemetryError::AccessLog)
+    }
+
+    fn open_io(target: &AccessLogTarget) -> std::io::Result<Arc<AccessLog>> {
         let out: Box<dyn Write + Send> = match target {
             AccessLogTarget::Off => {
                 return Ok(Arc::new(AccessLog { pending: None, out: None, dropped: AtomicU64::new(0) }));
@@ -103,16 +107,16 @@ impl AccessLog {
 
 /// Marks a response whose request the exchange logged (so the door does not).
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct Logged;
+pub struct Logged;
 
 /// The line of a chat request refused at the door (bad body, unknown
 /// model, too large, ...): no route, no attempts.
-pub(crate) fn refused_at_the_door(log: &AccessLog, request_id: &str, api: Api, status: u16, latency: Duration) {
+pub fn refused_at_the_door(log: &AccessLog, request_id: &str, api: Api, status: u16, latency: Duration) {
     if !log.enabled() {
         return;
     }
     let line = json!({
-        "time": now_rfc3339(),
+        "time": crate::now_rfc3339(),
         "request_id": request_id,
         "api": api_name(api),
         "route": null,
@@ -125,11 +129,7 @@ pub(crate) fn refused_at_the_door(log: &AccessLog, request_id: &str, api: Api, s
     log.write(&bytes);
 }
 
-pub(crate) fn now_rfc3339() -> String {
-    time::OffsetDateTime::now_utc().format(&time::format_description::well_known::Rfc3339).unwrap_or_default()
-}
-
-pub(crate) fn api_name(api: Api) -> &'static str {
+pub fn api_name(api: Api) -> &'static str {
     match api {
         Api::OpenAi => "openai",
         Api::Anthropic => "anthropic",
@@ -146,7 +146,7 @@ struct AttemptLine {
 }
 
 /// How an outcome kind is named in the log (as in the policy world).
-pub(crate) fn outcome_name(kind: OutcomeKind) -> &'static str {
+pub fn outcome_name(kind: OutcomeKind) -> &'static str {
     match kind {
         OutcomeKind::Success => "success",
         OutcomeKind::ConnectError => "connect-error",
@@ -164,7 +164,7 @@ pub(crate) fn outcome_name(kind: OutcomeKind) -> &'static str {
 }
 
 /// One request's line, filled in as it goes; written once, by [`Record::finish`].
-pub(crate) struct Record {
+pub struct Record {
     log: Arc<AccessLog>,
     request_id: Arc<str>,
     api: Api,
@@ -178,7 +178,7 @@ pub(crate) struct Record {
 }
 
 /// How the request ended, for [`Record::finish`].
-pub(crate) struct Ending<'a> {
+pub struct Ending<'a> {
     pub status: u16,
     pub policy: Option<&'a str>,
     pub provider: Option<&'a str>,
@@ -228,7 +228,7 @@ impl Record {
         let ms = |d: Duration| (d.as_secs_f64() * 1e4).round() / 10.0;
         let latency_ms = ms(ending.latency);
         let line = Line {
-            time: now_rfc3339(),
+            time: crate::now_rfc3339(),
             request_id: &self.request_id,
             api: api_name(self.api),
             route: &self.route,

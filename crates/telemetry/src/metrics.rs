@@ -22,10 +22,10 @@ use switchyard_wire::Api;
 use switchyard_wire::usage::Usage;
 
 /// A route's name as a label (shared, so a label set clones cheaply).
-pub(crate) type Name = Arc<String>;
+pub type Name = Arc<String>;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub(crate) struct RequestLabels {
+pub struct RequestLabels {
     pub route: Name,
     pub api: &'static str,
     pub status: u16,
@@ -33,72 +33,72 @@ pub(crate) struct RequestLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub(crate) struct RouteLabels {
+pub struct RouteLabels {
     pub route: Name,
     pub api: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub(crate) struct AttemptLabels {
+pub struct AttemptLabels {
     pub target: Name,
     pub outcome: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub(crate) struct TargetLabels {
+pub struct TargetLabels {
     pub target: Name,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub(crate) struct TokenLabels {
+pub struct TokenLabels {
     pub target: Name,
     pub direction: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub(crate) struct BreakLabels {
+pub struct BreakLabels {
     pub target: Name,
     pub kind: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub(crate) struct RecoveryLabels {
+pub struct RecoveryLabels {
     pub how: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub(crate) struct CacheLabels {
+pub struct CacheLabels {
     pub result: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub(crate) struct DecisionLabels {
+pub struct DecisionLabels {
     pub policy: String,
     pub hook: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub(crate) struct FallbackLabels {
+pub struct FallbackLabels {
     pub policy: String,
     pub reason: &'static str,
     pub to: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub(crate) struct LoadLabels {
+pub struct LoadLabels {
     pub policy: String,
     pub result: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub(crate) struct PolicyInfoLabels {
+pub struct PolicyInfoLabels {
     pub policy: String,
     pub version: String,
     pub origin: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub(crate) struct ResultLabels {
+pub struct ResultLabels {
     pub result: &'static str,
 }
 
@@ -113,7 +113,7 @@ fn decision_histogram() -> Histogram {
 }
 
 /// Every metric family of one gateway, for its whole life.
-pub(crate) struct Registry {
+pub struct Registry {
     registry: prometheus_client::registry::Registry,
     requests: Family<RequestLabels, Counter>,
     request_duration: Family<RouteLabels, Histogram, fn() -> Histogram>,
@@ -138,7 +138,7 @@ pub(crate) struct Registry {
 }
 
 /// One config generation's view of the [`Registry`].
-pub(crate) struct Metrics {
+pub struct Metrics {
     registry: Arc<Registry>,
     /// Per target index: its label (`provider/model`).
     targets: Vec<Name>,
@@ -432,7 +432,7 @@ impl Metrics {
 /// `promtool check metrics` and scrapers that do not ask for OpenMetrics
 /// read. Counters' HELP and TYPE name the `_total` series, and there is no
 /// `# EOF`.
-pub(crate) fn classic_text(open_metrics: &str) -> String {
+pub fn classic_text(open_metrics: &str) -> String {
     let mut out = String::with_capacity(open_metrics.len());
     let mut help: Option<&str> = None;
     for line in open_metrics.lines() {
