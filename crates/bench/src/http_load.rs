@@ -39,10 +39,12 @@ pub struct Row {
 
 pub struct HttpFigures {
     pub rows: Vec<Row>,
-    /// Throughput of [`LOGGED`] and [`QUIET`], measured in alternating
-    /// rounds (median of each): the telemetry's cost without the drift of
-    /// rows measured one after the other.
-    pub telemetry_throughput: (f64, f64),
+    /// Throughput of [`LOGGED`], of [`QUIET`] and of a twin of [`QUIET`]
+    /// (the same config: how far two identical gateways differ here, the
+    /// measure's noise), measured in alternating rounds (median of each):
+    /// the telemetry's cost without the drift of rows measured one after
+    /// the other.
+    pub telemetry_throughput: (f64, f64, f64),
 }
 
 /// A runtime whose threads are named, so profiles can tell the parts apart.
@@ -130,19 +132,21 @@ fn latencies(
     })
 }
 
-/// Median throughput of `a` and of `b` over `rounds` rounds each, taken in
-/// turn (a, b, a, b, ...), so a swing of the machine hits both alike.
-fn alternating(client: &tokio::runtime::Runtime, a: &str, b: &str, rounds: usize, each: Duration) -> (f64, f64) {
-    let (mut at_a, mut at_b) = (Vec::new(), Vec::new());
+/// Median throughput of each of `addrs` over `rounds` rounds, taken in turn
+/// (a, b, c, a, b, c, ...), so a swing of the machine hits each alike.
+fn alternating(client: &tokio::runtime::Runtime, addrs: &[String], rounds: usize, each: Duration) -> Vec<f64> {
+    let mut at: Vec<Vec<f64>> = vec![Vec::new(); addrs.len()];
     for _ in 0..rounds {
-        at_a.push(throughput(client, a, Client::OpenAi, 64, each));
-        at_b.push(throughput(client, b, Client::OpenAi, 64, each));
+        for (i, addr) in addrs.iter().enumerate() {
+            at[i].push(throughput(client, addr, Client::OpenAi, 64, each));
+        }
     }
-    let median = |mut v: Vec<f64>| {
-        v.sort_by(f64::total_cmp);
-        v[v.len() / 2]
-    };
-    (median(at_a), median(at_b))
+    at.into_iter()
+        .map(|mut v| {
+            v.sort_by(f64::total_cmp);
+            v[v.len() / 2]
+        })
+        .collect()
 }
 
 fn throughput(client: &tokio::runtime::Runtime, addr: &str, api: Client, conns: usize, for_how_long: Duration) -> f64 {
@@ -181,7 +185,16 @@ pub const LOGGED: &str = "switchyard (metrics on, access log to a file)";
 /// The same gateway with metrics and the access log off: the row `LOGGED` is compared with.
 pub const QUIET: &str = "switchyard (metrics off, access log off)";
 
+/// Only the telemetry pair: metrics + access log on, and both off (`--telemetry`).
+pub fn telemetry_cost(n: usize, for_how_long: Duration) -> HttpFigures {
+    measure_paths(n, for_how_long, true)
+}
+
 pub fn measure(n: usize, for_how_long: Duration) -> HttpFigures {
+    measure_paths(n, for_how_long, false)
+}
+
+fn measure_paths(n: usize, for_how_long: Duration, telemetry_only: bool) -> HttpFigures {
     let mock_rt = runtime("bench-mock", 1);
     let gateway_threads = std::env::var("BENCH_GATEWAY_THREADS").ok().and_then(|v| v.parse().ok()).unwrap_or(2);
     let gateway_rt = runtime("bench-gateway", gateway_threads);
@@ -190,23 +203,24 @@ pub fn measure(n: usize, for_how_long: Duration) -> HttpFigures {
     let mock_addr = mock.url().trim_start_matches("http://").to_owned();
 
     let temp = tempfile::tempdir().expect("temp dir");
-    let gateway_with = |policy: &str, access: &str, metrics: bool| {
+    let gateway_with = |name: &str, policy: &str, access: &str, metrics: bool| {
         let config = ConfigBuilder::new()
             .top(&format!("[metrics]\nenabled = {metrics}"))
             .access_log(access)
             .provider("bench", &mock.url())
             .route("gpt-4o-mini", Some(policy), 30_000, &["bench"]);
-        let dir = temp.path().join(format!("{policy}-{}-{metrics}", access != "off"));
+        let dir = temp.path().join(name);
         let toml = config.build(&dir.join("policies"));
         std::fs::create_dir_all(&dir).expect("gateway dir");
         gateway_rt.block_on(TestGateway::start_in(&toml, &dir, |_| None))
     };
-    let gateway = gateway_with("failover", "off", true);
-    let resilient = gateway_with("resilient", "off", true);
+    let gateway = gateway_with("gateway", "failover", "off", true);
+    let resilient = gateway_with("resilient", "resilient", "off", true);
     // Metrics and the access log to a file (what a deployment would do),
     // next to the same gateway with both off.
-    let logged = gateway_with("failover", "access.log", true);
-    let quiet = gateway_with("failover", "off", false);
+    let logged = gateway_with("logged", "failover", "access.log", true);
+    let quiet = gateway_with("quiet", "failover", "off", false);
+    let twin = gateway_with("twin", "failover", "off", false);
     let gateway_addr = gateway.addr.to_string();
     let nginx = crate::nginx::Nginx::start(&mock_addr);
 
@@ -218,7 +232,10 @@ pub fn measure(n: usize, for_how_long: Duration) -> HttpFigures {
         (QUIET, quiet.addr.to_string(), Client::OpenAi),
         (TRANSLATED, gateway_addr, Client::Anthropic),
     ];
-    if let Some(n) = &nginx {
+    if telemetry_only {
+        paths.retain(|(name, _, _)| *name == "direct" || *name == LOGGED || *name == QUIET);
+    }
+    if let Some(n) = nginx.as_ref().filter(|_| !telemetry_only) {
         paths.push(("nginx", n.addr.clone(), Client::OpenAi));
     }
     let mut rows: Vec<Row> = paths
@@ -226,14 +243,17 @@ pub fn measure(n: usize, for_how_long: Duration) -> HttpFigures {
         .zip(latencies(&client, &paths, n))
         .map(|((name, _, _), (p50, p99))| Row { name, p50, p99, throughput: 0.0 })
         .collect();
-    for (row, (_, addr, api)) in rows.iter_mut().zip(&paths) {
+    for (row, (_, addr, api)) in rows.iter_mut().zip(&paths).filter(|_| !telemetry_only) {
         row.throughput = throughput(&client, addr, *api, 64, for_how_long);
     }
-    let telemetry_throughput = alternating(&client, &logged.addr.to_string(), &quiet.addr.to_string(), 5, for_how_long);
+    let addrs = [logged.addr.to_string(), quiet.addr.to_string(), twin.addr.to_string()];
+    let [on, off, twin_rps] = alternating(&client, &addrs, 5, for_how_long)[..] else { unreachable!("three paths") };
+    let telemetry_throughput = (on, off, twin_rps);
     drop(nginx);
     drop(gateway);
     drop(resilient);
     drop(logged);
     drop(quiet);
+    drop(twin);
     HttpFigures { rows, telemetry_throughput }
 }
