@@ -13,6 +13,7 @@ mod classification;
 mod config_reload;
 mod degradation;
 mod failover;
+mod gateway_keys;
 mod hedging;
 mod hot_reload;
 mod incidents;

@@ -70,6 +70,21 @@ enum Command {
         #[command(subcommand)]
         command: PolicyCommand,
     },
+    /// Gateway keys.
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// Make a new gateway key: prints it once, and the `[[keys]]` lines to add
+    /// to the config (only its hash is stored).
+    New {
+        /// Who will hold it (a team, a service): what logs and policies see.
+        name: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -99,6 +114,22 @@ fn init_logging(format: LogFormat) {
     }
 }
 
+/// `switchyard keys new NAME`.
+fn keys_new(name: &str) -> ExitCode {
+    let valid = !name.is_empty()
+        && name.len() <= 64
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+    if !valid {
+        eprintln!("error: a key name is 1-64 of A-Z a-z 0-9 - _ . (it appears in logs and metrics)");
+        return ExitCode::from(EXIT_CONFIG);
+    }
+    let (key, hash) = switchyard_access::new_key();
+    println!("{key}");
+    eprintln!("\nThe key above is shown once: give it to {name}. Add these lines to the config:\n");
+    println!("\n[[keys]]\nname = {name:?}\nhash = {hash:?}");
+    ExitCode::SUCCESS
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.log_format);
@@ -118,6 +149,7 @@ fn main() -> ExitCode {
                 check::check(&file, config.as_deref(), cache_dir).await
             }
             Command::New { name, lang, dir } => new::new(&name, lang, &dir),
+            Command::Keys { command: KeysCommand::New { name } } => Ok(keys_new(&name)),
         }
     });
     match result {

@@ -197,3 +197,18 @@ fn new_refuses_a_bad_name_and_an_existing_folder() {
     assert_eq!(taken.status.code(), Some(64));
     assert!(String::from_utf8_lossy(&taken.stderr).contains("already exists"));
 }
+
+#[test]
+fn keys_new_prints_a_key_once_and_the_config_lines_holding_only_its_hash() {
+    let out = switchyard().args(["keys", "new", "team-a"]).output().unwrap();
+    assert!(out.status.success());
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let key = stdout.lines().next().unwrap().to_owned();
+    assert!(key.starts_with("sy-") && key.len() == 51, "{stdout}");
+    let config = &stdout[key.len()..];
+    assert!(config.contains("[[keys]]\nname = \"team-a\"\n"), "{stdout}");
+    assert!(config.contains(&format!("hash = \"{}\"", switchyard_access::hash_line(&key))), "{stdout}");
+    assert!(!config.contains(&key), "only the hash goes into the config");
+    let refused = switchyard().args(["keys", "new", "team a/../x"]).output().unwrap();
+    assert_eq!(refused.status.code(), Some(64));
+}

@@ -20,7 +20,7 @@ mod schema;
 pub use error::ConfigError;
 pub use load::{from_str, load_file};
 pub use schema::{
-    AccessLogTarget, AdminSection, Api, BreakerSection, CacheSection, Config, EVENT_KINDS, INCIDENT_KINDS,
+    AccessLogTarget, AdminSection, Api, BreakerSection, CacheSection, Config, EVENT_KINDS, GatewayKey, INCIDENT_KINDS,
     MetricsSection, PolicySection, ProbeKind, Provider, RetryBudgetSection, Route, TargetRef, TimeoutsSection,
     TracesSection, Webhook,
 };

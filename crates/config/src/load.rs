@@ -87,6 +87,43 @@ fn validate(config: Config, text: &str, origin: &str) -> Result<Config, ConfigEr
             }
         }
     }
+    let mut names = std::collections::HashSet::new();
+    let mut hashes = std::collections::HashSet::new();
+    for (i, key) in config.keys.iter().enumerate() {
+        let n = i + 1;
+        if key.name.trim().is_empty() {
+            return Err(invalid(None, format!("key {n}: name must not be empty")));
+        }
+        let hex = key.hash.strip_prefix("sha256:").unwrap_or_default();
+        if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(invalid(
+                None,
+                format!(
+                    "key {:?}: hash must be \"sha256:\" and 64 hex digits, as `switchyard keys new NAME` prints it",
+                    key.name
+                ),
+            ));
+        }
+        if !names.insert(key.name.as_str()) {
+            return Err(invalid(None, format!("key {:?} is configured twice", key.name)));
+        }
+        if !hashes.insert(hex.to_ascii_lowercase()) {
+            return Err(invalid(None, format!("key {:?}: the same key hash is configured twice", key.name)));
+        }
+    }
+    if let Ok(listen) = config.listen.parse::<std::net::SocketAddr>()
+        && !listen.ip().is_loopback()
+        && config.keys.is_empty()
+        && !config.open_gateway
+    {
+        return Err(invalid(
+            None,
+            format!(
+                "listen = \"{listen}\" is not a loopback address and no [[keys]] are configured: anyone who can reach it \
+                 would spend the provider keys. Add gateway keys (`switchyard keys new NAME`) or set open_gateway = true"
+            ),
+        ));
+    }
     if config.max_body_bytes == 0 {
         return Err(invalid(None, "max_body_bytes must be more than 0".into()));
     }

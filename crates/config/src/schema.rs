@@ -21,6 +21,14 @@ pub struct Config {
     /// The admin listener's access.
     #[serde(default)]
     pub admin: AdminSection,
+    /// Gateway keys clients must send (`Authorization: Bearer` or
+    /// `x-api-key`); none configured and a loopback `listen`: an open gateway.
+    #[serde(default)]
+    pub keys: Vec<GatewayKey>,
+    /// Serve a non-loopback `listen` with no `[[keys]]`: anyone who reaches
+    /// the port may spend the provider keys. Default false (refused).
+    #[serde(default)]
+    pub open_gateway: bool,
     /// Larger request bodies are refused with 413. Default 4 MiB.
     #[serde(default = "default_max_body")]
     pub max_body_bytes: usize,
@@ -218,6 +226,16 @@ impl Default for MetricsSection {
     fn default() -> Self {
         MetricsSection { enabled: true }
     }
+}
+
+/// `[[keys]]`: a gateway key, known only by its hash.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GatewayKey {
+    /// Who holds it (a team, a service): what logs, metrics and policies see.
+    pub name: String,
+    /// `sha256:<64 hex>` of the key, as `switchyard keys new NAME` prints it.
+    pub hash: String,
 }
 
 /// `[traces]`: a span per request, with child spans per attempt and per

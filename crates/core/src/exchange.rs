@@ -127,8 +127,9 @@ impl Exchange {
         self
     }
 
-    /// Logs the request under `request_id` (when the access log is on).
-    pub fn logged_as(mut self, request_id: Arc<str>) -> Self {
+    /// Logs the request under `request_id`, asked with the gateway key named
+    /// `key` (when the access log is on).
+    pub fn logged_as(mut self, request_id: Arc<str>, key: Option<Arc<str>>) -> Self {
         if self.shared.access_log.enabled() {
             let route = self.shared.topology.routes[self.route].model.clone();
             self.record = Some(switchyard_telemetry::access_log::Record::new(
@@ -138,6 +139,7 @@ impl Exchange {
                 &route,
                 &self.peek.model,
                 self.peek.stream,
+                key,
             ));
         }
         self

@@ -87,6 +87,8 @@ pub(crate) struct Shared {
     /// Fired when the shutdown grace period is over: what is still open ends
     /// with a clean error (a stream: its API's error event).
     pub closing: CancellationToken,
+    /// The gateway keys clients must send (empty: an open gateway).
+    pub keys: switchyard_access::KeyRing,
 }
 
 /// How provider keys (and webhook URLs) are read: the process environment

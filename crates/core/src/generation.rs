@@ -291,6 +291,7 @@ impl Generation {
             metrics,
             telemetry: telemetry.clone(),
             closing: closing.clone(),
+            keys: switchyard_access::KeyRing::new(&config.keys),
         };
         let probes = crate::probe::start(probes, &shared.health);
         let routes_down = before.map(|b| b.routes_down.clone()).unwrap_or_default();

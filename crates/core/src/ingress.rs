@@ -72,8 +72,18 @@ pub(crate) async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Respo
 async fn route(shared: Arc<Shared>, req: Request<Incoming>, id: Arc<str>) -> Response<ResponseBody> {
     let started = tokio::time::Instant::now();
     let chat = [Api::OpenAi, Api::Anthropic].into_iter().find(|api| api.chat_path() == req.uri().path());
+    // Everything but the health check needs a gateway key (when there are any).
+    let key = if req.uri().path() == "/healthz" {
+        None
+    } else {
+        let api = chat.unwrap_or_else(|| api_of(&req));
+        match shared.keys.authenticate(api, req.headers()) {
+            Ok(key) => key,
+            Err(refusal) => return respond::unauthorized(api, &refusal.to_string()),
+        }
+    };
     match (req.method(), chat, req.uri().path()) {
-        (&Method::POST, Some(api), _) => serve(shared, req, api, started, id).await,
+        (&Method::POST, Some(api), _) => serve(shared, req, api, started, id, key).await,
         (method, Some(api), path) => respond::method_not_allowed(api, method, path),
         (&Method::POST, None, COUNT_TOKENS_PATH) => match read_body(&shared, req, Api::Anthropic).await {
             Ok((parts, body)) => crate::count_tokens::serve(&shared, body, forwarded(&parts.headers)).await,
@@ -135,6 +145,7 @@ async fn serve(
     client: Api,
     started: tokio::time::Instant,
     id: Arc<str>,
+    key: Option<Arc<str>>,
 ) -> Response<ResponseBody> {
     let (parts, body) = match read_body(&shared, req, client).await {
         Ok(read) => read,
@@ -183,7 +194,7 @@ async fn serve(
     let exchange = exchange::Exchange::new(shared, route, client, peek, body, call, started)
         .forwarding(forward)
         .parsed(parsed)
-        .logged_as(id)
+        .logged_as(id, key)
         .traced(trace)
         .run();
     // Past the shutdown grace period, a request still waiting for a

@@ -138,6 +138,12 @@ pub(crate) fn method_not_allowed(api: Api, method: &http::Method, path: &str) ->
 }
 
 /// 503 with `Retry-After`: every target failed, or the policy gave up.
+/// 401: no gateway key, or not a valid one (`message` says which).
+pub(crate) fn unauthorized(api: Api, message: &str) -> Response<ResponseBody> {
+    let err = OpenAiError::invalid_request(message, Some("invalid_api_key"), None);
+    error(api, StatusCode::UNAUTHORIZED, &err, &Meta::none(), None)
+}
+
 /// The gateway is shutting down and its grace period is over.
 pub(crate) fn shutting_down(api: Api) -> Response<ResponseBody> {
     error(

@@ -171,6 +171,8 @@ pub struct Record {
     route: String,
     model: String,
     stream: bool,
+    /// The gateway key's name (never the key).
+    key: Option<Arc<str>>,
     attempts: Vec<AttemptLine>,
     first_token: Option<Duration>,
     recoveries: Vec<Value>,
@@ -190,7 +192,15 @@ pub struct Ending<'a> {
 }
 
 impl Record {
-    pub fn new(log: Arc<AccessLog>, request_id: Arc<str>, api: Api, route: &str, model: &str, stream: bool) -> Self {
+    pub fn new(
+        log: Arc<AccessLog>,
+        request_id: Arc<str>,
+        api: Api,
+        route: &str,
+        model: &str,
+        stream: bool,
+        key: Option<Arc<str>>,
+    ) -> Self {
         Record {
             log,
             request_id,
@@ -198,6 +208,7 @@ impl Record {
             route: route.to_owned(),
             model: model.to_owned(),
             stream,
+            key,
             attempts: Vec::new(),
             first_token: None,
             recoveries: Vec::new(),
@@ -233,6 +244,7 @@ impl Record {
             api: api_name(self.api),
             route: &self.route,
             model: &self.model,
+            key: self.key.as_deref(),
             stream: self.stream,
             policy: ending.policy,
             provider: ending.provider,
@@ -262,6 +274,7 @@ struct Line<'a> {
     api: &'static str,
     route: &'a str,
     model: &'a str,
+    key: Option<&'a str>,
     stream: bool,
     policy: Option<&'a str>,
     provider: Option<&'a str>,

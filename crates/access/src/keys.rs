@@ -1,0 +1,188 @@
+//! Gateway keys: made, hashed, and checked against the ring.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use http::HeaderMap;
+use sha2::{Digest, Sha256};
+use switchyard_wire::Api;
+
+/// A presented key longer than this is refused unread (keys made by
+/// `switchyard keys new` are 51 bytes).
+pub const MAX_KEY_BYTES: usize = 256;
+
+/// The prefix of every key `switchyard keys new` makes (so secret scanners
+/// and people can tell one apart from a provider's key).
+const PREFIX: &str = "sy-";
+
+/// Why a request was not let in; each says so in words the client can act on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum Refusal {
+    /// No key in the header the client's API uses.
+    #[error("This gateway needs a key: send it as {0}.")]
+    Missing(&'static str),
+    /// The key came in the other API's header.
+    #[error("The gateway key came in the wrong header for this API: send it as {0}.")]
+    WrongHeader(&'static str),
+    /// Not a key at all (too long, not text, an empty Bearer).
+    #[error("The gateway key is malformed: send it as {0}.")]
+    Malformed(&'static str),
+    /// Not a key this gateway knows (never made, or revoked).
+    #[error("The gateway key is not valid (unknown or revoked).")]
+    Unknown,
+}
+
+/// The gateway's keys, by the SHA-256 of each. Empty: an open gateway.
+#[derive(Debug, Default)]
+pub struct KeyRing {
+    by_hash: HashMap<[u8; 32], Arc<str>>,
+}
+
+fn digest(key: &[u8]) -> [u8; 32] {
+    Sha256::digest(key).into()
+}
+
+fn parse_hash(hash: &str) -> Option<[u8; 32]> {
+    let hex = hash.strip_prefix("sha256:")?;
+    if hex.len() != 64 {
+        return None;
+    }
+    let mut out = [0u8; 32];
+    for (i, byte) in out.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(hex.get(2 * i..2 * i + 2)?, 16).ok()?;
+    }
+    Some(out)
+}
+
+/// The config line of `key`: `sha256:` + its SHA-256 in hex.
+pub fn hash_line(key: &str) -> String {
+    let hex: String = digest(key.as_bytes()).iter().map(|b| format!("{b:02x}")).collect();
+    format!("sha256:{hex}")
+}
+
+/// A new random key (192 bits from the OS's generator) and its hash line.
+pub fn new_key() -> (String, String) {
+    let bytes: [u8; 24] = rand::random();
+    let key = format!("{PREFIX}{}", bytes.iter().map(|b| format!("{b:02x}")).collect::<String>());
+    let hash = hash_line(&key);
+    (key, hash)
+}
+
+/// How the client's API carries its key, in words.
+fn header_of(api: Api) -> &'static str {
+    match api {
+        Api::OpenAi => "Authorization: Bearer <key>",
+        Api::Anthropic => "x-api-key: <key>",
+    }
+}
+
+impl KeyRing {
+    /// The ring of `[[keys]]` (hashes the config check has validated; one
+    /// that does not parse is skipped).
+    pub fn new(keys: &[switchyard_config::GatewayKey]) -> KeyRing {
+        let by_hash = keys.iter().filter_map(|k| Some((parse_hash(&k.hash)?, Arc::from(k.name.as_str())))).collect();
+        KeyRing { by_hash }
+    }
+
+    /// No keys: every request is let in.
+    pub fn is_open(&self) -> bool {
+        self.by_hash.is_empty()
+    }
+
+    /// The name of the key a request of `api` carries; `Ok(None)` when the
+    /// gateway is open. The key is hashed before it is looked up, so what
+    /// the lookup's timing could tell is about a SHA-256, not the key.
+    pub fn authenticate(&self, api: Api, headers: &HeaderMap) -> Result<Option<Arc<str>>, Refusal> {
+        if self.is_open() {
+            return Ok(None);
+        }
+        let how = header_of(api);
+        let bearer = headers.get(http::header::AUTHORIZATION);
+        let x_api_key = headers.get("x-api-key");
+        let presented = match api {
+            Api::OpenAi => match (bearer, x_api_key) {
+                (Some(value), _) => {
+                    let value = value.as_bytes();
+                    let scheme = value.get(..7).is_some_and(|s| s.eq_ignore_ascii_case(b"bearer "));
+                    if !scheme {
+                        return Err(Refusal::Malformed(how));
+                    }
+                    &value[7..]
+                }
+                (None, Some(_)) => return Err(Refusal::WrongHeader(how)),
+                (None, None) => return Err(Refusal::Missing(how)),
+            },
+            Api::Anthropic => match (x_api_key, bearer) {
+                (Some(value), _) => value.as_bytes(),
+                (None, Some(_)) => return Err(Refusal::WrongHeader(how)),
+                (None, None) => return Err(Refusal::Missing(how)),
+            },
+        };
+        let presented = presented.trim_ascii();
+        if presented.is_empty() || presented.len() > MAX_KEY_BYTES {
+            return Err(Refusal::Malformed(how));
+        }
+        self.by_hash.get(&digest(presented)).cloned().map(Some).ok_or(Refusal::Unknown)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http::HeaderValue;
+
+    fn ring(keys: &[(&str, &str)]) -> KeyRing {
+        let keys: Vec<switchyard_config::GatewayKey> = keys
+            .iter()
+            .map(|(name, key)| switchyard_config::GatewayKey { name: (*name).into(), hash: hash_line(key) })
+            .collect();
+        KeyRing::new(&keys)
+    }
+
+    fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for (name, value) in pairs {
+            map.insert(*name, HeaderValue::from_str(value).unwrap());
+        }
+        map
+    }
+
+    #[test]
+    fn a_new_key_is_prefixed_random_and_its_hash_line_finds_it() {
+        let (key, hash) = new_key();
+        let (other, _) = new_key();
+        assert!(key.starts_with("sy-") && key.len() == 51 && key != other);
+        assert!(hash.starts_with("sha256:") && hash.len() == 71);
+        assert_eq!(parse_hash(&hash), Some(digest(key.as_bytes())));
+        let ring = KeyRing::new(&[switchyard_config::GatewayKey { name: "team-a".into(), hash }]);
+        let found = ring.authenticate(Api::OpenAi, &headers(&[("authorization", &format!("Bearer {key}"))]));
+        assert_eq!(found.unwrap().as_deref(), Some("team-a"));
+    }
+
+    #[test]
+    fn each_api_reads_its_own_header_and_refuses_the_other() {
+        let ring = ring(&[("a", "sy-key-a")]);
+        let openai = |h: &[(&'static str, &str)]| ring.authenticate(Api::OpenAi, &headers(h));
+        let anthropic = |h: &[(&'static str, &str)]| ring.authenticate(Api::Anthropic, &headers(h));
+        assert_eq!(openai(&[("authorization", "Bearer sy-key-a")]).unwrap().as_deref(), Some("a"));
+        assert_eq!(openai(&[("authorization", "bearer  sy-key-a ")]).unwrap().as_deref(), Some("a"));
+        assert_eq!(anthropic(&[("x-api-key", "sy-key-a")]).unwrap().as_deref(), Some("a"));
+        assert!(matches!(openai(&[("x-api-key", "sy-key-a")]), Err(Refusal::WrongHeader(_))));
+        assert!(matches!(anthropic(&[("authorization", "Bearer sy-key-a")]), Err(Refusal::WrongHeader(_))));
+        assert!(matches!(openai(&[]), Err(Refusal::Missing(_))));
+        assert!(matches!(openai(&[("authorization", "Basic c3k6a2V5")]), Err(Refusal::Malformed(_))));
+        assert!(matches!(openai(&[("authorization", "Bearer ")]), Err(Refusal::Malformed(_))));
+        let long = format!("Bearer {}", "k".repeat(MAX_KEY_BYTES + 1));
+        assert!(matches!(openai(&[("authorization", &long)]), Err(Refusal::Malformed(_))));
+        assert_eq!(openai(&[("authorization", "Bearer sy-key-b")]), Err(Refusal::Unknown));
+        assert_eq!(KeyRing::default().authenticate(Api::OpenAi, &headers(&[])), Ok(None), "open");
+    }
+
+    #[test]
+    fn hash_lines_that_are_not_sha256_hex_do_not_parse() {
+        assert!(parse_hash("sha256:zz").is_none());
+        assert!(parse_hash(&format!("md5:{}", "a".repeat(64))).is_none());
+        assert!(parse_hash(&format!("sha256:{}", "g".repeat(64))).is_none());
+        assert!(parse_hash(&format!("sha256:{}", "ab".repeat(32))).is_some());
+    }
+}

@@ -1,0 +1,16 @@
+//! Who may use the gateway. A client authenticates with the header its SDK
+//! already sends — `Authorization: Bearer KEY` from OpenAI clients,
+//! `x-api-key: KEY` from Anthropic clients — and the gateway knows keys
+//! only by their SHA-256 (`[[keys]] hash = "sha256:<hex>"`, printed by
+//! `switchyard keys new NAME`). A key's name is what logs, metrics and
+//! policies may see; the key itself goes nowhere.
+//!
+//! The design sketch puts limits, the priority queue and budgets here too,
+//! one `admit` step before the exchange; this crate has the keys so far.
+
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+mod keys;
+
+pub use keys::{KeyRing, MAX_KEY_BYTES, Refusal, hash_line, new_key};
