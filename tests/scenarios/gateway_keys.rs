@@ -68,7 +68,9 @@ async fn each_client_needs_a_valid_key_in_its_apis_header_and_the_key_goes_nowhe
     }
     assert!(refused[0].json()["error"]["message"].as_str().unwrap().contains("Authorization: Bearer"));
     assert!(refused[2].json()["error"]["message"].as_str().unwrap().contains("wrong header"));
-    for r in [messages(vec![]).await, messages(vec![("authorization", bearer(TEAM_A))]).await] {
+    // (Anthropic's SDK sends its key as a Bearer token: that is let in too.)
+    assert_eq!(messages(vec![("authorization", bearer(TEAM_A))]).await.status, 200);
+    for r in [messages(vec![]).await, messages(vec![("x-api-key", TEAM_B.into())]).await] {
         assert_eq!(r.status, 401);
         let body = r.json();
         assert_eq!(
@@ -80,7 +82,7 @@ async fn each_client_needs_a_valid_key_in_its_apis_header_and_the_key_goes_nowhe
     assert_eq!(get(&gw.url(), "/v1/models").await.status, 401);
     assert_eq!(get_with(&gw.url(), "/v1/models", &[("authorization", &bearer(TEAM_A))]).await.status, 200);
     assert_eq!(get(&gw.url(), "/healthz").await.status, 200);
-    assert_eq!(provider.received(), 2, "refused requests reach no provider");
+    assert_eq!(provider.received(), 3, "refused requests reach no provider");
 
     // The provider got its own key, never the gateway's; no surface shows the key.
     assert!(provider.seen().iter().all(|s| s.authorization.as_deref() == Some("Bearer sk-provider-own")));
@@ -99,7 +101,7 @@ async fn each_client_needs_a_valid_key_in_its_apis_header_and_the_key_goes_nowhe
         .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
         .filter(|l| l["status"] == 200)
         .collect();
-    assert_eq!(answered.len(), 2);
+    assert_eq!(answered.len(), 3);
     assert!(answered.iter().all(|l| l["key"] == "team-a"), "the key's name is logged: {lines}");
     assert_eq!(lines.lines().filter(|l| l.contains("\"status\":401")).count(), 7, "{lines}");
 }
@@ -187,4 +189,26 @@ fn a_non_loopback_listen_without_keys_is_refused_unless_the_gateway_is_declared_
     let bad = format!("listen = \"0.0.0.0:8080\"\n[[keys]]\nname = \"x\"\nhash = \"{TEAM_A}\"\n{body}");
     let message = switchyard_config::from_str(&bad, "edge.toml").unwrap_err().to_string();
     assert!(message.contains("sha256:") && !message.contains(TEAM_A), "{message}");
+}
+
+#[tokio::test]
+async fn both_official_sdks_pass_their_api_key_as_the_gateway_key_and_read_a_wrong_one_as_an_authentication_error() {
+    init_tracing();
+    let provider = MockProvider::start("p").await;
+    let config = ConfigBuilder::new().top(&keys(&[("team-a", TEAM_A)])).provider("p", &provider.url()).route(
+        "m",
+        None,
+        5000,
+        &["p"],
+    );
+    let gw = TestGateway::start(&config).await;
+    for sdk in ["openai", "anthropic"] {
+        let call = |key: &str| serde_json::json!({"sdk": sdk, "base_url": gw.url(), "model": "m", "stream": false, "api_key": key});
+        let r = sdk_call(call(TEAM_A)).await;
+        assert_eq!(r["ok"], true, "{sdk}: {r}");
+        let r = sdk_call(call(TEAM_B)).await;
+        assert_eq!((r["ok"].as_bool(), r["status"].as_u64()), (Some(false), Some(401)), "{sdk}: {r}");
+        assert_eq!(r["class"], "AuthenticationError", "{sdk}: the SDK's own error class: {r}");
+    }
+    assert_eq!(provider.received(), 2);
 }

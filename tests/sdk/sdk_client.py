@@ -30,7 +30,7 @@ def emit(line):
 def run_openai(args):
     import openai
 
-    client = openai.OpenAI(base_url=args["base_url"] + "/v1", api_key="sk-client-secret", max_retries=0)
+    client = openai.OpenAI(base_url=args["base_url"] + "/v1", api_key=args.get("api_key", "sk-client-secret"), max_retries=0)
     request = {
         "model": args["model"],
         "messages": [
@@ -106,7 +106,7 @@ def run_openai(args):
 def run_anthropic(args):
     import anthropic
 
-    client = anthropic.Anthropic(base_url=args["base_url"], api_key="sk-ant-client-secret", max_retries=0)
+    client = anthropic.Anthropic(base_url=args["base_url"], api_key=args.get("api_key", "sk-ant-client-secret"), max_retries=0)
     request = {
         "model": args["model"],
         "max_tokens": 64,

@@ -1,4 +1,8 @@
 //! Gateway keys: made, hashed, and checked against the ring.
+//!
+//! Anthropic's API takes its key as `x-api-key`, and its Python SDK (2.x)
+//! sends the key as `Authorization: Bearer`: an Anthropic client may use
+//! either. An OpenAI client uses `Authorization: Bearer` only.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -72,7 +76,7 @@ pub fn new_key() -> (String, String) {
 fn header_of(api: Api) -> &'static str {
     match api {
         Api::OpenAi => "Authorization: Bearer <key>",
-        Api::Anthropic => "x-api-key: <key>",
+        Api::Anthropic => "x-api-key: <key> (or Authorization: Bearer <key>)",
     }
 }
 
@@ -92,31 +96,25 @@ impl KeyRing {
     /// The name of the key a request of `api` carries; `Ok(None)` when the
     /// gateway is open. The key is hashed before it is looked up, so what
     /// the lookup's timing could tell is about a SHA-256, not the key.
-    pub fn authenticate(&self, api: Api, headers: &HeaderMap) -> Result<Option<Arc<str>>, Refusal> {
+    pub fn authenticate<'a>(&self, api: Api, headers: &'a HeaderMap) -> Result<Option<Arc<str>>, Refusal> {
         if self.is_open() {
             return Ok(None);
         }
         let how = header_of(api);
         let bearer = headers.get(http::header::AUTHORIZATION);
         let x_api_key = headers.get("x-api-key");
-        let presented = match api {
-            Api::OpenAi => match (bearer, x_api_key) {
-                (Some(value), _) => {
-                    let value = value.as_bytes();
-                    let scheme = value.get(..7).is_some_and(|s| s.eq_ignore_ascii_case(b"bearer "));
-                    if !scheme {
-                        return Err(Refusal::Malformed(how));
-                    }
-                    &value[7..]
-                }
-                (None, Some(_)) => return Err(Refusal::WrongHeader(how)),
-                (None, None) => return Err(Refusal::Missing(how)),
-            },
-            Api::Anthropic => match (x_api_key, bearer) {
-                (Some(value), _) => value.as_bytes(),
-                (None, Some(_)) => return Err(Refusal::WrongHeader(how)),
-                (None, None) => return Err(Refusal::Missing(how)),
-            },
+        let bearer_token = |value: &'a http::HeaderValue| -> Result<&'a [u8], Refusal> {
+            let value = value.as_bytes();
+            match value.get(..7).is_some_and(|s| s.eq_ignore_ascii_case(b"bearer ")) {
+                true => Ok(&value[7..]),
+                false => Err(Refusal::Malformed(how)),
+            }
+        };
+        let presented = match (api, x_api_key, bearer) {
+            (Api::Anthropic, Some(value), _) => value.as_bytes(),
+            (_, _, Some(value)) => bearer_token(value)?,
+            (Api::OpenAi, Some(_), None) => return Err(Refusal::WrongHeader(how)),
+            (_, None, None) => return Err(Refusal::Missing(how)),
         };
         let presented = presented.trim_ascii();
         if presented.is_empty() || presented.len() > MAX_KEY_BYTES {
@@ -168,7 +166,11 @@ mod tests {
         assert_eq!(openai(&[("authorization", "bearer  sy-key-a ")]).unwrap().as_deref(), Some("a"));
         assert_eq!(anthropic(&[("x-api-key", "sy-key-a")]).unwrap().as_deref(), Some("a"));
         assert!(matches!(openai(&[("x-api-key", "sy-key-a")]), Err(Refusal::WrongHeader(_))));
-        assert!(matches!(anthropic(&[("authorization", "Bearer sy-key-a")]), Err(Refusal::WrongHeader(_))));
+        assert_eq!(anthropic(&[("authorization", "Bearer sy-key-a")]).unwrap().as_deref(), Some("a"), "the SDK's way");
+        assert_eq!(
+            anthropic(&[("x-api-key", "sy-key-b"), ("authorization", "Bearer sy-key-a")]),
+            Err(Refusal::Unknown)
+        );
         assert!(matches!(openai(&[]), Err(Refusal::Missing(_))));
         assert!(matches!(openai(&[("authorization", "Basic c3k6a2V5")]), Err(Refusal::Malformed(_))));
         assert!(matches!(openai(&[("authorization", "Bearer ")]), Err(Refusal::Malformed(_))));
