@@ -212,3 +212,76 @@ async fn both_official_sdks_pass_their_api_key_as_the_gateway_key_and_read_a_wro
     }
     assert_eq!(provider.received(), 2);
 }
+
+#[tokio::test]
+async fn a_keys_request_rate_holds_under_64_concurrent_clients_and_the_429s_say_when_to_come_back() {
+    init_tracing();
+    let provider = MockProvider::start("p").await;
+    let limited = format!("{}requests_per_minute = 30\n", keys(&[("batch", TEAM_A)]));
+    let config = ConfigBuilder::new()
+        .top(&limited)
+        .top(&keys(&[("interactive", TEAM_B)]))
+        .provider("p", &provider.url())
+        .route("m", None, 5000, &["p"]);
+    let gw = TestGateway::start(&config).await;
+    let started = std::time::Instant::now();
+    let burst: Vec<_> = (0..64)
+        .map(|i| {
+            let url = gw.url();
+            tokio::spawn(async move {
+                let mut seen = Vec::new();
+                for _ in 0..(2 + usize::from(i < 36)) {
+                    let auth = bearer(TEAM_A);
+                    seen.push(
+                        post_raw(&url, "/v1/chat/completions", chat_body("m", false), &[("authorization", &auth)])
+                            .await,
+                    );
+                }
+                seen
+            })
+        })
+        .collect();
+    let mut answers = Vec::new();
+    for task in burst {
+        answers.extend(task.await.unwrap());
+    }
+    let took = started.elapsed();
+    assert_eq!(answers.len(), 164);
+    let ok = answers.iter().filter(|r| r.status == 200).count();
+    // 30 at once, then one more per 2 s the burst lasted.
+    let refilled = (took.as_secs_f64() / 2.0).floor() as usize;
+    assert!(ok >= 30 && ok <= 30 + refilled, "{ok} answered in {took:?}");
+    assert_eq!(provider.received(), ok, "the provider saw exactly the admitted requests");
+    for r in answers.iter().filter(|r| r.status != 200) {
+        assert_eq!(r.status, 429, "{}", r.body);
+        assert_eq!(r.json()["error"]["code"], "rate_limit_exceeded");
+        let retry: u64 = r.header("retry-after").parse().unwrap();
+        assert!((1..=2).contains(&retry), "one request per 2 s: retry after {retry}");
+        assert_eq!((r.header("x-ratelimit-limit-requests"), r.header("x-ratelimit-remaining-requests")), ("30", "0"));
+        assert!(r.header("x-ratelimit-reset-requests").ends_with('s'));
+    }
+    // Another key is not touched by this one's limit.
+    let other =
+        post_raw(&gw.url(), "/v1/chat/completions", chat_body("m", false), &[("authorization", &bearer(TEAM_B))]).await;
+    assert_eq!(other.status, 200);
+    // An Anthropic client over its key's limit gets Anthropic's error and headers.
+    let tiny = "sy-1111111111111111111111111111111111111111111111111";
+    std::fs::write(
+        &gw.config_path,
+        config.clone().top(&format!("{}requests_per_minute = 1\n", keys(&[("tiny", tiny)]))).build(&gw.policy_dir),
+    )
+    .unwrap();
+    gw.reload().await.expect("reloaded");
+    let (url, headers) = (gw.url(), [("anthropic-version", "2023-06-01"), ("x-api-key", tiny)]);
+    let ask = || post_raw(&url, "/v1/messages", messages_body("m", false), &headers);
+    assert_eq!(ask().await.status, 200);
+    let r = ask().await;
+    assert_eq!(r.status, 429, "{}", r.body);
+    assert_eq!(r.json()["error"]["type"], "rate_limit_error");
+    assert_eq!(r.header("retry-after"), "60");
+    assert_eq!(
+        (r.header("anthropic-ratelimit-requests-limit"), r.header("anthropic-ratelimit-requests-remaining")),
+        ("1", "0")
+    );
+    assert!(r.header("anthropic-ratelimit-requests-reset").ends_with('Z'));
+}

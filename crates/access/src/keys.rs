@@ -36,10 +36,19 @@ pub enum Refusal {
     Unknown,
 }
 
+/// A key the gateway knows: its name and its request rate, if limited.
+#[derive(Debug)]
+pub struct Key {
+    /// Who holds it; what logs, metrics and policies see.
+    pub name: Arc<str>,
+    /// `requests_per_minute`, when set.
+    pub rate: Option<crate::rate::RequestRate>,
+}
+
 /// The gateway's keys, by the SHA-256 of each. Empty: an open gateway.
 #[derive(Debug, Default)]
 pub struct KeyRing {
-    by_hash: HashMap<[u8; 32], Arc<str>>,
+    by_hash: HashMap<[u8; 32], Arc<Key>>,
 }
 
 fn digest(key: &[u8]) -> [u8; 32] {
@@ -84,7 +93,16 @@ impl KeyRing {
     /// The ring of `[[keys]]` (hashes the config check has validated; one
     /// that does not parse is skipped).
     pub fn new(keys: &[switchyard_config::GatewayKey]) -> KeyRing {
-        let by_hash = keys.iter().filter_map(|k| Some((parse_hash(&k.hash)?, Arc::from(k.name.as_str())))).collect();
+        let by_hash = keys
+            .iter()
+            .filter_map(|k| {
+                let key = Key {
+                    name: Arc::from(k.name.as_str()),
+                    rate: k.requests_per_minute.map(crate::rate::RequestRate::new),
+                };
+                Some((parse_hash(&k.hash)?, Arc::new(key)))
+            })
+            .collect();
         KeyRing { by_hash }
     }
 
@@ -96,7 +114,7 @@ impl KeyRing {
     /// The name of the key a request of `api` carries; `Ok(None)` when the
     /// gateway is open. The key is hashed before it is looked up, so what
     /// the lookup's timing could tell is about a SHA-256, not the key.
-    pub fn authenticate<'a>(&self, api: Api, headers: &'a HeaderMap) -> Result<Option<Arc<str>>, Refusal> {
+    pub fn authenticate<'a>(&self, api: Api, headers: &'a HeaderMap) -> Result<Option<Arc<Key>>, Refusal> {
         if self.is_open() {
             return Ok(None);
         }
@@ -132,7 +150,11 @@ mod tests {
     fn ring(keys: &[(&str, &str)]) -> KeyRing {
         let keys: Vec<switchyard_config::GatewayKey> = keys
             .iter()
-            .map(|(name, key)| switchyard_config::GatewayKey { name: (*name).into(), hash: hash_line(key) })
+            .map(|(name, key)| switchyard_config::GatewayKey {
+                name: (*name).into(),
+                hash: hash_line(key),
+                requests_per_minute: None,
+            })
             .collect();
         KeyRing::new(&keys)
     }
@@ -152,16 +174,18 @@ mod tests {
         assert!(key.starts_with("sy-") && key.len() == 51 && key != other);
         assert!(hash.starts_with("sha256:") && hash.len() == 71);
         assert_eq!(parse_hash(&hash), Some(digest(key.as_bytes())));
-        let ring = KeyRing::new(&[switchyard_config::GatewayKey { name: "team-a".into(), hash }]);
+        let ring =
+            KeyRing::new(&[switchyard_config::GatewayKey { name: "team-a".into(), hash, requests_per_minute: None }]);
         let found = ring.authenticate(Api::OpenAi, &headers(&[("authorization", &format!("Bearer {key}"))]));
-        assert_eq!(found.unwrap().as_deref(), Some("team-a"));
+        assert_eq!(found.unwrap().map(|k| k.name.clone()).as_deref(), Some("team-a"));
     }
 
     #[test]
     fn each_api_reads_its_own_header_and_refuses_the_other() {
         let ring = ring(&[("a", "sy-key-a")]);
-        let openai = |h: &[(&'static str, &str)]| ring.authenticate(Api::OpenAi, &headers(h));
-        let anthropic = |h: &[(&'static str, &str)]| ring.authenticate(Api::Anthropic, &headers(h));
+        let name = |found: Result<Option<Arc<Key>>, Refusal>| found.map(|k| k.map(|k| k.name.to_string()));
+        let openai = |h: &[(&'static str, &str)]| name(ring.authenticate(Api::OpenAi, &headers(h)));
+        let anthropic = |h: &[(&'static str, &str)]| name(ring.authenticate(Api::Anthropic, &headers(h)));
         assert_eq!(openai(&[("authorization", "Bearer sy-key-a")]).unwrap().as_deref(), Some("a"));
         assert_eq!(openai(&[("authorization", "bearer  sy-key-a ")]).unwrap().as_deref(), Some("a"));
         assert_eq!(anthropic(&[("x-api-key", "sy-key-a")]).unwrap().as_deref(), Some("a"));
@@ -177,7 +201,7 @@ mod tests {
         let long = format!("Bearer {}", "k".repeat(MAX_KEY_BYTES + 1));
         assert!(matches!(openai(&[("authorization", &long)]), Err(Refusal::Malformed(_))));
         assert_eq!(openai(&[("authorization", "Bearer sy-key-b")]), Err(Refusal::Unknown));
-        assert_eq!(KeyRing::default().authenticate(Api::OpenAi, &headers(&[])), Ok(None), "open");
+        assert!(matches!(KeyRing::default().authenticate(Api::OpenAi, &headers(&[])), Ok(None)), "open");
     }
 
     #[test]

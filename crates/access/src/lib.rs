@@ -5,12 +5,14 @@
 //! `switchyard keys new NAME`). A key's name is what logs, metrics and
 //! policies may see; the key itself goes nowhere.
 //!
-//! The design sketch puts limits, the priority queue and budgets here too,
-//! one `admit` step before the exchange; this crate has the keys so far.
+//! A key may have a request rate ([`rate`]: `requests_per_minute`). The
+//! design sketch puts token limits, the priority queue and budgets here too,
+//! one `admit` step before the exchange.
 
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
 mod keys;
+pub mod rate;
 
-pub use keys::{KeyRing, MAX_KEY_BYTES, Refusal, hash_line, new_key};
+pub use keys::{Key, KeyRing, MAX_KEY_BYTES, Refusal, hash_line, new_key};

@@ -104,6 +104,9 @@ fn validate(config: Config, text: &str, origin: &str) -> Result<Config, ConfigEr
                 ),
             ));
         }
+        if key.requests_per_minute == Some(0) {
+            return Err(invalid(None, format!("key {:?}: requests_per_minute must be more than 0", key.name)));
+        }
         if !names.insert(key.name.as_str()) {
             return Err(invalid(None, format!("key {:?} is configured twice", key.name)));
         }

@@ -236,6 +236,10 @@ pub struct GatewayKey {
     pub name: String,
     /// `sha256:<64 hex>` of the key, as `switchyard keys new NAME` prints it.
     pub hash: String,
+    /// Requests this key may make per minute (a burst up to it, then one
+    /// per `60 s / limit`); over it, 429 with `Retry-After`. Default none.
+    #[serde(default)]
+    pub requests_per_minute: Option<u32>,
 }
 
 /// `[traces]`: a span per request, with child spans per attempt and per

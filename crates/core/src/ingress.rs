@@ -82,6 +82,14 @@ async fn route(shared: Arc<Shared>, req: Request<Incoming>, id: Arc<str>) -> Res
             Err(refusal) => return respond::unauthorized(api, &refusal.to_string()),
         }
     };
+    // A key's request rate counts chat requests, at the door.
+    if let (Some(api), Some(rate)) = (chat, key.as_ref().and_then(|k| k.rate.as_ref()))
+        && req.method() == Method::POST
+        && let Err(limited) = rate.take(std::time::Instant::now())
+    {
+        return respond::key_rate_limited(api, &limited);
+    }
+    let key = key.map(|k| k.name.clone());
     match (req.method(), chat, req.uri().path()) {
         (&Method::POST, Some(api), _) => serve(shared, req, api, started, id, key).await,
         (method, Some(api), path) => respond::method_not_allowed(api, method, path),

@@ -144,6 +144,46 @@ pub(crate) fn unauthorized(api: Api, message: &str) -> Response<ResponseBody> {
     error(api, StatusCode::UNAUTHORIZED, &err, &Meta::none(), None)
 }
 
+/// 429: the gateway key is over its `requests_per_minute`; the rate-limit
+/// headers are the client's API's own (`x-ratelimit-*-requests` for OpenAI
+/// clients, `anthropic-ratelimit-requests-*` for Anthropic ones).
+pub(crate) fn key_rate_limited(api: Api, limited: &switchyard_access::rate::Limited) -> Response<ResponseBody> {
+    let retry = limited.retry_after.as_secs_f64().ceil().max(1.0) as u64;
+    let err = OpenAiError {
+        message: format!(
+            "This gateway key may make {} requests per minute; retry after {retry} s.",
+            limited.per_minute
+        ),
+        kind: "requests",
+        code: Some("rate_limit_exceeded"),
+        param: None,
+    };
+    let mut response = error(api, StatusCode::TOO_MANY_REQUESTS, &err, &Meta::none(), Some(retry));
+    let headers = response.headers_mut();
+    let reset_secs = limited.reset.as_secs_f64().ceil() as u64;
+    match api {
+        Api::OpenAi => {
+            headers.insert("x-ratelimit-limit-requests", HeaderValue::from(limited.per_minute));
+            headers.insert("x-ratelimit-remaining-requests", HeaderValue::from(0u32));
+            if let Ok(v) = HeaderValue::from_str(&format!("{reset_secs}s")) {
+                headers.insert("x-ratelimit-reset-requests", v);
+            }
+        }
+        Api::Anthropic => {
+            headers.insert("anthropic-ratelimit-requests-limit", HeaderValue::from(limited.per_minute));
+            headers.insert("anthropic-ratelimit-requests-remaining", HeaderValue::from(0u32));
+            let at = time::OffsetDateTime::now_utc() + limited.reset;
+            let at = at.replace_nanosecond(0).unwrap_or(at);
+            if let Ok(v) = at.format(&time::format_description::well_known::Rfc3339)
+                && let Ok(v) = HeaderValue::from_str(&v)
+            {
+                headers.insert("anthropic-ratelimit-requests-reset", v);
+            }
+        }
+    }
+    response
+}
+
 /// The gateway is shutting down and its grace period is over.
 pub(crate) fn shutting_down(api: Api) -> Response<ResponseBody> {
     error(
