@@ -4,7 +4,8 @@ SDK returned as JSON, for the Rust tests in tests/scenarios/official_sdks.rs to 
     python sdk_client.py '{"sdk": "anthropic", "base_url": "http://127.0.0.1:PORT",
                            "model": "m", "stream": true, "tools": false}'
 
-(`"count_tokens": true` asks the Anthropic SDK's `messages.count_tokens` instead.)
+(`"ca_file": "ca.pem"` makes the SDK trust that CA, for a gateway serving
+https with a private certificate. `"count_tokens": true` asks the Anthropic SDK's `messages.count_tokens` instead.)
 
 Prints one JSON line per streamed text piece as it arrives
 (`{"piece": "..."}`, flushed at once, so a test can see the stream is
@@ -23,6 +24,14 @@ WEATHER_TOOL = {
 }
 
 
+def http_client(args, default_client):
+    """The SDK's own HTTP client, trusting `ca_file` (a gateway serving TLS
+    with a private CA) when one is given; else the SDK's default."""
+    if not args.get("ca_file"):
+        return None
+    return default_client(verify=args["ca_file"])
+
+
 def emit(line):
     print(json.dumps(line), flush=True)
 
@@ -30,7 +39,12 @@ def emit(line):
 def run_openai(args):
     import openai
 
-    client = openai.OpenAI(base_url=args["base_url"] + "/v1", api_key=args.get("api_key", "sk-client-secret"), max_retries=0)
+    client = openai.OpenAI(
+        base_url=args["base_url"] + "/v1",
+        api_key=args.get("api_key", "sk-client-secret"),
+        max_retries=0,
+        http_client=http_client(args, openai.DefaultHttpxClient),
+    )
     request = {
         "model": args["model"],
         "messages": [
@@ -106,7 +120,12 @@ def run_openai(args):
 def run_anthropic(args):
     import anthropic
 
-    client = anthropic.Anthropic(base_url=args["base_url"], api_key=args.get("api_key", "sk-ant-client-secret"), max_retries=0)
+    client = anthropic.Anthropic(
+        base_url=args["base_url"],
+        api_key=args.get("api_key", "sk-ant-client-secret"),
+        max_retries=0,
+        http_client=http_client(args, anthropic.DefaultHttpxClient),
+    )
     request = {
         "model": args["model"],
         "max_tokens": 64,

@@ -4,12 +4,15 @@
 //! sends the key as `Authorization: Bearer`: an Anthropic client may use
 //! either. An OpenAI client uses `Authorization: Bearer` only.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use http::HeaderMap;
 use sha2::{Digest, Sha256};
+use switchyard_config::{Config, GatewayKey};
 use switchyard_wire::Api;
+
+use crate::tenant::Tenant;
 
 /// A presented key longer than this is refused unread (keys made by
 /// `switchyard keys new` are 51 bytes).
@@ -36,19 +39,12 @@ pub enum Refusal {
     Unknown,
 }
 
-/// A key the gateway knows: its name and its request rate, if limited.
-#[derive(Debug)]
-pub struct Key {
-    /// Who holds it; what logs, metrics and policies see.
-    pub name: Arc<str>,
-    /// `requests_per_minute`, when set.
-    pub rate: Option<crate::rate::RequestRate>,
-}
-
 /// The gateway's keys, by the SHA-256 of each. Empty: an open gateway.
 #[derive(Debug, Default)]
 pub struct KeyRing {
-    by_hash: HashMap<[u8; 32], Arc<Key>>,
+    by_hash: HashMap<[u8; 32], Arc<Tenant>>,
+    /// Each key's config as built, by name (to carry state over a reload).
+    configs: HashMap<String, (GatewayKey, Arc<Tenant>)>,
 }
 
 fn digest(key: &[u8]) -> [u8; 32] {
@@ -81,6 +77,13 @@ pub fn new_key() -> (String, String) {
     (key, hash)
 }
 
+/// The route models `key` may use (its `routes`, aliases resolved); `None`: all.
+fn allowed_routes(config: &Config, key: &GatewayKey) -> Option<HashSet<String>> {
+    let names = key.routes.as_ref()?;
+    let routes = config.routes.iter().filter(|r| names.iter().any(|n| n == r.model.get_ref() || r.aliases.contains(n)));
+    Some(routes.map(|r| r.model.get_ref().clone()).collect())
+}
+
 /// How the client's API carries its key, in words.
 fn header_of(api: Api) -> &'static str {
     match api {
@@ -90,20 +93,32 @@ fn header_of(api: Api) -> &'static str {
 }
 
 impl KeyRing {
-    /// The ring of `[[keys]]` (hashes the config check has validated; one
-    /// that does not parse is skipped).
-    pub fn new(keys: &[switchyard_config::GatewayKey]) -> KeyRing {
-        let by_hash = keys
-            .iter()
-            .filter_map(|k| {
-                let key = Key {
-                    name: Arc::from(k.name.as_str()),
-                    rate: k.requests_per_minute.map(crate::rate::RequestRate::new),
-                };
-                Some((parse_hash(&k.hash)?, Arc::new(key)))
-            })
-            .collect();
-        KeyRing { by_hash }
+    /// The ring of `config`'s `[[keys]]` (hashes the config check has
+    /// validated; one that does not parse is skipped). A key whose settings
+    /// did not change keeps its tenant from `before` — rates, in-flight
+    /// count and usage; a changed one starts its rates afresh and keeps its
+    /// usage (so a reload never resets a budget).
+    pub fn new(config: &Config, before: Option<&KeyRing>) -> KeyRing {
+        let mut ring = KeyRing::default();
+        for k in &config.keys {
+            let Some(hash) = parse_hash(&k.hash) else { continue };
+            let kept = before.and_then(|b| b.configs.get(&k.name));
+            let tenant = match kept {
+                Some((old, tenant)) if old == k => tenant.clone(),
+                _ => {
+                    let ledger = kept.map(|(_, t)| t.ledger().clone()).unwrap_or_default();
+                    Arc::new(Tenant::new(k, allowed_routes(config, k), ledger))
+                }
+            };
+            ring.by_hash.insert(hash, tenant.clone());
+            ring.configs.insert(k.name.clone(), (k.clone(), tenant));
+        }
+        ring
+    }
+
+    /// Every key's tenant, by name.
+    pub fn tenants(&self) -> impl Iterator<Item = &Arc<Tenant>> {
+        self.configs.values().map(|(_, t)| t)
     }
 
     /// No keys: every request is let in.
@@ -114,7 +129,7 @@ impl KeyRing {
     /// The name of the key a request of `api` carries; `Ok(None)` when the
     /// gateway is open. The key is hashed before it is looked up, so what
     /// the lookup's timing could tell is about a SHA-256, not the key.
-    pub fn authenticate<'a>(&self, api: Api, headers: &'a HeaderMap) -> Result<Option<Arc<Key>>, Refusal> {
+    pub fn authenticate<'a>(&self, api: Api, headers: &'a HeaderMap) -> Result<Option<Arc<Tenant>>, Refusal> {
         if self.is_open() {
             return Ok(None);
         }
@@ -147,16 +162,22 @@ mod tests {
     use super::*;
     use http::HeaderValue;
 
+    /// A config with a route `m` and `keys` as `(name, key, extra TOML)`.
+    pub(crate) fn config(keys: &[(&str, &str, &str)]) -> Config {
+        let mut text = String::from(
+            "version = 1\n[[providers]]\nname = \"p\"\napi = \"openai\"\nbase_url = \"http://127.0.0.1:9\"\n\
+             [[routes]]\nmodel = \"m\"\naliases = [\"fast\"]\ntargets = [{ provider = \"p\", model = \"x\" }]\n\
+             [[routes]]\nmodel = \"n\"\ntargets = [{ provider = \"p\", model = \"y\" }]\n",
+        );
+        for (name, key, extra) in keys {
+            text += &format!("[[keys]]\nname = {name:?}\nhash = {:?}\n{extra}\n", hash_line(key));
+        }
+        switchyard_config::from_str(&text, "test").unwrap()
+    }
+
     fn ring(keys: &[(&str, &str)]) -> KeyRing {
-        let keys: Vec<switchyard_config::GatewayKey> = keys
-            .iter()
-            .map(|(name, key)| switchyard_config::GatewayKey {
-                name: (*name).into(),
-                hash: hash_line(key),
-                requests_per_minute: None,
-            })
-            .collect();
-        KeyRing::new(&keys)
+        let keys: Vec<_> = keys.iter().map(|(name, key)| (*name, *key, "")).collect();
+        KeyRing::new(&config(&keys), None)
     }
 
     fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
@@ -174,8 +195,9 @@ mod tests {
         assert!(key.starts_with("sy-") && key.len() == 51 && key != other);
         assert!(hash.starts_with("sha256:") && hash.len() == 71);
         assert_eq!(parse_hash(&hash), Some(digest(key.as_bytes())));
-        let ring =
-            KeyRing::new(&[switchyard_config::GatewayKey { name: "team-a".into(), hash, requests_per_minute: None }]);
+        let mut config = config(&[("team-a", "unused", "")]);
+        config.keys[0].hash = hash;
+        let ring = KeyRing::new(&config, None);
         let found = ring.authenticate(Api::OpenAi, &headers(&[("authorization", &format!("Bearer {key}"))]));
         assert_eq!(found.unwrap().map(|k| k.name.clone()).as_deref(), Some("team-a"));
     }
@@ -183,7 +205,7 @@ mod tests {
     #[test]
     fn each_api_reads_its_own_header_and_refuses_the_other() {
         let ring = ring(&[("a", "sy-key-a")]);
-        let name = |found: Result<Option<Arc<Key>>, Refusal>| found.map(|k| k.map(|k| k.name.to_string()));
+        let name = |found: Result<Option<Arc<Tenant>>, Refusal>| found.map(|k| k.map(|k| k.name.to_string()));
         let openai = |h: &[(&'static str, &str)]| name(ring.authenticate(Api::OpenAi, &headers(h)));
         let anthropic = |h: &[(&'static str, &str)]| name(ring.authenticate(Api::Anthropic, &headers(h)));
         assert_eq!(openai(&[("authorization", "Bearer sy-key-a")]).unwrap().as_deref(), Some("a"));
@@ -202,6 +224,30 @@ mod tests {
         assert!(matches!(openai(&[("authorization", &long)]), Err(Refusal::Malformed(_))));
         assert_eq!(openai(&[("authorization", "Bearer sy-key-b")]), Err(Refusal::Unknown));
         assert!(matches!(KeyRing::default().authenticate(Api::OpenAi, &headers(&[])), Ok(None)), "open");
+    }
+
+    #[test]
+    fn a_reload_keeps_an_unchanged_keys_state_and_every_keys_usage() {
+        let before =
+            KeyRing::new(&config(&[("a", "ka", "requests_per_minute = 5"), ("b", "kb", "routes = [\"fast\"]")]), None);
+        let find = |ring: &KeyRing, name: &str| ring.tenants().find(|t| &*t.name == name).unwrap().clone();
+        let (a, b) = (find(&before, "a"), find(&before, "b"));
+        let now = std::time::Instant::now();
+        let wall = time::OffsetDateTime::now_utc();
+        a.admit("m", 1, now, wall).unwrap().settle(10, 0, 0.0, wall);
+        assert!(b.admit("n", 1, now, wall).is_err(), "b may use route m (alias fast) only");
+        b.admit("m", 1, now, wall).unwrap().settle(20, 0, 0.0, wall);
+        let after = KeyRing::new(
+            &config(&[("a", "ka", "requests_per_minute = 5"), ("b", "kb", "priority = \"high\"")]),
+            Some(&before),
+        );
+        assert!(Arc::ptr_eq(&find(&after, "a"), &a), "unchanged: the same tenant, rate and all");
+        let b2 = find(&after, "b");
+        assert!(!Arc::ptr_eq(&b2, &b));
+        assert_eq!(b2.ledger().used(wall).2.input_tokens, 20, "usage survives a changed key");
+        assert!(b2.admit("n", 1, now, wall).is_ok(), "the new settings apply");
+        let removed = KeyRing::new(&config(&[("b", "kb", "")]), Some(&after));
+        assert!(removed.tenants().all(|t| &*t.name != "a"));
     }
 
     #[test]

@@ -5,14 +5,20 @@
 //! `switchyard keys new NAME`). A key's name is what logs, metrics and
 //! policies may see; the key itself goes nowhere.
 //!
-//! A key may have a request rate ([`rate`]: `requests_per_minute`). The
-//! design sketch puts token limits, the priority queue and budgets here too,
-//! one `admit` step before the exchange.
+//! Each key is a [`Tenant`] with limits, checked by one [`Tenant::admit`]
+//! before the exchange: the routes it may use, daily and monthly budgets
+//! ([`budget`]), concurrency, request and token rates ([`rate`]). A
+//! provider's quotas are [`gate::Gate`]s: an attempt waits at its
+//! target's gates, in priority order, until the provider may take it.
 
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod budget;
+pub mod gate;
 mod keys;
 pub mod rate;
+mod tenant;
 
-pub use keys::{Key, KeyRing, MAX_KEY_BYTES, Refusal, hash_line, new_key};
+pub use keys::{KeyRing, MAX_KEY_BYTES, Refusal, hash_line, new_key};
+pub use tenant::{Admission, Denied, Tenant};

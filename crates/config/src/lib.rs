@@ -21,6 +21,6 @@ pub use error::ConfigError;
 pub use load::{from_str, load_file};
 pub use schema::{
     AccessLogTarget, AdminSection, Api, BreakerSection, CacheSection, Config, EVENT_KINDS, GatewayKey, INCIDENT_KINDS,
-    MetricsSection, PolicySection, ProbeKind, Provider, RetryBudgetSection, Route, TargetRef, TimeoutsSection,
-    TracesSection, Webhook,
+    MetricsSection, ModelSettings, PolicySection, Priority, ProbeKind, Provider, QueueSection, Quota,
+    RetryBudgetSection, Route, TargetRef, TimeoutsSection, TlsSection, TracesSection, Webhook,
 };

@@ -104,8 +104,42 @@ fn validate(config: Config, text: &str, origin: &str) -> Result<Config, ConfigEr
                 ),
             ));
         }
-        if key.requests_per_minute == Some(0) {
-            return Err(invalid(None, format!("key {:?}: requests_per_minute must be more than 0", key.name)));
+        for (field, value) in [
+            ("requests_per_minute", key.requests_per_minute.map(u64::from)),
+            ("tokens_per_minute", key.tokens_per_minute.map(u64::from)),
+            ("max_concurrency", key.max_concurrency.map(u64::from)),
+            ("daily_tokens", key.daily_tokens),
+            ("monthly_tokens", key.monthly_tokens),
+        ] {
+            if value == Some(0) {
+                return Err(invalid(None, format!("key {:?}: {field} must be more than 0", key.name)));
+            }
+        }
+        for (field, value) in [("daily_spend_usd", key.daily_spend_usd), ("monthly_spend_usd", key.monthly_spend_usd)] {
+            if value.is_some_and(|usd| !(usd.is_finite() && usd > 0.0)) {
+                return Err(invalid(None, format!("key {:?}: {field} must be a number more than 0", key.name)));
+            }
+        }
+        let spend_budget = key.daily_spend_usd.is_some() || key.monthly_spend_usd.is_some();
+        if spend_budget && !config.providers.iter().any(|p| p.models.values().any(|m| m.input_usd_per_mtok.is_some())) {
+            return Err(invalid(
+                None,
+                format!(
+                    "key {:?} has a spend budget but no model has a price: set input_usd_per_mtok and \
+                     output_usd_per_mtok under [providers.models.\"MODEL\"]",
+                    key.name
+                ),
+            ));
+        }
+        for route in key.routes.iter().flatten() {
+            let known =
+                config.routes.iter().any(|r| r.model.get_ref() == route || r.aliases.iter().any(|a| a == route));
+            if !known {
+                return Err(invalid(
+                    None,
+                    format!("key {:?}: routes names {route:?}, which is no route's model or alias", key.name),
+                ));
+            }
         }
         if !names.insert(key.name.as_str()) {
             return Err(invalid(None, format!("key {:?} is configured twice", key.name)));
@@ -173,6 +207,32 @@ fn validate(config: Config, text: &str, origin: &str) -> Result<Config, ConfigEr
         {
             return Err(invalid(Some(provider.name.span().start), format!("provider {name:?}: api_key_env is empty")));
         }
+        let quotas = std::iter::once((String::new(), provider.quota()))
+            .chain(provider.models.iter().map(|(model, m)| (format!(" model {model:?}"), m.quota())));
+        for (whose, quota) in quotas {
+            for (field, value) in [("rpm", quota.rpm), ("tpm", quota.tpm), ("max_concurrency", quota.max_concurrency)] {
+                if value == Some(0) {
+                    return Err(invalid(
+                        Some(provider.name.span().start),
+                        format!("provider {name:?}{whose}: {field} must be more than 0"),
+                    ));
+                }
+            }
+        }
+        for (model, m) in &provider.models {
+            let prices = [("input_usd_per_mtok", m.input_usd_per_mtok), ("output_usd_per_mtok", m.output_usd_per_mtok)];
+            for (field, price) in prices {
+                if price.is_some_and(|usd| !(usd.is_finite() && usd >= 0.0)) {
+                    return Err(invalid(
+                        Some(provider.name.span().start),
+                        format!("provider {name:?} model {model:?}: {field} must be a number, 0 or more"),
+                    ));
+                }
+            }
+        }
+    }
+    if config.queue.max_waiting == 0 || config.queue.max_wait_ms == 0 {
+        return Err(invalid(None, "queue: max_waiting and max_wait_ms must be more than 0".into()));
     }
     let t = &config.timeouts;
     let limits = [

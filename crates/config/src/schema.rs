@@ -64,6 +64,12 @@ pub struct Config {
     /// Incident webhooks: each gets a JSON POST per event it wants.
     #[serde(default)]
     pub webhooks: Vec<Webhook>,
+    /// Requests waiting for a provider's quota.
+    #[serde(default)]
+    pub queue: QueueSection,
+    /// TLS on `listen` (HTTP/2 or HTTP/1.1 by ALPN); plain HTTP when absent.
+    #[serde(default)]
+    pub tls: Option<TlsSection>,
     /// Settings per policy name, handed to that policy's `init` as JSON.
     #[serde(default)]
     pub policies: BTreeMap<String, toml::Table>,
@@ -240,6 +246,142 @@ pub struct GatewayKey {
     /// per `60 s / limit`); over it, 429 with `Retry-After`. Default none.
     #[serde(default)]
     pub requests_per_minute: Option<u32>,
+    /// Tokens this key may use per minute: a request's input tokens are
+    /// estimated when it is let in and the count is corrected from the
+    /// provider's usage (input + output) when it ends. Default none.
+    #[serde(default)]
+    pub tokens_per_minute: Option<u32>,
+    /// Requests of this key in flight at once; one more gets 429. Default none.
+    #[serde(default)]
+    pub max_concurrency: Option<u32>,
+    /// The routes (their `model` or an alias) this key may use; others get
+    /// 403. Default: every route.
+    #[serde(default)]
+    pub routes: Option<Vec<String>>,
+    /// Who goes first when requests wait for a provider's quota. Default `"normal"`.
+    #[serde(default)]
+    pub priority: Priority,
+    /// Tokens (input + output, as providers report them) this key may use
+    /// per UTC day / calendar month; once spent, requests get the quota error. Default none.
+    #[serde(default)]
+    pub daily_tokens: Option<u64>,
+    /// See `daily_tokens`.
+    #[serde(default)]
+    pub monthly_tokens: Option<u64>,
+    /// US dollars this key may spend per UTC day / calendar month, priced by
+    /// the targets' `input_usd_per_mtok` / `output_usd_per_mtok`. Default none.
+    #[serde(default)]
+    pub daily_spend_usd: Option<f64>,
+    /// See `daily_spend_usd`.
+    #[serde(default)]
+    pub monthly_spend_usd: Option<f64>,
+}
+
+/// A key's priority class: who is served first from a provider's queue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Priority {
+    /// Batch work: waits behind everyone else.
+    Low,
+    /// The default.
+    #[default]
+    Normal,
+    /// Interactive or premium traffic: served first.
+    High,
+}
+
+impl Priority {
+    /// The class's name as configured (`"low"`, `"normal"`, `"high"`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Priority::Low => "low",
+            Priority::Normal => "normal",
+            Priority::High => "high",
+        }
+    }
+}
+
+/// How much the gateway may send to a provider, or to one model of it:
+/// the provider's published limits, enforced before it has to say 429.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub struct Quota {
+    /// Requests per minute.
+    pub rpm: Option<u32>,
+    /// Tokens per minute.
+    pub tpm: Option<u32>,
+    /// Requests in flight at once.
+    pub max_concurrency: Option<u32>,
+}
+
+impl Provider {
+    /// The provider's own quota (all its models together).
+    pub fn quota(&self) -> Quota {
+        Quota { rpm: self.rpm, tpm: self.tpm, max_concurrency: self.max_concurrency }
+    }
+}
+
+impl ModelSettings {
+    /// The model's own quota.
+    pub fn quota(&self) -> Quota {
+        Quota { rpm: self.rpm, tpm: self.tpm, max_concurrency: self.max_concurrency }
+    }
+}
+
+impl Quota {
+    /// No limit set.
+    pub fn is_unlimited(&self) -> bool {
+        self.rpm.is_none() && self.tpm.is_none() && self.max_concurrency.is_none()
+    }
+}
+
+/// `[providers.models."NAME"]`: one model of a provider (a target): its own
+/// quota and its prices.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelSettings {
+    /// Requests per minute to this model, on top of the provider's limits.
+    #[serde(default)]
+    pub rpm: Option<u32>,
+    /// Tokens per minute to this model.
+    #[serde(default)]
+    pub tpm: Option<u32>,
+    /// Requests in flight to this model at once.
+    #[serde(default)]
+    pub max_concurrency: Option<u32>,
+    /// US dollars per million input tokens (for spend budgets and metrics).
+    #[serde(default)]
+    pub input_usd_per_mtok: Option<f64>,
+    /// US dollars per million output tokens.
+    #[serde(default)]
+    pub output_usd_per_mtok: Option<f64>,
+}
+
+/// `[tls]`: the certificate the gateway serves on `listen`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsSection {
+    /// PEM file: the certificate chain, leaf first. Relative to the config file.
+    pub cert_file: PathBuf,
+    /// PEM file: the private key (PKCS#8, PKCS#1 or SEC1). Relative to the config file.
+    pub key_file: PathBuf,
+}
+
+/// `[queue]`: requests that wait for a provider's quota.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct QueueSection {
+    /// Requests of one route that may wait at once; one more is shed with
+    /// 429. Default 1000.
+    pub max_waiting: usize,
+    /// Longest wait for a quota; past it (or past the route's deadline,
+    /// whichever is first) the request is shed with 503. Default 10000.
+    pub max_wait_ms: u64,
+}
+
+impl Default for QueueSection {
+    fn default() -> Self {
+        QueueSection { max_waiting: 1000, max_wait_ms: 10_000 }
+    }
 }
 
 /// `[traces]`: a span per request, with child spans per attempt and per
@@ -420,6 +562,19 @@ pub struct Provider {
     /// How often an open target is probed. Default 10000.
     #[serde(default = "default_probe_interval")]
     pub probe_interval_ms: u64,
+    /// Requests per minute to this provider, all its models together. Default none.
+    #[serde(default)]
+    pub rpm: Option<u32>,
+    /// Tokens per minute to this provider (input estimated when sent,
+    /// corrected from the answer's usage). Default none.
+    #[serde(default)]
+    pub tpm: Option<u32>,
+    /// Requests in flight to this provider at once. Default none.
+    #[serde(default)]
+    pub max_concurrency: Option<u32>,
+    /// Per model (target) limits and prices, by the model name routes use.
+    #[serde(default)]
+    pub models: BTreeMap<String, ModelSettings>,
 }
 
 /// How a provider is probed while a target's breaker is open.

@@ -2,7 +2,8 @@
 //! /metrics` (Prometheus, OpenMetrics text), `GET /healthz`, the live status
 //! page (`GET /status`, which polls `GET /status.json`), and the JSON admin
 //! API — `GET /admin/targets`, `/admin/routes`, `/admin/policies`,
-//! `/admin/events`; `POST /admin/breaker` (force a target's breaker open or
+//! `/admin/events`, `/admin/keys` (usage and limits per gateway key),
+//! `/admin/quotas` (provider quotas and route queues); `POST /admin/breaker` (force a target's breaker open or
 //! closed for maintenance, or give it back to traffic) and `POST
 //! /admin/reload`. When an admin token is configured every request must
 //! carry it, as `Authorization: Bearer` or as a Basic password (so a
@@ -215,6 +216,8 @@ async fn handle(live: Arc<Live>, token: Option<Arc<str>>, req: Request<Incoming>
         },
         (Method::GET, "/healthz") => answer(StatusCode::OK, "text/plain", "ok\n"),
         (Method::GET, "/admin/targets") => json(StatusCode::OK, &targets(&shared)),
+        (Method::GET, "/admin/keys") => json(StatusCode::OK, &crate::usage::keys(&shared)),
+        (Method::GET, "/admin/quotas") => json(StatusCode::OK, &crate::usage::quotas(&shared)),
         (Method::GET, "/admin/routes") => json(StatusCode::OK, &routes(&shared)),
         (Method::POST, "/admin/breaker") => match Limited::new(req.into_body(), MAX_ADMIN_BODY).collect().await {
             Ok(body) => force_breaker(&shared, &body.to_bytes()),

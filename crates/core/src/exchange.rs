@@ -24,6 +24,7 @@ use crate::cache::CacheKey;
 use crate::gateway::Shared;
 use crate::hedge::{Raced, race};
 use crate::limits::Limits;
+use crate::quota::Hold;
 use crate::relay::{Relay, StreamSource};
 use crate::respond::{self, Meta};
 use crate::upstream::{self, AnswerBody, Attempt, Provider};
@@ -55,6 +56,9 @@ pub(crate) struct Exchange {
     pub(crate) tried: Vec<u32>,
     /// The request's trace (`None` when traces are off).
     pub(crate) trace: Option<switchyard_telemetry::traces::RequestTrace>,
+    /// The gateway key's admission (`None` on an open gateway): its
+    /// concurrency slot, priority and token estimate, settled at the end.
+    pub(crate) admission: Option<switchyard_access::Admission>,
 }
 
 /// What to do next after a decision.
@@ -77,7 +81,7 @@ pub(crate) struct Finished {
     pub target: u32,
     pub provider: Arc<Provider>,
     pub attempt: Attempt,
-    pub inflight: Option<InflightGuard>,
+    pub inflight: Option<Hold>,
     /// The attempt's trace span (when the request is traced).
     pub span: Option<switchyard_telemetry::traces::AttemptSpan>,
 }
@@ -112,7 +116,42 @@ impl Exchange {
             meta,
             tried: Vec::new(),
             trace: None,
+            admission: None,
         }
+    }
+
+    /// Runs under the gateway key's `admission`.
+    pub fn admitted(mut self, admission: Option<switchyard_access::Admission>) -> Self {
+        self.admission = admission;
+        self
+    }
+
+    /// Who goes first at a provider's quota: the key's priority class.
+    pub(crate) fn priority(&self) -> switchyard_config::Priority {
+        self.admission.as_ref().map_or(switchyard_config::Priority::Normal, |a| a.tenant().priority)
+    }
+
+    /// A place at `target`'s quota gates, waiting in the route's queue at
+    /// most `[queue] max_wait_ms` and never past the route's deadline.
+    pub(crate) async fn enter_quota(
+        &self,
+        target: u32,
+    ) -> Result<crate::quota::Permits, switchyard_access::gate::Shed> {
+        let quotas = &self.shared.quotas;
+        let wait = quotas.max_wait.min(self.remaining());
+        let started = Instant::now();
+        let tokens = self.peek.estimated_input_tokens;
+        let entered = quotas.enter(target, self.route, self.priority(), tokens, wait).await;
+        let route = &self.shared.routes[self.route].name;
+        match &entered {
+            Ok(_) if started.elapsed() >= Duration::from_millis(1) => {
+                self.shared.metrics.queue_wait(route, started.elapsed());
+            }
+            Ok(_) => {}
+            Err(switchyard_access::gate::Shed::QueueFull { .. }) => self.shared.metrics.shed(route, "queue_full"),
+            Err(switchyard_access::gate::Shed::Expired { .. }) => self.shared.metrics.shed(route, "expired"),
+        }
+        entered
     }
 
     /// Records the request's trace spans under `trace`.
@@ -238,9 +277,21 @@ impl Exchange {
             trace.end(status, attributes);
         }
         let metrics = &self.shared.metrics;
-        metrics.request(&self.shared.routes[self.route].name, self.client, status, self.meta.degraded, latency);
-        if let Some(&target) = self.tried.last() {
+        let route = &self.shared.routes[self.route].name;
+        metrics.request(route, self.client, status, self.meta.degraded, latency);
+        let target = self.tried.last().copied();
+        if let Some(target) = target {
             metrics.tokens(target, usage);
+            self.shared.quotas.settle(target, self.peek.estimated_input_tokens, usage);
+        }
+        if let Some(admission) = &self.admission {
+            let spend = target.map_or(0.0, |t| self.shared.quotas.price(t, usage));
+            let (input, output) = (usage.input.unwrap_or(0), usage.output.unwrap_or(0));
+            admission.settle(input, output, spend, time::OffsetDateTime::now_utc());
+            let key = admission.tenant().label();
+            if let Some(target) = target {
+                metrics.key_usage(&key, route, target, usage, spend);
+            }
         }
         let Some(record) = self.record.as_mut() else { return };
         record.finish(switchyard_telemetry::access_log::Ending {
@@ -347,7 +398,7 @@ impl Exchange {
 
     /// Starts an attempt at `target`; the future owns all it needs, so a
     /// hedge can drop it (which closes its connection and records nothing).
-    fn launch(&mut self, target: u32, inflight: InflightGuard) -> impl Future<Output = Finished> + use<> {
+    fn launch(&mut self, target: u32, hold: Hold) -> impl Future<Output = Finished> + use<> {
         self.meta.attempts += 1;
         self.tried.push(target);
         let limits = self.limits(target);
@@ -360,7 +411,7 @@ impl Exchange {
             &self.shared.topology.targets[target as usize].model,
         );
         let traced = self.trace.as_ref().map(|t| t.attempt());
-        launch(&self.shared, self.client, &self.forward, target, inflight, request, self.peek.stream, limits, traced)
+        launch(&self.shared, self.client, &self.forward, target, hold, request, self.peek.stream, limits, traced)
     }
 
     async fn attempt(&mut self, wanted: u32, hedge: Option<(Duration, Vec<u32>)>) -> Step {
@@ -373,18 +424,25 @@ impl Exchange {
             let wait = self.longest_wait_ms();
             return Step::Answer(self.cached_or_unavailable(wait, "every target's circuit breaker is open"));
         };
-        let first = self.launch(target, inflight);
+        let permits = match self.enter_quota(target).await {
+            Ok(permits) => permits,
+            Err(shed) => return Step::Answer(respond::shed(self.client, shed, &self.meta)),
+        };
+        let first = self.launch(target, Hold::new(inflight, permits));
         let Raced { winner, earlier_failure } = match hedge {
             Some((after, candidates)) if after < self.remaining() => {
                 let second = || {
                     let health = &self.shared.health;
                     let (target, guard) =
                         candidates.iter().filter(|&&t| t != target).find_map(|&t| health.admit(t).map(|g| (t, g)))?;
+                    // A hedge never waits for a quota: no room, no hedge.
+                    let tokens = self.peek.estimated_input_tokens;
+                    let permits = self.shared.quotas.try_enter(target, self.priority(), tokens)?;
                     if !self.shared.budget.try_retry() {
                         return None;
                     }
                     tracing::debug!(first = wanted, hedge = target, "hedging");
-                    Some(self.launch(target, guard))
+                    Some(self.launch(target, Hold::new(guard, permits)))
                 };
                 race(first, after, second, |f: &Finished| f.attempt.kind == OutcomeKind::Success).await
             }
@@ -615,13 +673,13 @@ pub(crate) fn launch(
     client: WireApi,
     forward: &[(http::HeaderName, HeaderValue)],
     target: u32,
-    inflight: InflightGuard,
+    hold: Hold,
     prepared: Result<crate::translation::Prepared, String>,
     streaming: bool,
     limits: Limits,
     traced: Option<(switchyard_telemetry::traces::AttemptSpan, Option<HeaderValue>)>,
 ) -> impl Future<Output = Finished> + use<> {
-    let inflight = Some(inflight);
+    let inflight = Some(hold);
     let provider = shared.target_provider[target as usize].clone();
     // (Cloning an OpenAI client's empty list allocates nothing.)
     let mut forward = if provider.api == client { forward.to_vec() } else { Vec::new() };

@@ -46,6 +46,9 @@ pub enum GatewayError {
     /// The access log, a webhook or the trace exporter cannot start.
     #[error("{0}")]
     Telemetry(#[from] switchyard_telemetry::TelemetryError),
+    /// `[tls]`: the certificate or key cannot be used.
+    #[error("{0}")]
+    Tls(String),
 }
 
 /// One route as the request path needs it.
@@ -89,6 +92,8 @@ pub(crate) struct Shared {
     pub closing: CancellationToken,
     /// The gateway keys clients must send (empty: an open gateway).
     pub keys: switchyard_access::KeyRing,
+    /// Provider quotas, route queues, target prices.
+    pub quotas: crate::quota::Quotas,
 }
 
 /// How provider keys (and webhook URLs) are read: the process environment
@@ -107,6 +112,9 @@ pub(crate) struct Live {
     pub reloading: tokio::sync::Mutex<()>,
     pub closing: CancellationToken,
     _webhooks: switchyard_telemetry::webhooks::Webhooks,
+    /// TLS on `listen` (`[tls]`; set at start: a change needs a restart,
+    /// a renewed certificate does not).
+    pub door: Option<crate::tls::Door>,
 }
 
 impl Live {
@@ -199,8 +207,16 @@ impl Gateway {
         let telemetry = switchyard_telemetry::Telemetry::new(traces);
         let closing = CancellationToken::new();
         let webhooks = switchyard_telemetry::webhooks::Webhooks::start(&config.webhooks, &*env, tls()?, &telemetry)?;
+        let door = match &config.tls {
+            Some(tls) => Some(
+                crate::tls::Door::open(config.base_dir.join(&tls.cert_file), config.base_dir.join(&tls.key_file))
+                    .map_err(GatewayError::Tls)?,
+            ),
+            None => None,
+        };
         let (generation, _) = Generation::build(config.clone(), &env, &telemetry, &closing, None).await?;
         let live = Live {
+            door,
             generation: ArcSwap::from_pointee(generation),
             telemetry,
             env,

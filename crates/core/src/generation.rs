@@ -273,6 +273,7 @@ impl Generation {
             Some(b) => b.shared.access_log.clone(),
             None => switchyard_telemetry::access_log::AccessLog::open(&config.access_log())?,
         };
+        let quotas = crate::quota::Quotas::new(&config, &topology, before.map(|b| &b.shared.quotas));
         let shared = Shared {
             routes,
             routes_by_model,
@@ -291,7 +292,8 @@ impl Generation {
             metrics,
             telemetry: telemetry.clone(),
             closing: closing.clone(),
-            keys: switchyard_access::KeyRing::new(&config.keys),
+            keys: switchyard_access::KeyRing::new(&config, before.map(|b| &b.shared.keys)),
+            quotas,
         };
         let probes = crate::probe::start(probes, &shared.health);
         let routes_down = before.map(|b| b.routes_down.clone()).unwrap_or_default();

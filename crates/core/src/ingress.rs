@@ -82,14 +82,6 @@ async fn route(shared: Arc<Shared>, req: Request<Incoming>, id: Arc<str>) -> Res
             Err(refusal) => return respond::unauthorized(api, &refusal.to_string()),
         }
     };
-    // A key's request rate counts chat requests, at the door.
-    if let (Some(api), Some(rate)) = (chat, key.as_ref().and_then(|k| k.rate.as_ref()))
-        && req.method() == Method::POST
-        && let Err(limited) = rate.take(std::time::Instant::now())
-    {
-        return respond::key_rate_limited(api, &limited);
-    }
-    let key = key.map(|k| k.name.clone());
     match (req.method(), chat, req.uri().path()) {
         (&Method::POST, Some(api), _) => serve(shared, req, api, started, id, key).await,
         (method, Some(api), path) => respond::method_not_allowed(api, method, path),
@@ -153,7 +145,7 @@ async fn serve(
     client: Api,
     started: tokio::time::Instant,
     id: Arc<str>,
-    key: Option<Arc<str>>,
+    key: Option<Arc<switchyard_access::Tenant>>,
 ) -> Response<ResponseBody> {
     let (parts, body) = match read_body(&shared, req, client).await {
         Ok(read) => read,
@@ -176,6 +168,24 @@ async fn serve(
     };
     let route = shared.routes_by_model.get(&peek.model).copied().or(shared.wildcard);
     let Some(route) = route else { return respond::unknown_model(client, &peek.model) };
+    // The key's limits: its routes, budgets, concurrency and rates.
+    let admission = match &key {
+        Some(tenant) => {
+            let route_model = shared.routes[route].name.as_str();
+            let now = (std::time::Instant::now(), time::OffsetDateTime::now_utc());
+            match tenant.admit(route_model, peek.estimated_input_tokens, now.0, now.1) {
+                Ok(admission) => {
+                    shared.metrics.key_request(&tenant.label(), "admitted");
+                    Some(admission)
+                }
+                Err(denied) => {
+                    shared.metrics.key_request(&tenant.label(), denied.reason());
+                    return respond::denied(client, &denied, &tenant.name, route_model);
+                }
+            }
+        }
+        None => None,
+    };
     let trace = shared.telemetry.traces.as_ref().map(|traces| {
         let route_name = shared.routes[route].name.as_str();
         traces.request(
@@ -202,7 +212,8 @@ async fn serve(
     let exchange = exchange::Exchange::new(shared, route, client, peek, body, call, started)
         .forwarding(forward)
         .parsed(parsed)
-        .logged_as(id, key)
+        .logged_as(id, key.map(|k| k.name.clone()))
+        .admitted(admission)
         .traced(trace)
         .run();
     // Past the shutdown grace period, a request still waiting for a

@@ -50,6 +50,7 @@ mod limits;
 mod models;
 mod probe;
 mod provider_headers;
+mod quota;
 mod recovery;
 mod relay;
 pub mod reload;
@@ -57,8 +58,10 @@ mod respond;
 mod secrets;
 mod server;
 mod status;
+mod tls;
 mod translation;
 mod upstream;
+mod usage;
 
 pub use gateway::{Gateway, GatewayError, Reloader};
 

@@ -44,7 +44,7 @@ pub(crate) type Recovering = Pin<Box<dyn Future<Output = (Box<StreamRecovery>, R
 pub(crate) enum Resumed {
     /// A new upstream continues the client's stream: `comment` first, then
     /// `first` (the recovery's first bytes, to pass through the relay).
-    Source { upstream: Upstream, first: Bytes, comment: Bytes },
+    Source { upstream: Box<Upstream>, first: Bytes, comment: Bytes },
     /// End the client's stream with this error message.
     End(String),
 }
@@ -201,6 +201,10 @@ impl StreamRecovery {
         let Some((target, inflight)) = ex.admit(wanted) else {
             return Err(outcome(ex, wanted, OutcomeKind::Overloaded, None, Duration::ZERO));
         };
+        let Ok(permits) = ex.enter_quota(target).await else {
+            return Err(outcome(ex, target, OutcomeKind::RateLimited, None, Duration::ZERO));
+        };
+        let inflight = crate::quota::Hold::new(inflight, permits);
         ex.tried.push(target);
         let provider = shared.target_provider[target as usize].clone();
         let model = &shared.topology.targets[target as usize].model;
@@ -262,7 +266,7 @@ impl StreamRecovery {
         let upstream = Upstream::new(rest, source, translate, Some(splice), limits.idle);
         ex.meta.provider = Some(provider.name.clone());
         let label = format!("{}/{model}", provider.name);
-        Ok((Resumed::Source { upstream, first, comment: Bytes::from(comment) }, label))
+        Ok((Resumed::Source { upstream: Box::new(upstream), first, comment: Bytes::from(comment) }, label))
     }
 }
 

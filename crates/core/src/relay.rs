@@ -20,7 +20,6 @@ use std::time::Duration;
 use bytes::Bytes;
 use http_body::{Body, Frame};
 use hyper::body::Incoming;
-use switchyard_policy_host::health::InflightGuard;
 use switchyard_policy_host::{BreakKind, HealthBook};
 use switchyard_wire::Api;
 use switchyard_wire::openai_error::OpenAiError;
@@ -41,7 +40,7 @@ pub(crate) struct StreamSource {
     pub health: Arc<HealthBook>,
     pub target: u32,
     pub provider: Arc<str>,
-    pub inflight: Option<InflightGuard>,
+    pub inflight: Option<crate::quota::Hold>,
     /// Time to the first content-bearing event: the latency the health book records.
     pub latency: Duration,
     /// The outcome is recorded (see [`StreamSource::ended`]).
@@ -315,7 +314,7 @@ impl Relay {
     fn resumed(&mut self, resumed: Resumed) {
         match resumed {
             Resumed::Source { upstream, first, comment } => {
-                self.upstream = Some(upstream);
+                self.upstream = Some(*upstream);
                 self.saw_end = false;
                 self.cutter = EventCutter::new(self.client);
                 self.reset_idle();

@@ -146,42 +146,149 @@ pub(crate) fn unauthorized(api: Api, message: &str) -> Response<ResponseBody> {
 
 /// 429: the gateway key is over its `requests_per_minute`; the rate-limit
 /// headers are the client's API's own (`x-ratelimit-*-requests` for OpenAI
-/// clients, `anthropic-ratelimit-requests-*` for Anthropic ones).
-pub(crate) fn key_rate_limited(api: Api, limited: &switchyard_access::rate::Limited) -> Response<ResponseBody> {
-    let retry = limited.retry_after.as_secs_f64().ceil().max(1.0) as u64;
-    let err = OpenAiError {
-        message: format!(
-            "This gateway key may make {} requests per minute; retry after {retry} s.",
-            limited.per_minute
+/// A gateway key's request refused by its limits: 403 for a route it may
+/// not use, 429 with `Retry-After` for a limit (and the API's own
+/// rate-limit headers for a rate), the quota error for a spent budget.
+pub(crate) fn denied(api: Api, denied: &switchyard_access::Denied, key: &str, route: &str) -> Response<ResponseBody> {
+    use switchyard_access::Denied;
+    let retry = denied.retry_after().map(|d| d.as_secs_f64().ceil().max(1.0) as u64);
+    let (status, err, rate) = match denied {
+        Denied::Route => (
+            StatusCode::FORBIDDEN,
+            OpenAiError {
+                message: format!("The gateway key {key:?} may not use the model {route:?}."),
+                kind: "permission_error",
+                code: Some("model_not_allowed"),
+                param: Some("model"),
+            },
+            None,
         ),
-        kind: "requests",
-        code: Some("rate_limit_exceeded"),
-        param: None,
+        Denied::Concurrency(max) => (
+            StatusCode::TOO_MANY_REQUESTS,
+            OpenAiError {
+                message: format!(
+                    "The gateway key {key:?} may have {max} requests in flight at once; retry when one has ended."
+                ),
+                kind: "requests",
+                code: Some("rate_limit_exceeded"),
+                param: None,
+            },
+            None,
+        ),
+        Denied::Requests(limited) => (
+            StatusCode::TOO_MANY_REQUESTS,
+            OpenAiError {
+                message: format!(
+                    "The gateway key {key:?} may make {} requests per minute; retry after {} s.",
+                    limited.per_minute,
+                    retry.unwrap_or(1)
+                ),
+                kind: "requests",
+                code: Some("rate_limit_exceeded"),
+                param: None,
+            },
+            Some(("requests", limited)),
+        ),
+        Denied::Tokens(limited) => (
+            StatusCode::TOO_MANY_REQUESTS,
+            OpenAiError {
+                message: format!(
+                    "The gateway key {key:?} may use {} tokens per minute; retry after {} s.",
+                    limited.per_minute,
+                    retry.unwrap_or(1)
+                ),
+                kind: "tokens",
+                code: Some("rate_limit_exceeded"),
+                param: None,
+            },
+            Some(("tokens", limited)),
+        ),
+        Denied::Budget(spent) => {
+            let budget = match spent.what {
+                "spend" => format!("${:.2}", spent.limit),
+                _ => format!("{} tokens", spent.limit),
+            };
+            (
+                StatusCode::TOO_MANY_REQUESTS,
+                OpenAiError {
+                    message: format!(
+                        "The gateway key {key:?} has used its {} budget of {budget}; it starts again in {} s.",
+                        spent.window,
+                        retry.unwrap_or(1)
+                    ),
+                    kind: "insufficient_quota",
+                    code: Some("insufficient_quota"),
+                    param: None,
+                },
+                None,
+            )
+        }
     };
-    let mut response = error(api, StatusCode::TOO_MANY_REQUESTS, &err, &Meta::none(), Some(retry));
-    let headers = response.headers_mut();
+    let mut response = error(api, status, &err, &Meta::none(), retry);
+    if let Some((what, limited)) = rate {
+        rate_limit_headers(api, response.headers_mut(), what, limited);
+    }
+    response
+}
+
+/// The API's own rate-limit headers for a spent `what` (`requests`, `tokens`) rate.
+fn rate_limit_headers(
+    api: Api,
+    headers: &mut http::HeaderMap,
+    what: &'static str,
+    limited: &switchyard_access::rate::Limited,
+) {
     let reset_secs = limited.reset.as_secs_f64().ceil() as u64;
+    let name = |pattern: &str| http::HeaderName::try_from(pattern.replace('*', what)).ok();
+    let mut set = |pattern: &str, value: HeaderValue| {
+        if let Some(name) = name(pattern) {
+            headers.insert(name, value);
+        }
+    };
     match api {
         Api::OpenAi => {
-            headers.insert("x-ratelimit-limit-requests", HeaderValue::from(limited.per_minute));
-            headers.insert("x-ratelimit-remaining-requests", HeaderValue::from(0u32));
-            if let Ok(v) = HeaderValue::from_str(&format!("{reset_secs}s")) {
-                headers.insert("x-ratelimit-reset-requests", v);
-            }
+            set("x-ratelimit-limit-*", HeaderValue::from(limited.per_minute));
+            set("x-ratelimit-remaining-*", HeaderValue::from(0u32));
+            set("x-ratelimit-reset-*", value(&format!("{reset_secs}s")));
         }
         Api::Anthropic => {
-            headers.insert("anthropic-ratelimit-requests-limit", HeaderValue::from(limited.per_minute));
-            headers.insert("anthropic-ratelimit-requests-remaining", HeaderValue::from(0u32));
+            set("anthropic-ratelimit-*-limit", HeaderValue::from(limited.per_minute));
+            set("anthropic-ratelimit-*-remaining", HeaderValue::from(0u32));
             let at = time::OffsetDateTime::now_utc() + limited.reset;
             let at = at.replace_nanosecond(0).unwrap_or(at);
-            if let Ok(v) = at.format(&time::format_description::well_known::Rfc3339)
-                && let Ok(v) = HeaderValue::from_str(&v)
-            {
-                headers.insert("anthropic-ratelimit-requests-reset", v);
+            if let Ok(v) = at.format(&time::format_description::well_known::Rfc3339) {
+                set("anthropic-ratelimit-*-reset", value(&v));
             }
         }
     }
-    response
+}
+
+/// A request shed while waiting for a provider's quota: 429 when its
+/// route's queue was full, 503 when its wait ran out; `Retry-After` both.
+pub(crate) fn shed(api: Api, shed: switchyard_access::gate::Shed, meta: &Meta) -> Response<ResponseBody> {
+    use switchyard_access::gate::Shed;
+    let (status, retry_after, err) = match shed {
+        Shed::QueueFull { retry_after } => (
+            StatusCode::TOO_MANY_REQUESTS,
+            retry_after,
+            OpenAiError {
+                message: "Too many requests are waiting for this model's provider; retry later.".into(),
+                kind: "requests",
+                code: Some("queue_full"),
+                param: None,
+            },
+        ),
+        Shed::Expired { retry_after } => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            retry_after,
+            OpenAiError::server(
+                "The provider's rate limit left no room for this request within its wait; retry later.",
+                "queue_wait_expired",
+            ),
+        ),
+    };
+    let secs = retry_after.as_secs_f64().ceil().max(1.0) as u64;
+    error(api, status, &err, meta, Some(secs))
 }
 
 /// The gateway is shutting down and its grace period is over.

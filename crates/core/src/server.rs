@@ -7,9 +7,9 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use hyper::server::conn::http1;
 use hyper::service::service_fn;
-use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 
@@ -18,6 +18,8 @@ use switchyard_telemetry::events::Severity;
 
 /// After the grace period, how long the error events get to reach clients.
 const LAST_WORDS: Duration = Duration::from_secs(2);
+
+use crate::tls::HANDSHAKE_TIMEOUT;
 
 pub(crate) async fn serve(live: Arc<Live>, listener: TcpListener, shutdown: impl Future<Output = ()>) {
     let graceful = GracefulShutdown::new();
@@ -37,19 +39,32 @@ pub(crate) async fn serve(live: Arc<Live>, listener: TcpListener, shutdown: impl
             }
         };
         let _ = stream.set_nodelay(true);
-        let live = live.clone();
+        let served = live.clone();
         let service = service_fn(move |req| {
             // A request runs on the config generation serving when it arrived.
-            let shared = live.shared();
+            let shared = served.shared();
             async move { Ok::<_, std::convert::Infallible>(crate::ingress::handle(shared, req).await) }
         });
-        let conn = http1::Builder::new()
-            .timer(TokioTimer::new())
-            .header_read_timeout(Duration::from_secs(30))
-            .serve_connection(TokioIo::new(stream), service);
-        let conn = graceful.watch(conn);
+        let watcher = graceful.watcher();
+        let live = live.clone();
         tokio::spawn(async move {
-            if let Err(e) = conn.await {
+            let mut builder = auto::Builder::new(TokioExecutor::new());
+            builder.http1().timer(TokioTimer::new()).header_read_timeout(Duration::from_secs(30));
+            builder.http2().timer(TokioTimer::new());
+            let served = match &live.door {
+                // HTTP/2 or HTTP/1.1 as ALPN chose.
+                Some(door) => match tokio::time::timeout(HANDSHAKE_TIMEOUT, door.acceptor.accept(stream)).await {
+                    Ok(Ok(tls)) => {
+                        let conn = builder.serve_connection(TokioIo::new(tls), service);
+                        watcher.watch(conn.into_owned()).await
+                    }
+                    Ok(Err(e)) => return tracing::debug!("TLS handshake failed: {e}"),
+                    Err(_) => return tracing::debug!("TLS handshake timed out"),
+                },
+                // HTTP/1.1, or HTTP/2 with prior knowledge (h2c).
+                None => watcher.watch(builder.serve_connection(TokioIo::new(stream), service).into_owned()).await,
+            };
+            if let Err(e) = served {
                 tracing::debug!("connection ended: {e}");
             }
         });

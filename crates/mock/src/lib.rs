@@ -215,6 +215,10 @@ struct State {
     /// TCP connections accepted.
     connections: AtomicUsize,
     seen: Mutex<Vec<Seen>>,
+    /// Requests being answered now, and the most there ever were at once
+    /// (a stream counts until its headers are sent).
+    inflight: AtomicUsize,
+    max_inflight: AtomicUsize,
 }
 
 /// A mock OpenAI-wire provider on `127.0.0.1:<ephemeral>`. Stops when dropped.
@@ -294,6 +298,8 @@ impl MockProvider {
             received: AtomicUsize::new(0),
             connections: AtomicUsize::new(0),
             seen: Mutex::new(Vec::new()),
+            inflight: AtomicUsize::new(0),
+            max_inflight: AtomicUsize::new(0),
         });
         let serving = state.clone();
         let (acceptor, ca_pem) = match tls {
@@ -344,6 +350,11 @@ impl MockProvider {
     /// The provider's name (it appears in answers: "Hello from NAME").
     pub fn name(&self) -> &str {
         &self.state.name
+    }
+
+    /// The most requests it was answering at once.
+    pub fn max_inflight(&self) -> usize {
+        self.state.max_inflight.load(Ordering::SeqCst)
     }
 
     /// Requests received so far.
@@ -407,6 +418,14 @@ fn sse_response(body: ChannelBody) -> Response<MockBody> {
 }
 
 async fn answer(state: Arc<State>, req: Request<Incoming>) -> Result<Response<MockBody>, Infallible> {
+    let now = state.inflight.fetch_add(1, Ordering::SeqCst) + 1;
+    state.max_inflight.fetch_max(now, Ordering::SeqCst);
+    let answered = respond_to(&state, req).await;
+    state.inflight.fetch_sub(1, Ordering::SeqCst);
+    answered
+}
+
+async fn respond_to(state: &Arc<State>, req: Request<Incoming>) -> Result<Response<MockBody>, Infallible> {
     state.received.fetch_add(1, Ordering::SeqCst);
     let headers = req.headers().clone();
     let authorization = headers.get("authorization").and_then(|v| v.to_str().ok()).map(str::to_owned);

@@ -279,12 +279,20 @@ impl HealthBook {
 
     /// Marks an attempt to `target` in flight if its breaker admits one: closed,
     /// or half-open with a probe slot free (the attempt is then the probe).
-    /// `None` when the breaker is open (or its probe slots are taken).
+    /// `None` when the breaker is open (or its probe slots are taken), or
+    /// while the provider's `Retry-After` runs: what a provider asked for is
+    /// a cool-down for every request, not advice to one policy (a breaker
+    /// forced closed by an operator overrides it).
     pub fn admit(self: &Arc<Self>, target: u32) -> Option<InflightGuard> {
         let cell = self.cells.get(target as usize)?;
         let probe = {
             let mut s = cell.stats.lock().unwrap_or_else(|p| p.into_inner());
-            let probe = s.admits(&self.breaker, Instant::now())?;
+            let now = Instant::now();
+            let cooling = s.retry_after_until.is_some_and(|until| until > now);
+            if cooling && s.forced != Some(BreakerState::Closed) {
+                return None;
+            }
+            let probe = s.admits(&self.breaker, now)?;
             s.probes_inflight += u32::from(probe);
             probe
         };
@@ -440,6 +448,19 @@ mod tests {
         let h = book.get(0).unwrap();
         assert_eq!(h.consecutive_failures, 0);
         assert!((h.error_rate - 2.0 / 3.0).abs() < 1e-6);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn no_attempt_is_admitted_while_a_providers_retry_after_runs_unless_an_operator_forced_the_breaker_closed() {
+        let book = Arc::new(HealthBook::new(2));
+        book.record(0, false, Duration::from_millis(5), Some(Duration::from_secs(2)));
+        assert!(book.admit(0).is_none(), "cooling down");
+        assert!(book.admit(1).is_some(), "another target is not");
+        book.force(0, Some(BreakerState::Closed));
+        assert!(book.admit(0).is_some(), "forced closed overrides it");
+        book.force(0, None);
+        tokio::time::advance(Duration::from_secs(2)).await;
+        assert!(book.admit(0).is_some(), "over");
     }
 
     #[tokio::test(start_paused = true)]

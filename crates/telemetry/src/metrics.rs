@@ -45,6 +45,36 @@ pub struct AttemptLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RouteOnly {
+    pub route: Name,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct KeyLabels {
+    pub key: Name,
+    pub result: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct KeyTokenLabels {
+    pub key: Name,
+    pub direction: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct SpendLabels {
+    pub key: Name,
+    pub route: Name,
+    pub target: Name,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ShedLabels {
+    pub route: Name,
+    pub reason: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct TargetLabels {
     pub target: Name,
 }
@@ -133,6 +163,11 @@ pub struct Registry {
     policy_info: Family<PolicyInfoLabels, Gauge>,
     reloads: Family<ResultLabels, Counter>,
     webhooks: Family<ResultLabels, Counter>,
+    key_requests: Family<KeyLabels, Counter>,
+    key_tokens: Family<KeyTokenLabels, Counter>,
+    spend: Family<SpendLabels, Counter<f64, std::sync::atomic::AtomicU64>>,
+    shed: Family<ShedLabels, Counter>,
+    queue_wait: Family<RouteOnly, Histogram, fn() -> Histogram>,
     /// `[metrics] enabled`: the request path counts only when set.
     enabled: std::sync::atomic::AtomicBool,
 }
@@ -177,6 +212,11 @@ impl Registry {
             policy_info: Family::default(),
             reloads: Family::default(),
             webhooks: Family::default(),
+            key_requests: Family::default(),
+            key_tokens: Family::default(),
+            spend: Family::default(),
+            shed: Family::default(),
+            queue_wait: Family::new_with_constructor(latency_histogram),
             enabled: std::sync::atomic::AtomicBool::new(true),
             registry: prometheus_client::registry::Registry::default(),
         };
@@ -257,6 +297,31 @@ impl Registry {
             "webhook_deliveries",
             "Incident webhook posts: delivered, failed (after every retry), dropped (queue full)",
             m.webhooks.clone(),
+        );
+        registry.register(
+            "key_requests",
+            "Chat requests per gateway key, by result: admitted, or refused (route, concurrency, requests, tokens, budget)",
+            m.key_requests.clone(),
+        );
+        registry.register(
+            "key_tokens",
+            "Tokens per gateway key as providers counted them, by direction (in, out)",
+            m.key_tokens.clone(),
+        );
+        registry.register(
+            "spend_usd",
+            "US dollars spent, by gateway key, route and target (the targets' configured prices)",
+            m.spend.clone(),
+        );
+        registry.register(
+            "queue_shed",
+            "Requests shed while waiting for a provider's quota, by route and reason (queue_full, expired)",
+            m.shed.clone(),
+        );
+        registry.register(
+            "queue_wait_seconds",
+            "How long requests waited for a provider's quota before being sent, by route",
+            m.queue_wait.clone(),
         );
         Arc::new(Registry { registry, ..m })
     }
@@ -365,6 +430,43 @@ impl Metrics {
             if let Some(n) = n {
                 self.registry.tokens.get_or_create(&TokenLabels { target: target.clone(), direction }).inc_by(n);
             }
+        }
+    }
+
+    /// A gateway key's request, let in (`"admitted"`) or refused (why).
+    pub fn key_request(&self, key: &Name, result: &'static str) {
+        if self.registry.on() {
+            self.registry.key_requests.get_or_create(&KeyLabels { key: key.clone(), result }).inc();
+        }
+    }
+
+    /// What a key's request used: tokens, and dollars at `target` on `route`.
+    pub fn key_usage(&self, key: &Name, route: &Name, target: u32, usage: Usage, spend_usd: f64) {
+        if !self.registry.on() {
+            return;
+        }
+        for (direction, n) in [("in", usage.input), ("out", usage.output)] {
+            if let Some(n) = n {
+                self.registry.key_tokens.get_or_create(&KeyTokenLabels { key: key.clone(), direction }).inc_by(n);
+            }
+        }
+        if spend_usd > 0.0 {
+            let labels = SpendLabels { key: key.clone(), route: route.clone(), target: self.target(target) };
+            self.registry.spend.get_or_create(&labels).inc_by(spend_usd);
+        }
+    }
+
+    /// A request shed from `route`'s queue (`queue_full`, `expired`).
+    pub fn shed(&self, route: &Name, reason: &'static str) {
+        if self.registry.on() {
+            self.registry.shed.get_or_create(&ShedLabels { route: route.clone(), reason }).inc();
+        }
+    }
+
+    /// A request of `route` waited `took` for a quota.
+    pub fn queue_wait(&self, route: &Name, took: Duration) {
+        if self.registry.on() {
+            self.registry.queue_wait.get_or_create(&RouteOnly { route: route.clone() }).observe(took.as_secs_f64());
         }
     }
 
