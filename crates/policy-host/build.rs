@@ -21,6 +21,7 @@ fn main() {
         "plugins/fixtures",
         "wit",
         "examples/weighted-split/policy",
+        "examples/tenant-tiers/policy",
     ] {
         println!("cargo:rerun-if-changed={}", root.join(watched).display());
     }
@@ -62,6 +63,7 @@ fn main() {
         "least_latency",
         "p2c",
         "weighted_split",
+        "tenant_tiers",
         "chaos",
         "forbidden_import",
         "round_robin",

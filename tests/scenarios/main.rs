@@ -28,6 +28,7 @@ mod retry_budget;
 mod secrets;
 mod stream_recovery;
 mod streaming;
+mod tenant_policy;
 mod tls;
 mod tls_door;
 mod traces;

@@ -40,6 +40,7 @@ pub async fn time_decisions(host: &Arc<PolicyHost>, policy: &str, calls: usize) 
         streaming: false,
         estimated_input_tokens: 250,
         deadline_ms: 30_000,
+        caller: Default::default(),
     };
     let outcome = AttemptOutcome {
         target: 0,

@@ -90,6 +90,8 @@ pub(crate) async fn post(
         .header("host", host)
         .header("content-type", "application/json")
         .header("anthropic-version", "2023-06-01")
+        // (Only the keyed gateway reads it; an open gateway and the mock ignore it.)
+        .header("authorization", BENCH_KEY_HEADER)
         .body(Full::new(body))
         .expect("request");
     let response = sender.send_request(req).await.expect("response");
@@ -178,6 +180,12 @@ fn throughput(client: &tokio::runtime::Runtime, addr: &str, api: Client, conns: 
     })
 }
 
+/// The gateway key every bench request carries.
+const BENCH_KEY: &str = "sy-bench000000000000000000000000000000000000000000";
+const BENCH_KEY_HEADER: &str = "Bearer sy-bench000000000000000000000000000000000000000000";
+/// The gateway with a key and every per-key and provider limit on (none binding).
+pub const KEYED: &str = "switchyard (gateway key + all limits on)";
+
 /// The row of an Anthropic client through the `failover` gateway to the
 /// OpenAI-wire mock: request and answer translated.
 pub const TRANSLATED: &str = "switchyard, Anthropic client (translated)";
@@ -203,16 +211,19 @@ fn measure_paths(n: usize, for_how_long: Duration, telemetry_only: bool) -> Http
     let mock_addr = mock.url().trim_start_matches("http://").to_owned();
 
     let temp = tempfile::tempdir().expect("temp dir");
+    let start = |name: &str, config: ConfigBuilder| {
+        let dir = temp.path().join(name);
+        let toml = config.build(&dir.join("policies"));
+        std::fs::create_dir_all(&dir).expect("gateway dir");
+        gateway_rt.block_on(TestGateway::start_in(&toml, &dir, |_| None))
+    };
     let gateway_with = |name: &str, policy: &str, access: &str, metrics: bool| {
         let config = ConfigBuilder::new()
             .top(&format!("[metrics]\nenabled = {metrics}"))
             .access_log(access)
             .provider("bench", &mock.url())
             .route("gpt-4o-mini", Some(policy), 30_000, &["bench"]);
-        let dir = temp.path().join(name);
-        let toml = config.build(&dir.join("policies"));
-        std::fs::create_dir_all(&dir).expect("gateway dir");
-        gateway_rt.block_on(TestGateway::start_in(&toml, &dir, |_| None))
+        start(name, config)
     };
     let gateway = gateway_with("gateway", "failover", "off", true);
     let resilient = gateway_with("resilient", "resilient", "off", true);
@@ -221,12 +232,36 @@ fn measure_paths(n: usize, for_how_long: Duration, telemetry_only: bool) -> Http
     let logged = gateway_with("logged", "failover", "access.log", true);
     let quiet = gateway_with("quiet", "failover", "off", false);
     let twin = gateway_with("twin", "failover", "off", false);
+    // A key with a request rate, a token rate, a concurrency limit, allowed
+    // routes, a priority and daily token and spend budgets; a provider with
+    // rpm, tpm, max_concurrency and prices: every check runs, none binds.
+    let keyed = start(
+        "keyed",
+        ConfigBuilder::new()
+            .top(&format!(
+                "[[keys]]\nname = \"bench\"\nhash = {:?}\nrequests_per_minute = 100000000\ntokens_per_minute = 2000000000\n\
+                 max_concurrency = 10000\nroutes = [\"gpt-4o-mini\"]\npriority = \"high\"\ndaily_tokens = 1000000000000\n\
+                 daily_spend_usd = 1000000000.0",
+                switchyard_access::hash_line(BENCH_KEY)
+            ))
+            .provider_with(
+                "bench",
+                &mock.url(),
+                &[
+                    "rpm = 100000000\ntpm = 2000000000\nmax_concurrency = 10000",
+                    "models = { \"gpt-4o-mini\" = { input_usd_per_mtok = 0.15, output_usd_per_mtok = 0.6 } }",
+                ],
+            )
+            .route("gpt-4o-mini", Some("failover"), 30_000, &["bench"])
+            .access_log("off"),
+    );
     let gateway_addr = gateway.addr.to_string();
     let nginx = crate::nginx::Nginx::start(&mock_addr);
 
     let mut paths: Vec<(&'static str, String, Client)> = vec![
         ("direct", mock_addr.clone(), Client::OpenAi),
         ("switchyard", gateway_addr.clone(), Client::OpenAi),
+        (KEYED, keyed.addr.to_string(), Client::OpenAi),
         ("switchyard (resilient)", resilient.addr.to_string(), Client::OpenAi),
         (LOGGED, logged.addr.to_string(), Client::OpenAi),
         (QUIET, quiet.addr.to_string(), Client::OpenAi),
@@ -255,5 +290,6 @@ fn measure_paths(n: usize, for_how_long: Duration, telemetry_only: bool) -> Http
     drop(logged);
     drop(quiet);
     drop(twin);
+    drop(keyed);
     HttpFigures { rows, telemetry_throughput }
 }

@@ -13,7 +13,9 @@
 //!    streams work (same chunks, same run), a long stream's added time per
 //!    event, and what a mid-stream recovery costs beyond the fallback's own
 //!    time to first token (`--streams` for this table only);
-//! 5. with `--soak SECONDS`: the `switchyard` binary's RSS under full load of
+//! 5. with `--queue`: the memory 10,000 requests waiting for a provider's
+//!    quota cost (both ends of each connection, in one process);
+//! 6. with `--soak SECONDS`: the `switchyard` binary's RSS under full load of
 //!    questions never asked before (every answer a new cache entry), against
 //!    the same run with the cache off (build it first:
 //!    `cargo build --release -p switchyard`).
@@ -26,10 +28,12 @@
 
 #![forbid(unsafe_code)]
 
+mod access;
 mod decision;
 mod http_load;
 mod languages;
 mod nginx;
+mod queue;
 mod soak;
 mod streaming;
 
@@ -46,6 +50,11 @@ pub fn pct(sorted: &[Duration], p: f64) -> Duration {
 
 fn us(d: Duration) -> String {
     format!("{:.1} µs", d.as_secs_f64() * 1e6)
+}
+
+/// `a - b` in µs, with its sign.
+fn signed_us(a: Duration, b: Duration) -> String {
+    format!("{:+.1} µs", (a.as_secs_f64() - b.as_secs_f64()) * 1e6)
 }
 
 fn ms(d: Duration) -> String {
@@ -71,6 +80,25 @@ fn main() {
         return;
     }
 
+    if let Some(i) = args.iter().position(|a| a == "--queue-phase") {
+        let phase = match args.get(i + 1).map(String::as_str) {
+            Some("direct") => queue::Phase::Direct,
+            _ => queue::Phase::Gateway,
+        };
+        queue::run_phase(phase, args.get(i + 2).and_then(|n| n.parse().ok()).unwrap_or(10_000));
+        return;
+    }
+    if args.iter().any(|a| a == "--queue") {
+        let a = access::measure(200_000);
+        println!(
+            "gateway key + all limits, in process (key lookup, admission, two quota gates, settlement): p50 {} (key lookup {}), p99 {}\n",
+            us(a.per_request.0),
+            us(a.lookup),
+            us(a.per_request.1)
+        );
+        queue_table();
+        return;
+    }
     if args.iter().any(|a| a == "--streams") {
         stream_table(scale);
         return;
@@ -129,6 +157,21 @@ fn main() {
         );
     }
     telemetry_line(&h);
+    let a = access::measure(200_000);
+    println!(
+        "gateway key + all limits, in process (key lookup, admission, two quota gates, settlement): p50 {} (key lookup {}), p99 {}",
+        us(a.per_request.0),
+        us(a.lookup),
+        us(a.per_request.1)
+    );
+    if let Some(keyed) = h.rows.iter().find(|r| r.name == http_load::KEYED) {
+        println!(
+            "gateway key + all limits on vs the same gateway without: added latency p50 {} (p99 {}), throughput {:.2}",
+            signed_us(keyed.p50, gateway.p50),
+            signed_us(keyed.p99, gateway.p99),
+            keyed.throughput / gateway.throughput
+        );
+    }
     if let Some(nginx) = h.rows.iter().find(|r| r.name == "nginx") {
         let added =
             |r: &http_load::Row, p: fn(&http_load::Row) -> Duration| p(r).as_secs_f64() - p(direct).as_secs_f64();
@@ -148,6 +191,35 @@ fn main() {
     }
     println!();
     language_table(&templates, 10_000 * scale);
+}
+
+fn queue_table() {
+    println!("## Memory of waiting requests (10,000 queued for a provider's quota)");
+    println!("100 HTTP/2 clients with 100 requests each; each row a process of its own; RSS from /proc.");
+    let direct = queue::measure(queue::Phase::Direct, 10_000);
+    let queued = queue::measure(queue::Phase::Gateway, 10_000);
+    let per = |q: &queue::QueueFigures| q.rss_waiting.saturating_sub(q.rss_before) as f64 / q.waiting.max(1) as f64;
+    println!("| where they wait | waiting | RSS idle | RSS while waiting | per waiting request |");
+    println!("|---|---|---|---|---|");
+    for (name, q) in
+        [("a provider that never answers (baseline: clients + a server)", &direct), ("the gateway's queue", &queued)]
+    {
+        println!(
+            "| {name} | {} | {:.1} MiB | {:.1} MiB | {:.1} KiB |",
+            q.waiting,
+            q.rss_before as f64 / 1024.0,
+            q.rss_waiting as f64 / 1024.0,
+            per(q)
+        );
+    }
+    println!();
+    println!(
+        "the gateway's own cost per waiting request (queue row − baseline row): {:.1} KiB; \
+         10,000 waiting: {:.0} MiB, bounded by [queue] max_waiting per route",
+        per(&queued) - per(&direct),
+        (per(&queued) - per(&direct)) * 10_000.0 / 1024.0
+    );
+    println!();
 }
 
 fn soak_table(for_how_long: Duration) {

@@ -109,7 +109,27 @@ pub(crate) async fn validate(path: &Path) -> anyhow::Result<ExitCode> {
             switchyard_config::Api::Openai => "OpenAI API",
             switchyard_config::Api::Anthropic => "Anthropic API",
         };
-        println!("  provider {:?} ({api}) at {} — {key}", p.name.get_ref(), p.base_url.get_ref());
+        let quota = p.quota();
+        let limits: Vec<String> = [("rpm", quota.rpm), ("tpm", quota.tpm), ("max_concurrency", quota.max_concurrency)]
+            .iter()
+            .filter_map(|(name, v)| v.map(|v| format!("{name} {v}")))
+            .collect();
+        let limits = if limits.is_empty() { String::new() } else { format!("; {}", limits.join(", ")) };
+        println!("  provider {:?} ({api}) at {} — {key}{limits}", p.name.get_ref(), p.base_url.get_ref());
+    }
+    if let Some(tls) = &config.tls {
+        let (cert, key) = (config.base_dir.join(&tls.cert_file), config.base_dir.join(&tls.key_file));
+        match (cert.exists(), key.exists()) {
+            (true, true) => println!("  tls {} + {} (HTTP/2 or HTTP/1.1 by ALPN)", cert.display(), key.display()),
+            _ => println!(
+                "  tls WARNING: {} or {} does not exist; `serve` will refuse to start",
+                cert.display(),
+                key.display()
+            ),
+        }
+    }
+    for k in &config.keys {
+        println!("  key {:?}: priority {}", k.name, k.priority.as_str());
     }
     // Load every policy a route uses, with its settings, exactly as `serve` would.
     let options = policy_host_options(&config);

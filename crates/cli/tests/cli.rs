@@ -125,6 +125,17 @@ fn validate_accepts_the_claude_to_local_example() {
 }
 
 #[test]
+fn validate_accepts_the_edge_example_and_names_its_keys_quotas_and_tls() {
+    let example = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/edge/switchyard.toml");
+    let out = switchyard().args(["validate", "--config", example]).env("OPENAI_API_KEY", "sk-test").output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("key \"support-bot\": priority high"), "{stdout}");
+    assert!(stdout.contains("rpm 5000, max_concurrency 200"), "{stdout}");
+    assert!(stdout.contains("tls WARNING"), "the example's certificate paths are not on this machine: {stdout}");
+}
+
+#[test]
 fn validate_loads_policies_with_their_settings() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("typo.toml");

@@ -126,6 +126,22 @@ impl Exchange {
         self
     }
 
+    /// Who is asking, for the policy: the key's name, class and what it may
+    /// still send (as it was let in).
+    fn caller(&self) -> switchyard_policy_host::Caller {
+        let Some(admission) = &self.admission else { return switchyard_policy_host::Caller::default() };
+        switchyard_policy_host::Caller {
+            tenant: Some(admission.tenant().name.clone()),
+            priority: match admission.tenant().priority {
+                switchyard_config::Priority::Low => switchyard_policy_host::Priority::Low,
+                switchyard_config::Priority::Normal => switchyard_policy_host::Priority::Normal,
+                switchyard_config::Priority::High => switchyard_policy_host::Priority::High,
+            },
+            requests_left: admission.remaining_requests,
+            tokens_left: admission.remaining_tokens,
+        }
+    }
+
     /// Who goes first at a provider's quota: the key's priority class.
     pub(crate) fn priority(&self) -> switchyard_config::Priority {
         self.admission.as_ref().map_or(switchyard_config::Priority::Normal, |a| a.tenant().priority)
@@ -227,6 +243,7 @@ impl Exchange {
             streaming: self.peek.stream,
             estimated_input_tokens: self.peek.estimated_input_tokens,
             deadline_ms: u32::try_from(self.remaining().as_millis()).unwrap_or(u32::MAX),
+            caller: self.caller(),
         }
     }
 

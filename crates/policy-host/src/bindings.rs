@@ -24,7 +24,7 @@ pub(crate) fn add_to_linker(linker: &mut wasmtime::component::Linker<PolicyState
 }
 
 /// The fully qualified names of the interfaces the policy world imports.
-pub(crate) const POLICY_IMPORTS: &[&str] = &["switchyard:policy/host@0.2.0", "switchyard:policy/types@0.2.0"];
+pub(crate) const POLICY_IMPORTS: &[&str] = &["switchyard:policy/host@0.3.0", "switchyard:policy/types@0.3.0"];
 
 impl t::Host for PolicyState {}
 
@@ -131,6 +131,16 @@ pub(crate) fn request(r: &d::RequestInfo) -> t::RequestInfo {
         streaming: r.streaming,
         estimated_input_tokens: r.estimated_input_tokens,
         deadline_ms: r.deadline_ms,
+        caller: t::Caller {
+            tenant: r.caller.tenant.as_deref().map(str::to_owned),
+            priority: match r.caller.priority {
+                d::Priority::Low => t::Priority::Low,
+                d::Priority::Normal => t::Priority::Normal,
+                d::Priority::High => t::Priority::High,
+            },
+            requests_left: r.caller.requests_left,
+            tokens_left: r.caller.tokens_left,
+        },
     }
 }
 

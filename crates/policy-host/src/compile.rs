@@ -100,7 +100,7 @@ fn prune_cache(dir: &Path, keep: usize) {
     }
 }
 
-/// The version of the policy world this gateway speaks (`0.2.0`).
+/// The version of the policy world this gateway speaks (`0.3.0`).
 pub fn world_version() -> &'static str {
     POLICY_IMPORTS[0].rsplit_once('@').map_or("", |(_, v)| v)
 }

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use crate::version::CHECK_DEADLINE;
 use crate::{
-    Api, AttemptOutcome, BreakKind, CallContext, NextStep, OutcomeKind, PolicyError, PolicyVersion, Recovery,
+    Api, AttemptOutcome, BreakKind, CallContext, Caller, NextStep, OutcomeKind, PolicyError, PolicyVersion, Recovery,
     RequestInfo, RouteDecision, StreamBreak,
 };
 
@@ -63,7 +63,14 @@ impl Report {
 const WARM_CALLS: usize = 2000;
 
 fn request(route: u32, deadline_ms: u32) -> RequestInfo {
-    RequestInfo { api: Api::OpenaiChat, route, streaming: false, estimated_input_tokens: 250, deadline_ms }
+    RequestInfo {
+        api: Api::OpenaiChat,
+        route,
+        streaming: false,
+        estimated_input_tokens: 250,
+        deadline_ms,
+        caller: Caller::default(),
+    }
 }
 
 fn outcome(tried: &[u32], kind: OutcomeKind, status: Option<u16>, retry_after_ms: Option<u32>) -> AttemptOutcome {
@@ -183,7 +190,7 @@ pub async fn run(version: &PolicyVersion) -> Report {
         .push(verdict("route: 500 request headers", version.route_within(&req, crowded, Some(CHECK_DEADLINE)).await));
 
     // A stream that already reached the client breaks.
-    let streamed = RequestInfo { streaming: true, ..req };
+    let streamed = RequestInfo { streaming: true, ..req.clone() };
     let cut = stream_break(first[0], BreakKind::Cut, false, 0);
     scenarios.push(verdict(
         "on-stream-break: cut after 40 tokens",

@@ -42,8 +42,34 @@ pub struct Topology {
     pub routes: Vec<RouteInfo>,
 }
 
+/// A gateway key's priority class.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Priority {
+    /// Batch work.
+    Low,
+    /// The default (and an open gateway's).
+    #[default]
+    Normal,
+    /// Interactive or premium traffic.
+    High,
+}
+
+/// Who is asking: the gateway key's tenant (never the key) and what it may
+/// still send right now.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Caller {
+    /// The key's name; `None` on an open gateway.
+    pub tenant: Option<std::sync::Arc<str>>,
+    /// Its priority class.
+    pub priority: Priority,
+    /// Requests left under its `requests_per_minute` (`None`: no limit).
+    pub requests_left: Option<u32>,
+    /// Tokens left under its `tokens_per_minute` (`None`: no limit).
+    pub tokens_left: Option<u32>,
+}
+
 /// What a policy learns about a request.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RequestInfo {
     /// The API the client spoke.
     pub api: Api,
@@ -55,6 +81,8 @@ pub struct RequestInfo {
     pub estimated_input_tokens: u32,
     /// Time left for the whole request, ms.
     pub deadline_ms: u32,
+    /// Who is asking.
+    pub caller: Caller,
 }
 
 /// Limits of each attempt of a plan, ms; `None` leaves one to the route's

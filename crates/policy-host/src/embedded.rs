@@ -8,7 +8,7 @@ macro_rules! artifact {
 }
 
 /// `(name, component bytes)` of every embedded policy: every policy shipped
-/// in `plugins/` (and the weighted-split example), usable by name in a route
+/// in `plugins/` (and the weighted-split and tenant-tiers examples), usable by name in a route
 /// without building anything; a file of the same name in the policy folder
 /// overrides it.
 pub const EMBEDDED: &[(&str, &[u8])] = &[
@@ -17,6 +17,7 @@ pub const EMBEDDED: &[(&str, &[u8])] = &[
     ("least-latency", artifact!("least_latency")),
     ("p2c", artifact!("p2c")),
     ("weighted-split", artifact!("weighted_split")),
+    ("tenant-tiers", artifact!("tenant_tiers")),
 ];
 
 /// The folder the build wrote every component of `plugins/` to (fixtures and

@@ -46,8 +46,8 @@ mod watcher;
 pub use call::{CallContext, is_allowed_header};
 pub use compile::{sha256_hex, world_version};
 pub use decision::{
-    Api, AttemptLimits, AttemptOutcome, BreakKind, Degrade, NextStep, OutcomeKind, Plan, Recovery, RequestInfo, Retry,
-    RouteDecision, RouteInfo, StreamBreak, Target, Topology,
+    Api, AttemptLimits, AttemptOutcome, BreakKind, Caller, Degrade, NextStep, OutcomeKind, Plan, Priority, Recovery,
+    RequestInfo, Retry, RouteDecision, RouteInfo, StreamBreak, Target, Topology,
 };
 pub use error::PolicyError;
 pub use health::{BreakerConfig, BreakerObserver, BreakerState, HealthBook, TargetHealth};

@@ -105,6 +105,7 @@ pub fn on_stream_break(
 mod tests {
     use super::*;
     use crate::OutcomeKind;
+    use crate::decision::Caller;
     use crate::decision::{Api, RouteInfo, Target};
 
     fn topo() -> Topology {
@@ -113,7 +114,14 @@ mod tests {
     }
 
     fn req(deadline_ms: u32) -> RequestInfo {
-        RequestInfo { api: Api::OpenaiChat, route: 0, streaming: false, estimated_input_tokens: 1, deadline_ms }
+        RequestInfo {
+            api: Api::OpenaiChat,
+            route: 0,
+            streaming: false,
+            estimated_input_tokens: 1,
+            deadline_ms,
+            caller: Caller::default(),
+        }
     }
 
     fn failed(target: u32, attempt: u32, tried: Vec<u32>, kind: OutcomeKind) -> AttemptOutcome {

@@ -274,7 +274,7 @@ impl PolicyVersion {
         inst.store.data_mut().call = Some(call);
         self.arm_decision(&mut inst.store, deadline);
         let clock = inst.clock.clone();
-        match timed(&clock, inst.policy.call_route(&mut inst.store, bindings::request(request))).await {
+        match timed(&clock, inst.policy.call_route(&mut inst.store, &bindings::request(request))).await {
             Ok(decision) => {
                 self.give_back(inst);
                 let decision = bindings::route_decision(decision);
@@ -308,7 +308,8 @@ impl PolicyVersion {
         self.arm_decision(&mut inst.store, deadline);
         let clock = inst.clock.clone();
         let outcome = bindings::outcome(outcome);
-        let call = inst.policy.call_on_attempt(&mut inst.store, bindings::request(request), &outcome);
+        let wit_request = bindings::request(request);
+        let call = inst.policy.call_on_attempt(&mut inst.store, &wit_request, &outcome);
         let result = timed(&clock, call).await;
         match result {
             Ok(step) => {
@@ -344,7 +345,8 @@ impl PolicyVersion {
         self.arm_decision(&mut inst.store, deadline);
         let clock = inst.clock.clone();
         let broken = bindings::stream_break(broken);
-        let call = inst.policy.call_on_stream_break(&mut inst.store, bindings::request(request), &broken);
+        let wit_request = bindings::request(request);
+        let call = inst.policy.call_on_stream_break(&mut inst.store, &wit_request, &broken);
         match timed(&clock, call).await {
             Ok(recovery) => {
                 self.give_back(inst);
@@ -384,6 +386,13 @@ impl PolicyVersion {
                 streaming: false,
                 estimated_input_tokens: 100,
                 deadline_ms: 30_000,
+                // A tenant with limits, so code that reads the caller runs too.
+                caller: crate::Caller {
+                    tenant: Some("switchyard-self-check".into()),
+                    priority: crate::Priority::Low,
+                    requests_left: Some(9),
+                    tokens_left: Some(4_000),
+                },
             };
             self.route_within(&request, call.clone(), Some(CHECK_DEADLINE)).await?;
             let first = route.targets.first().copied().unwrap_or(0);
@@ -408,7 +417,7 @@ impl PolicyVersion {
                 tried: vec![first],
                 failed_recovery: None,
             };
-            let streaming = RequestInfo { streaming: true, ..request };
+            let streaming = RequestInfo { streaming: true, ..request.clone() };
             self.on_stream_break_within(&streaming, &broken, call.clone(), Some(CHECK_DEADLINE)).await?;
         }
         Ok(())

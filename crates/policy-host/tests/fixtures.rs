@@ -39,7 +39,14 @@ fn artifact(name: &str) -> Vec<u8> {
 }
 
 fn request() -> RequestInfo {
-    RequestInfo { api: Api::OpenaiChat, route: 0, streaming: false, estimated_input_tokens: 10, deadline_ms: 10_000 }
+    RequestInfo {
+        api: Api::OpenaiChat,
+        route: 0,
+        streaming: false,
+        estimated_input_tokens: 10,
+        deadline_ms: 10_000,
+        caller: Default::default(),
+    }
 }
 
 fn chaos_call(mode: &str) -> Arc<CallContext> {
@@ -133,9 +140,9 @@ async fn forbidden_import_is_refused_by_name() {
 async fn a_policy_built_for_the_previous_world_is_refused_naming_both_versions() {
     let host = host_with(&[], None);
     let err = prepare(&host, "old", "previous_world").await.unwrap_err();
-    assert_eq!(err, PolicyError::WorldVersion { found: "0.1.0".into(), expected: "0.2.0".into() });
+    assert_eq!(err, PolicyError::WorldVersion { found: "0.2.0".into(), expected: "0.3.0".into() });
     let message = err.to_string();
-    assert!(message.contains("0.1.0") && message.contains("0.2.0"), "{message}");
+    assert!(message.contains("0.2.0") && message.contains("0.3.0"), "{message}");
 }
 
 #[tokio::test]

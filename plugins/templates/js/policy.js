@@ -8,7 +8,7 @@
 // continued on another available target (restarted when the break fell in a
 // tool call or a continuation was refused), at most twice. Settings: `{"max_attempts": N}` (default 4).
 
-import { available as hostAvailable, health, random } from "switchyard:policy/host@0.2.0";
+import { available as hostAvailable, health, random } from "switchyard:policy/host@0.3.0";
 
 const RETRYABLE = new Set([
   "connect-error",
