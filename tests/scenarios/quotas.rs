@@ -53,6 +53,35 @@ async fn a_burst_of_500_never_has_more_in_flight_at_the_provider_than_its_max_co
 }
 
 #[tokio::test]
+async fn the_gateways_max_concurrency_holds_across_routes_and_targets() {
+    init_tracing();
+    // One mock behind two providers: what it counts in flight is the sum.
+    let mock = MockProvider::start_cycling("p", vec![slow(30)]).await;
+    let config = ConfigBuilder::new()
+        .top("[queue]\nmax_concurrency = 3\nmax_wait_ms = 30000")
+        .provider("a", &mock.url())
+        .provider("b", &mock.url())
+        .route("m", None, 60_000, &["a"])
+        .route("n", None, 60_000, &["b"]);
+    let gw = TestGateway::start(&config).await;
+    let tasks: Vec<_> = (0..120)
+        .map(|i| {
+            let url = gw.url();
+            let model = if i % 2 == 0 { "m" } else { "n" };
+            tokio::spawn(async move { post_chat(&url, model).await.status.as_u16() })
+        })
+        .collect();
+    for t in tasks {
+        assert_eq!(t.await.unwrap(), 200);
+    }
+    assert_eq!(mock.received(), 120);
+    assert_eq!(mock.max_inflight(), 3, "never more than 3 at once over both providers, and all 3 used");
+    let gates = get(&gw.admin_url(), "/admin/quotas").await.json();
+    assert_eq!(gates["gates"][0]["name"], "(gateway)");
+    assert_eq!(gates["gates"][0]["max_concurrency"], 3);
+}
+
+#[tokio::test]
 async fn a_providers_rpm_is_never_exceeded_and_what_cannot_wait_is_shed_with_retry_after() {
     init_tracing();
     let provider = MockProvider::start("p").await;

@@ -351,6 +351,20 @@ mod tests {
         assert!(waited >= Duration::from_millis(290) && waited < Duration::from_secs(2), "{waited:?}");
     }
 
+    #[test]
+    fn a_tpm_quota_is_charged_the_estimate_and_corrected_by_the_real_count() {
+        let gate = Gate::new(Quota { rpm: None, tpm: Some(600), max_concurrency: None });
+        let permits: Vec<_> = (0..6).map(|_| gate.try_enter(Priority::Normal, 100)).collect();
+        assert!(permits.iter().all(Option::is_some), "600 tokens: six of 100");
+        assert!(gate.try_enter(Priority::Normal, 100).is_none());
+        // Each used 50: 300 given back.
+        for _ in 0..6 {
+            gate.settle(50 - 100);
+        }
+        assert_eq!((0..3).filter_map(|_| gate.try_enter(Priority::Normal, 100)).count(), 3);
+        assert!(gate.try_enter(Priority::Normal, 100).is_none());
+    }
+
     /// Polls `fut` once: `Some` if it finished.
     async fn futures_poll_once<F: Future + Unpin>(fut: &mut F) -> Option<F::Output> {
         std::future::poll_fn(|cx| match std::pin::Pin::new(&mut *fut).poll(cx) {

@@ -231,8 +231,8 @@ fn validate(config: Config, text: &str, origin: &str) -> Result<Config, ConfigEr
             }
         }
     }
-    if config.queue.max_waiting == 0 || config.queue.max_wait_ms == 0 {
-        return Err(invalid(None, "queue: max_waiting and max_wait_ms must be more than 0".into()));
+    if config.queue.max_waiting == 0 || config.queue.max_wait_ms == 0 || config.queue.max_concurrency == Some(0) {
+        return Err(invalid(None, "queue: max_waiting, max_wait_ms and max_concurrency must be more than 0".into()));
     }
     let t = &config.timeouts;
     let limits = [

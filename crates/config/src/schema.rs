@@ -376,11 +376,14 @@ pub struct QueueSection {
     /// Longest wait for a quota; past it (or past the route's deadline,
     /// whichever is first) the request is shed with 503. Default 10000.
     pub max_wait_ms: u64,
+    /// Attempts in flight to all providers together; more wait like any
+    /// quota's. Default none.
+    pub max_concurrency: Option<u32>,
 }
 
 impl Default for QueueSection {
     fn default() -> Self {
-        QueueSection { max_waiting: 1000, max_wait_ms: 10_000 }
+        QueueSection { max_waiting: 1000, max_wait_ms: 10_000, max_concurrency: None }
     }
 }
 

@@ -1,5 +1,6 @@
 //! Provider quotas on the request path: each target's gates (its model's
-//! `[providers.models."M"]` quota, then its provider's), the route queues
+//! `[providers.models."M"]` quota, then its provider's, then the gateway's
+//! `[queue] max_concurrency`), the route queues
 //! that bound how many requests wait at them, and the targets' prices.
 //! Gates whose quota did not change are carried over a reload, with the
 //! requests in flight and waiting at them.
@@ -26,6 +27,8 @@ pub(crate) struct Quotas {
     /// By provider, and by provider + model: the gates, for a reload and the admin API.
     providers: HashMap<String, Arc<Gate>>,
     models: HashMap<(String, String), Arc<Gate>>,
+    /// `[queue] max_concurrency`: every attempt's last gate.
+    gateway: Option<Arc<Gate>>,
 }
 
 /// The places an attempt holds at its target's gates (none when the target
@@ -55,6 +58,10 @@ impl Quotas {
                 models.insert(key, gate);
             }
         }
+        let gateway = config.queue.max_concurrency.map(|max| {
+            let quota = switchyard_config::Quota { max_concurrency: Some(max), ..Default::default() };
+            carried(before.and_then(|b| b.gateway.as_ref()), quota)
+        });
         let settings = |t: &switchyard_policy_host::Target| {
             config.providers.iter().find(|p| p.name.get_ref() == &t.provider).and_then(|p| p.models.get(&t.model))
         };
@@ -63,7 +70,7 @@ impl Quotas {
             .iter()
             .map(|t| {
                 let model = models.get(&(t.provider.clone(), t.model.clone()));
-                model.into_iter().chain(providers.get(&t.provider)).cloned().collect()
+                model.into_iter().chain(providers.get(&t.provider)).chain(gateway.as_ref()).cloned().collect()
             })
             .collect();
         let prices = topology
@@ -83,6 +90,7 @@ impl Quotas {
             max_wait: Duration::from_millis(config.queue.max_wait_ms),
             providers,
             models,
+            gateway,
         }
     }
 
@@ -138,8 +146,10 @@ impl Quotas {
     pub fn gates(&self) -> Vec<(String, switchyard_config::Quota, u32, usize)> {
         let providers = self.providers.iter().map(|(p, g)| (p.clone(), g));
         let models = self.models.iter().map(|((p, m), g)| (format!("{p}/{m}"), g));
+        let gateway = self.gateway.iter().map(|g| ("(gateway)".to_owned(), g));
         let mut out: Vec<_> = providers
             .chain(models)
+            .chain(gateway)
             .map(|(name, gate)| {
                 let (inflight, waiting) = gate.load();
                 (name, gate.quota(), inflight, waiting)

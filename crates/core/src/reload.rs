@@ -112,6 +112,9 @@ fn summary(before: &switchyard_config::Config, after: &switchyard_config::Config
     if before.traces != after.traces {
         needs_restart.push("[traces]");
     }
+    if before.tls != after.tls {
+        needs_restart.push("[tls]");
+    }
     Reloaded {
         routes_added: new.keys().filter(|k| !old.contains_key(*k)).cloned().collect(),
         routes_removed: old.keys().filter(|k| !new.contains_key(*k)).cloned().collect(),
