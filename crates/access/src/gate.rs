@@ -227,10 +227,12 @@ impl Gate {
                     }
                 }
                 Err(Some(wait)) => {
-                    if !s.timer {
+                    // (Outside a runtime — a permit dropped as the process
+                    // ends — nobody is left to wake.)
+                    if let (false, Ok(runtime)) = (s.timer, tokio::runtime::Handle::try_current()) {
                         s.timer = true;
                         let gate = Arc::downgrade(self);
-                        tokio::spawn(async move {
+                        runtime.spawn(async move {
                             tokio::time::sleep(wait).await;
                             if let Some(gate) = gate.upgrade() {
                                 let mut s = gate.lock();

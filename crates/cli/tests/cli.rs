@@ -223,3 +223,15 @@ fn keys_new_prints_a_key_once_and_the_config_lines_holding_only_its_hash() {
     let refused = switchyard().args(["keys", "new", "team a/../x"]).output().unwrap();
     assert_eq!(refused.status.code(), Some(64));
 }
+
+#[test]
+fn validate_accepts_the_tenant_tiers_example_with_its_embedded_policy() {
+    let example = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/tenant-tiers/switchyard.toml");
+    let out = switchyard().args(["validate", "--config", example]).env("OPENAI_API_KEY", "sk-test").output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        stdout.contains("policy \"tenant-tiers\": tenant-tiers@") && stdout.contains("settings accepted"),
+        "{stdout}"
+    );
+}
