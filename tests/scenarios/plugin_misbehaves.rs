@@ -43,7 +43,7 @@ async fn misbehaving_request_is_still_answered(mode: &str) {
     // The operator sees it: counted by reason, and an event.
     let reason = match mode {
         "trap" => "trap",
-        "loop" => "deadline_exceeded",
+        "loop" => "budget_exceeded",
         "oom" => "out_of_memory",
         _ => "invalid_decision",
     };

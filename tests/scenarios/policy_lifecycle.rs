@@ -135,10 +135,10 @@ async fn the_gateway_refuses_a_policy_that_retries_before_retry_after_as_policy_
 }
 
 #[tokio::test]
-async fn the_gateway_refuses_a_policy_that_overruns_its_deadline_half_the_time_as_policy_check_does() {
+async fn the_gateway_refuses_a_policy_that_overruns_its_budget_half_the_time_as_policy_check_does() {
     let (error, _) = rejected_at_load(r#"always = "slow-half""#).await;
     assert_eq!(error.reason(), "conformance", "{error}");
-    assert!(error.to_string().contains("deadline"), "{error}");
+    assert!(error.to_string().contains("fuel budget"), "{error}");
 }
 
 #[tokio::test]

@@ -24,7 +24,7 @@ pub fn host(cache_dir: Option<PathBuf>) -> Arc<PolicyHost> {
             routes: vec![RouteInfo { model: "gpt-4o-mini".into(), targets: vec![0, 1, 2] }],
         },
         settings: Default::default(),
-        limits: Limits { decision_timeout: Duration::from_millis(5), memory_limit_bytes: 64 << 20 },
+        limits: Limits::new(Duration::from_millis(5), 64 << 20),
         cache_dir,
         default_policy: None,
     };

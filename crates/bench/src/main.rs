@@ -13,9 +13,12 @@
 //!    streams work (same chunks, same run), a long stream's added time per
 //!    event, and what a mid-stream recovery costs beyond the fallback's own
 //!    time to first token (`--streams` for this table only);
-//! 5. with `--queue`: the memory 10,000 requests waiting for a provider's
+//! 5. with `--fuel`: how long a looping policy runs before its fuel budget
+//!    stops it, idle and with every core busy;
+//! 6. with `--queue`: the memory 10,000 requests waiting for a provider's
 //!    quota cost (both ends of each connection, in one process);
-//! 6. with `--soak SECONDS`: the `switchyard` binary's RSS under full load of
+//! 7. with `--idle SECONDS`: the `switchyard` binary's CPU while idle;
+//! 8. with `--soak SECONDS`: the `switchyard` binary's RSS under full load of
 //!    questions never asked before (every answer a new cache entry), against
 //!    the same run with the cache off (build it first:
 //!    `cargo build --release -p switchyard`).
@@ -30,7 +33,9 @@
 
 mod access;
 mod decision;
+mod fuel;
 mod http_load;
+mod idle;
 mod languages;
 mod nginx;
 mod queue;
@@ -86,6 +91,21 @@ fn main() {
             _ => queue::Phase::Gateway,
         };
         queue::run_phase(phase, args.get(i + 2).and_then(|n| n.parse().ok()).unwrap_or(10_000));
+        return;
+    }
+    if let Some(secs) = args.iter().position(|a| a == "--idle").and_then(|i| args.get(i + 1)) {
+        let f = idle::measure(Duration::from_secs(secs.parse().expect("--idle SECONDS")));
+        println!(
+            "## An idle gateway (the switchyard binary, one request answered, then none)\n\
+             CPU over {:.0} s idle: {:.2} s = {:.3} % of a core\n",
+            f.seconds,
+            f.cpu,
+            f.cpu * 100.0 / f.seconds.max(1e-9)
+        );
+        return;
+    }
+    if args.iter().any(|a| a == "--fuel") {
+        fuel_table(20 * scale);
         return;
     }
     if args.iter().any(|a| a == "--queue") {
@@ -191,6 +211,27 @@ fn main() {
     }
     println!();
     language_table(&templates, 10_000 * scale);
+}
+
+fn fuel_table(n: usize) {
+    let f = fuel::measure(n);
+    println!("## A looping policy against its fuel budget (chaos fixture, `decision_timeout_ms = 5`)");
+    println!("| machine | budget | time to the stop, p50 | max | fuel per ms (p50) |");
+    println!("|---|---|---|---|---|");
+    for (name, (p50, max)) in [("idle", f.idle), ("every core busy (2 spinning threads per core)", f.busy)] {
+        println!(
+            "| {name} | {} | {} | {} | {:.0} |",
+            f.budget,
+            ms_frac(p50),
+            ms_frac(max),
+            f.budget as f64 / (p50.as_secs_f64() * 1e3).max(1e-9)
+        );
+    }
+    println!("stopped by the budget (not the wall-clock backstop): {} of {}\n", f.by_budget.0, f.by_budget.1);
+}
+
+fn ms_frac(d: Duration) -> String {
+    format!("{:.2} ms", d.as_secs_f64() * 1e3)
 }
 
 fn queue_table() {

@@ -34,7 +34,7 @@ pub(crate) async fn check(file: &Path, settings: Option<&str>, cache_dir: Option
     let options = HostOptions {
         topology,
         settings: [(name.clone(), settings)].into(),
-        limits: Limits { decision_timeout: Duration::from_millis(5), memory_limit_bytes: 64 << 20 },
+        limits: Limits::new(Duration::from_millis(5), 64 << 20),
         cache_dir,
         default_policy: None,
     };
@@ -65,6 +65,11 @@ pub(crate) async fn check(file: &Path, settings: Option<&str>, cache_dir: Option
     println!("  route       p50 {} p99 {}", us(report.route.0), us(report.route.1));
     println!("  on-attempt  p50 {} p99 {}", us(report.on_attempt.0), us(report.on_attempt.1));
     println!("  memory      {} KiB high-water (limit 64 MiB)", report.memory_high_water / 1024);
+    let (mean, max, budget) = report.fuel;
+    println!(
+        "  fuel        {mean} instructions per decision on average, {max} at most (budget {budget}: {:.1} %)",
+        max as f64 * 100.0 / budget.max(1) as f64
+    );
     if report.passed() {
         println!("ok");
         Ok(ExitCode::SUCCESS)

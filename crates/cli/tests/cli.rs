@@ -45,7 +45,7 @@ fn policy_check_rejects_a_policy_that_misbehaves_at_load() {
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(1), "{stdout}");
-    assert!(stdout.contains("REJECTED (deadline_exceeded)"), "{stdout}");
+    assert!(stdout.contains("REJECTED (budget_exceeded)"), "{stdout}");
 }
 
 #[test]

@@ -168,6 +168,9 @@ fn validate(config: Config, text: &str, origin: &str) -> Result<Config, ConfigEr
     if p.decision_timeout_ms == 0 || p.decision_timeout_ms > 1000 {
         return Err(invalid(None, "policy.decision_timeout_ms must be 1..=1000".into()));
     }
+    if p.decision_fuel.is_some_and(|fuel| fuel < 10_000) {
+        return Err(invalid(None, "policy.decision_fuel must be at least 10000".into()));
+    }
     if p.memory_limit_mib == 0 || p.memory_limit_mib > 4096 {
         return Err(invalid(None, "policy.memory_limit_mib must be 1..=4096".into()));
     }

@@ -93,8 +93,15 @@ pub struct PolicySection {
     pub dir: PathBuf,
     /// Policy (file stem) of routes that name none. Default `failover`.
     pub default: String,
-    /// Longest a single decision may run before it is interrupted. Default 5.
+    /// A decision's nominal time: its fuel budget is this much of a
+    /// policy's own work (unless `decision_fuel` says otherwise), and its
+    /// wall-clock backstop 20 times this. Default 5.
     pub decision_timeout_ms: u64,
+    /// Fuel (wasm instructions) one decision may burn; past it the decision
+    /// is stopped and the fallback answers. Deterministic: the same work is
+    /// stopped at the same point on an idle or a saturated machine.
+    /// Default: `decision_timeout_ms` worth (6,000,000 a millisecond).
+    pub decision_fuel: Option<u64>,
     /// Memory one policy instance may grow to. Default 64.
     pub memory_limit_mib: u64,
     /// Where compiled policies are cached, relative to the config file.
@@ -110,6 +117,7 @@ impl Default for PolicySection {
             dir: PathBuf::from("policies"),
             default: "failover".into(),
             decision_timeout_ms: 5,
+            decision_fuel: None,
             memory_limit_mib: 64,
             cache_dir: None,
             rescan_interval_ms: 2000,

@@ -181,9 +181,15 @@ pub fn policy_host_options(config: &Config) -> HostOptions {
     HostOptions {
         topology: topology(config),
         settings,
-        limits: Limits {
-            decision_timeout: Duration::from_millis(config.policy.decision_timeout_ms),
-            memory_limit_bytes: (config.policy.memory_limit_mib as usize) << 20,
+        limits: {
+            let mut limits = Limits::new(
+                Duration::from_millis(config.policy.decision_timeout_ms),
+                (config.policy.memory_limit_mib as usize) << 20,
+            );
+            if let Some(fuel) = config.policy.decision_fuel {
+                limits.decision_fuel = fuel;
+            }
+            limits
         },
         cache_dir: Some(config.policy_cache_dir()),
         default_policy: Some(config.policy.default.clone()),

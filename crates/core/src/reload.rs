@@ -204,7 +204,10 @@ pub(crate) fn watch(live: &Arc<Live>) -> Result<ConfigWatcher, ReloadError> {
     let name = path.file_name().map(|n| n.to_owned());
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<()>();
     let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+        // Reading the file is an event too (open, access, close): only a
+        // change counts — else each read after an event would cause the next.
         if let Ok(event) = event
+            && !matches!(event.kind, notify::EventKind::Access(_))
             && event.paths.iter().any(|p| p.file_name() == name.as_deref())
         {
             let _ = tx.send(());

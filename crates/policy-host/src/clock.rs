@@ -43,6 +43,8 @@ pub(crate) struct CallClock {
     /// decision that never reaches a tick — nearly all — pays one load per
     /// poll, no clock read.)
     yielded: AtomicBool,
+    /// The fuel the current decision started with (0: not a decision).
+    fuel_armed: std::sync::atomic::AtomicU64,
 }
 
 impl Default for CallClock {
@@ -51,6 +53,7 @@ impl Default for CallClock {
         CallClock {
             run: Mutex::new(Run { started: now, resumed: now, ran: Duration::ZERO, ticks: 0, timeout: Duration::ZERO }),
             yielded: AtomicBool::new(false),
+            fuel_armed: Default::default(),
         }
     }
 }
@@ -65,6 +68,16 @@ impl CallClock {
         let now = Instant::now();
         *self.lock() = Run { started: now, resumed: now, ran: Duration::ZERO, ticks: 0, timeout };
         self.yielded.store(false, Ordering::Relaxed);
+    }
+
+    /// The current decision started with `fuel` (0: what runs is not a decision).
+    pub fn set_fuel_armed(&self, fuel: u64) {
+        self.fuel_armed.store(fuel, Ordering::Relaxed);
+    }
+
+    /// The fuel the current decision started with.
+    pub fn fuel_armed(&self) -> u64 {
+        self.fuel_armed.load(Ordering::Relaxed)
     }
 
     /// The call is polled (again): after a yield, time runs from now.

@@ -22,9 +22,14 @@ pub enum PolicyError {
     /// `init` refused the settings.
     #[error("init refused its settings: {0}")]
     ConfigRejected(String),
-    /// The call ran past its deadline (the decision deadline, or the init allowance).
+    /// The call ran past its deadline (the decision's wall-clock backstop, or the init allowance).
     #[error("ran past its {0} ms deadline")]
     DeadlineExceeded(u64),
+    /// The decision burned its whole fuel budget (this many wasm
+    /// instructions): the same work is cut at the same point however busy
+    /// the machine is.
+    #[error("used up its budget of {0} instructions (decision_fuel)")]
+    BudgetExceeded(u64),
     /// The call ran past its deadline, but only because the machine was too
     /// busy to run it (the policy was preempted, not looping): the request
     /// is answered by the fallback, the policy is not blamed for it.
@@ -76,6 +81,7 @@ impl PolicyError {
             PolicyError::Instantiate(_) => "instantiate",
             PolicyError::ConfigRejected(_) => "config_rejected",
             PolicyError::DeadlineExceeded(_) => "deadline_exceeded",
+            PolicyError::BudgetExceeded(_) => "budget_exceeded",
             PolicyError::Preempted(_) => "preempted",
             PolicyError::OutOfMemory(_) => "out_of_memory",
             PolicyError::Trap(_) => "trap",

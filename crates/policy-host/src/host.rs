@@ -322,6 +322,7 @@ impl PolicyHost {
             topology: self.topology.clone(),
             shared: self.shared.clone(),
             limits: self.limits,
+            ticker: self.engine.ticker.clone(),
         }));
         version.self_check().await?;
         Ok((version, compiled.from_cache))

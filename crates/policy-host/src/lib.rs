@@ -53,5 +53,5 @@ pub use error::PolicyError;
 pub use health::{BreakerConfig, BreakerObserver, BreakerState, HealthBook, TargetHealth};
 pub use host::{Decided, HostOptions, PinnedPolicy, PolicyEvent, PolicyHost, SlotView};
 pub use observer::{DecisionObserver, FallbackTo, Hook};
-pub use version::{Limits, PolicyOrigin, PolicyVersion};
+pub use version::{FUEL_PER_MS, Limits, PolicyOrigin, PolicyVersion, WALL_BACKSTOP, fuel_for};
 pub use watcher::PolicyWatcher;

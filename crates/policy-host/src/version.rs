@@ -33,14 +33,65 @@ pub enum PolicyOrigin {
     File(std::path::PathBuf),
 }
 
+/// Fuel (wasm instructions, as wasmtime counts them) a policy's own work
+/// burns per millisecond on the bench machine: a decision's default budget
+/// is `decision_timeout` worth of it. Measured there: the chaos fixture's
+/// tight loop burns about 7 million a millisecond
+/// (`cargo run --release -p switchyard-bench -- --fuel`), the Python and
+/// JavaScript templates' decisions 5.5–6 million (`switchyard policy check`
+/// prints a policy's fuel per decision).
+pub const FUEL_PER_MS: u64 = 6_000_000;
+
+/// The wall-clock backstop of a decision: this many times its nominal time
+/// (`decision_timeout`) of the guest's own running time. Fuel stops a loop
+/// first; the backstop is for what fuel does not count (a host call that
+/// hangs) and cannot mistake a busy machine for a slow policy.
+pub const WALL_BACKSTOP: u32 = 20;
+
 /// Limits every call of every instance runs under.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
-    /// Longest one decision (or `init`) may run.
+    /// A decision's nominal time: its wall-clock backstop is
+    /// [`WALL_BACKSTOP`] times this, and its default fuel this much work.
     pub decision_timeout: Duration,
+    /// Fuel one decision may burn (its deterministic budget).
+    pub decision_fuel: u64,
     /// Largest linear memory of one instance.
     pub memory_limit_bytes: usize,
 }
+
+impl Limits {
+    /// `decision_timeout` worth of fuel per decision ([`FUEL_PER_MS`]).
+    pub fn new(decision_timeout: Duration, memory_limit_bytes: usize) -> Limits {
+        let decision_fuel = fuel_for(decision_timeout);
+        Limits { decision_timeout, decision_fuel, memory_limit_bytes }
+    }
+}
+
+/// The fuel `time` of a policy's own work burns on the bench machine.
+pub fn fuel_for(time: Duration) -> u64 {
+    (time.as_micros() as u64).saturating_mul(FUEL_PER_MS) / 1000
+}
+
+/// Fuel a version's finished decisions burned: count, sum, largest.
+#[derive(Debug, Default)]
+struct FuelUse {
+    calls: std::sync::atomic::AtomicU64,
+    sum: std::sync::atomic::AtomicU64,
+    max: std::sync::atomic::AtomicU64,
+}
+
+impl FuelUse {
+    fn record(&self, used: u64) {
+        use std::sync::atomic::Ordering::Relaxed;
+        self.calls.fetch_add(1, Relaxed);
+        self.sum.fetch_add(used, Relaxed);
+        self.max.fetch_max(used, Relaxed);
+    }
+}
+
+/// `init` and instantiation are bounded by wall time ([`INIT_TIMEOUT`]), not fuel.
+const INIT_FUEL: u64 = u64::MAX / 4;
 
 struct Instance {
     store: Store<PolicyState>,
@@ -50,7 +101,9 @@ struct Instance {
 
 /// Runs `call`, telling `clock` each time it is polled, so time the call
 /// spends yielded to the executor is not counted against its deadline.
-async fn timed<F: std::future::Future>(clock: &CallClock, call: F) -> F::Output {
+/// The epoch ticker runs while the call does.
+async fn timed<F: std::future::Future>(ticker: &crate::engine::Ticker, clock: &CallClock, call: F) -> F::Output {
+    let _running = ticker.running();
     let mut call = std::pin::pin!(call);
     std::future::poll_fn(|cx| {
         clock.resume();
@@ -71,6 +124,9 @@ pub struct PolicyVersion {
     shared: Arc<HostShared>,
     kv: Arc<crate::kv::PolicyKv>,
     limits: Limits,
+    ticker: Arc<crate::engine::Ticker>,
+    /// Fuel its decisions burned.
+    fuel: FuelUse,
     pool: Mutex<Vec<Instance>>,
     max_idle: usize,
     standing: crate::standing::Standing,
@@ -92,6 +148,7 @@ pub(crate) struct VersionParts {
     pub topology: Arc<Topology>,
     pub shared: Arc<HostShared>,
     pub limits: Limits,
+    pub ticker: Arc<crate::engine::Ticker>,
 }
 
 impl PolicyVersion {
@@ -110,6 +167,8 @@ impl PolicyVersion {
             topology: p.topology,
             shared: p.shared,
             limits: p.limits,
+            ticker: p.ticker,
+            fuel: FuelUse::default(),
             pool: Mutex::new(Vec::new()),
             max_idle,
             standing: Default::default(),
@@ -131,6 +190,7 @@ impl PolicyVersion {
             topology: self.topology.clone(),
             shared: Arc::new(HostShared::new(health)),
             limits: self.limits,
+            ticker: self.ticker.clone(),
         })
     }
 
@@ -164,6 +224,19 @@ impl PolicyVersion {
         &self.sha256
     }
 
+    /// Fuel per finished decision so far: (decisions, mean, largest); the
+    /// budget each had is [`Limits::decision_fuel`].
+    pub fn fuel_per_decision(&self) -> (u64, u64, u64) {
+        use std::sync::atomic::Ordering::Relaxed;
+        let calls = self.fuel.calls.load(Relaxed);
+        (calls, self.fuel.sum.load(Relaxed).checked_div(calls).unwrap_or(0), self.fuel.max.load(Relaxed))
+    }
+
+    /// The limits its calls run under.
+    pub fn limits(&self) -> Limits {
+        self.limits
+    }
+
     /// When this version was compiled and checked.
     pub fn loaded_at(&self) -> std::time::SystemTime {
         self.loaded_at
@@ -180,14 +253,25 @@ impl PolicyVersion {
         component.component_type().imports(self.pre.engine()).map(|(name, _)| name.to_owned()).collect()
     }
 
-    /// Starts the clock of a call that may run for `timeout`.
-    fn arm(store: &mut Store<PolicyState>, timeout: Duration) {
+    /// Starts a call that may burn `fuel` and run for `timeout` of the
+    /// guest's own time.
+    fn arm(store: &mut Store<PolicyState>, timeout: Duration, fuel: u64) {
         store.data().clock.arm(timeout);
         store.set_epoch_deadline(1);
+        // (Fails only when fuel is off, and it is always on.)
+        let _ = store.set_fuel(fuel);
     }
 
+    /// A decision: its fuel budget, and the wall-clock backstop. A check
+    /// with its own `deadline` (the load-time sample decisions) gets that
+    /// deadline's worth of fuel.
     fn arm_decision(&self, store: &mut Store<PolicyState>, deadline: Option<Duration>) {
-        Self::arm(store, deadline.unwrap_or(self.limits.decision_timeout));
+        let (nominal, fuel) = match deadline {
+            Some(d) => (d, fuel_for(d).max(self.limits.decision_fuel)),
+            None => (self.limits.decision_timeout, self.limits.decision_fuel),
+        };
+        Self::arm(store, nominal.saturating_mul(WALL_BACKSTOP), fuel);
+        store.data().clock.set_fuel_armed(fuel);
     }
 
     fn classify(&self, err: wasmtime::Error, state: &PolicyState) -> PolicyError {
@@ -195,6 +279,7 @@ impl PolicyVersion {
             return PolicyError::OutOfMemory((self.limits.memory_limit_bytes / (1024 * 1024)) as u64);
         }
         match err.downcast_ref::<Trap>() {
+            Some(Trap::OutOfFuel) => PolicyError::BudgetExceeded(state.clock.fuel_armed()),
             Some(Trap::Interrupt) => {
                 let ms = state.clock.timeout().as_millis() as u64;
                 if state.clock.overran_by_itself() {
@@ -226,15 +311,18 @@ impl PolicyVersion {
         store.epoch_deadline_callback(move |ctx| Ok(ctx.data().clock.tick()));
         // Instantiation and `init` may build tables from the settings and the
         // topology: they get a start-up allowance, not the decision deadline.
-        Self::arm(&mut store, INIT_TIMEOUT.max(self.limits.decision_timeout));
-        let policy = match timed(&clock, self.pre.instantiate_async(&mut store)).await {
+        Self::arm(&mut store, INIT_TIMEOUT.max(self.limits.decision_timeout), INIT_FUEL);
+        let policy = match timed(&self.ticker, &clock, self.pre.instantiate_async(&mut store)).await {
             Ok(p) => p,
             Err(e) => return Err(PolicyError::Instantiate(self.classify(e, store.data()).to_string())),
         };
-        Self::arm(&mut store, INIT_TIMEOUT.max(self.limits.decision_timeout));
+        Self::arm(&mut store, INIT_TIMEOUT.max(self.limits.decision_timeout), INIT_FUEL);
         let topology = bindings::topology(&self.topology);
-        match timed(&clock, policy.call_init(&mut store, &self.settings, &topology)).await {
-            Ok(Ok(())) => Ok(Instance { store, policy, clock }),
+        match timed(&self.ticker, &clock, policy.call_init(&mut store, &self.settings, &topology)).await {
+            Ok(Ok(())) => {
+                clock.set_fuel_armed(0);
+                Ok(Instance { store, policy, clock })
+            }
             Ok(Err(refusal)) => Err(PolicyError::ConfigRejected(refusal)),
             Err(e) => Err(self.classify(e, store.data())),
         }
@@ -250,6 +338,12 @@ impl PolicyVersion {
 
     fn give_back(&self, mut instance: Instance) {
         instance.store.data_mut().call = None;
+        let armed = instance.clock.fuel_armed();
+        if armed > 0 {
+            let used = armed.saturating_sub(instance.store.get_fuel().unwrap_or(armed));
+            self.fuel.record(used);
+            instance.clock.set_fuel_armed(0);
+        }
         let mut pool = self.pool.lock().unwrap_or_else(|p| p.into_inner());
         if pool.len() < self.max_idle {
             pool.push(instance);
@@ -274,7 +368,7 @@ impl PolicyVersion {
         inst.store.data_mut().call = Some(call);
         self.arm_decision(&mut inst.store, deadline);
         let clock = inst.clock.clone();
-        match timed(&clock, inst.policy.call_route(&mut inst.store, &bindings::request(request))).await {
+        match timed(&self.ticker, &clock, inst.policy.call_route(&mut inst.store, &bindings::request(request))).await {
             Ok(decision) => {
                 self.give_back(inst);
                 let decision = bindings::route_decision(decision);
@@ -310,7 +404,7 @@ impl PolicyVersion {
         let outcome = bindings::outcome(outcome);
         let wit_request = bindings::request(request);
         let call = inst.policy.call_on_attempt(&mut inst.store, &wit_request, &outcome);
-        let result = timed(&clock, call).await;
+        let result = timed(&self.ticker, &clock, call).await;
         match result {
             Ok(step) => {
                 self.give_back(inst);
@@ -347,7 +441,7 @@ impl PolicyVersion {
         let broken = bindings::stream_break(broken);
         let wit_request = bindings::request(request);
         let call = inst.policy.call_on_stream_break(&mut inst.store, &wit_request, &broken);
-        match timed(&clock, call).await {
+        match timed(&self.ticker, &clock, call).await {
             Ok(recovery) => {
                 self.give_back(inst);
                 let recovery = bindings::recovery(recovery);

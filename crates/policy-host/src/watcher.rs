@@ -26,8 +26,10 @@ struct Stamp {
     modified: Option<SystemTime>,
 }
 
+// (A `stat` and a listing of one small folder are done in place: handing
+// them to the blocking pool would wake more threads than they cost.)
 async fn stamp(path: &Path) -> Option<Stamp> {
-    let meta = tokio::fs::metadata(path).await.ok()?;
+    let meta = std::fs::metadata(path).ok()?;
     meta.is_file().then(|| Stamp { len: meta.len(), modified: meta.modified().ok() })
 }
 
@@ -59,8 +61,8 @@ struct Folder {
 impl Folder {
     async fn policy_files(&self) -> Vec<PathBuf> {
         let mut files = Vec::new();
-        if let Ok(mut entries) = tokio::fs::read_dir(&self.dir).await {
-            while let Ok(Some(entry)) = entries.next_entry().await {
+        if let Ok(entries) = std::fs::read_dir(&self.dir) {
+            for entry in entries.flatten() {
                 let path = entry.path();
                 if policy_name(&path).is_some() {
                     files.push(path);
@@ -114,7 +116,10 @@ impl PolicyHost {
 
         let (tx, mut rx) = mpsc::unbounded_channel::<()>();
         let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+            // Reading a file is an event too (open, access, close): only a
+            // change counts, or the gateway's own reads would wake it.
             if let Ok(event) = event
+                && !matches!(event.kind, notify::EventKind::Access(_))
                 && event.paths.iter().any(|p| policy_name(p).is_some())
             {
                 let _ = tx.send(());

@@ -23,25 +23,32 @@ const MAX_PENDING: usize = 8 << 20;
 const FLUSH_EVERY: Duration = Duration::from_millis(50);
 
 /// Where access lines go; cheap to share. Requests append their line to a
-/// buffer (a lock and a copy, no wake-up); the writer thread takes the
-/// buffer every [`FLUSH_EVERY`] and writes it in one go.
+/// buffer (a lock and a copy, no wake-up while the writer is busy); the
+/// writer thread takes the buffer every [`FLUSH_EVERY`] and writes it in
+/// one go. With nothing to write it sleeps until a line comes, so an idle
+/// gateway does not wake for it.
 pub struct AccessLog {
     pending: Option<Arc<Mutex<Vec<u8>>>>,
     /// Where lines go; the writer thread and [`AccessLog::flush`] share it.
     out: Option<Arc<Mutex<Box<dyn Write + Send>>>>,
     dropped: AtomicU64,
+    /// The writer thread, and whether it sleeps for want of lines.
+    writer: Option<(std::thread::Thread, Arc<std::sync::atomic::AtomicBool>)>,
 }
 
-/// Takes what is pending (swapping in `batch`'s buffer) and writes it.
-fn write_pending(pending: &Mutex<Vec<u8>>, out: &Mutex<Box<dyn Write + Send>>, batch: &mut Vec<u8>) {
+/// Takes what is pending (swapping in `batch`'s buffer) and writes it;
+/// whether there was anything.
+fn write_pending(pending: &Mutex<Vec<u8>>, out: &Mutex<Box<dyn Write + Send>>, batch: &mut Vec<u8>) -> bool {
     // The output lock first: a flush and the writer thread write in order.
     let mut out = out.lock().unwrap_or_else(|p| p.into_inner());
     std::mem::swap(batch, &mut *pending.lock().unwrap_or_else(|p| p.into_inner()));
-    if !batch.is_empty() {
-        let _ = out.write_all(batch);
-        let _ = out.flush();
-        batch.clear();
+    if batch.is_empty() {
+        return false;
     }
+    let _ = out.write_all(batch);
+    let _ = out.flush();
+    batch.clear();
+    true
 }
 
 impl AccessLog {
@@ -53,27 +60,47 @@ impl AccessLog {
     fn open_io(target: &AccessLogTarget) -> std::io::Result<Arc<AccessLog>> {
         let out: Box<dyn Write + Send> = match target {
             AccessLogTarget::Off => {
-                return Ok(Arc::new(AccessLog { pending: None, out: None, dropped: AtomicU64::new(0) }));
+                return Ok(Arc::new(AccessLog { pending: None, out: None, dropped: AtomicU64::new(0), writer: None }));
             }
             AccessLogTarget::Stdout => Box::new(std::io::stdout()),
             AccessLogTarget::File(path) => Box::new(std::fs::OpenOptions::new().create(true).append(true).open(path)?),
         };
         let pending = Arc::new(Mutex::new(Vec::with_capacity(64 << 10)));
         let out = Arc::new(Mutex::new(out));
-        let log =
-            Arc::new(AccessLog { pending: Some(pending.clone()), out: Some(out.clone()), dropped: AtomicU64::new(0) });
-        let alive = Arc::downgrade(&log);
-        std::thread::Builder::new().name("access-log".into()).spawn(move || {
+        let sleeping = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (writer_pending, writer_out, writer_sleeping) = (pending.clone(), out.clone(), sleeping.clone());
+        let (alive_tx, alive_rx) = std::sync::mpsc::channel::<std::sync::Weak<AccessLog>>();
+        let thread = std::thread::Builder::new().name("access-log".into()).spawn(move || {
+            let Ok(alive) = alive_rx.recv() else { return };
+            let (pending, out, sleeping) = (writer_pending, writer_out, writer_sleeping);
             let mut batch = Vec::with_capacity(64 << 10);
             loop {
                 std::thread::sleep(FLUSH_EVERY);
-                write_pending(&pending, &out, &mut batch);
+                let wrote = write_pending(&pending, &out, &mut batch);
+                let empty = || pending.lock().unwrap_or_else(|p| p.into_inner()).is_empty();
                 // The gateway is gone and everything it logged is written.
-                if alive.strong_count() == 0 && pending.lock().unwrap_or_else(|p| p.into_inner()).is_empty() {
+                if alive.strong_count() == 0 && empty() {
                     return;
+                }
+                if !wrote {
+                    // Nothing came for a whole turn: sleep until a line does
+                    // (the first line after a quiet spell wakes this thread).
+                    sleeping.store(true, Ordering::SeqCst);
+                    if empty() && alive.strong_count() > 0 {
+                        // (Dropping the log unparks it too, to end it.)
+                        std::thread::park();
+                    }
+                    sleeping.store(false, Ordering::SeqCst);
                 }
             }
         })?;
+        let log = Arc::new(AccessLog {
+            pending: Some(pending),
+            out: Some(out),
+            dropped: AtomicU64::new(0),
+            writer: Some((thread.thread().clone(), sleeping)),
+        });
+        let _ = alive_tx.send(Arc::downgrade(&log));
         Ok(log)
     }
 
@@ -102,6 +129,21 @@ impl AccessLog {
             return;
         }
         pending.extend_from_slice(line);
+        drop(pending);
+        if let Some((thread, sleeping)) = &self.writer
+            && sleeping.load(Ordering::SeqCst)
+        {
+            thread.unpark();
+        }
+    }
+}
+
+impl Drop for AccessLog {
+    fn drop(&mut self) {
+        // A sleeping writer wakes, writes what is left and ends.
+        if let Some((thread, _)) = &self.writer {
+            thread.unpark();
+        }
     }
 }
 
