@@ -293,3 +293,27 @@ fn measure_paths(n: usize, for_how_long: Duration, telemetry_only: bool) -> Http
     drop(keyed);
     HttpFigures { rows, telemetry_throughput }
 }
+
+/// A saturating load (64 connections, the 2 cores shared by the load, the
+/// mock and the gateway) on a gateway deciding with `policy` for
+/// `for_how_long`: (requests answered, decisions that failed — each one
+/// answered by a fallback instead of the operator's policy).
+pub fn saturate(policy: &str, for_how_long: Duration) -> (f64, u64) {
+    let mock_rt = runtime("bench-mock", 1);
+    let gateway_rt = runtime("bench-gateway", 2);
+    let client = runtime("bench-client", 1);
+    let mock = mock_rt.block_on(MockProvider::start("bench"));
+    let temp = tempfile::tempdir().expect("temp dir");
+    let config = ConfigBuilder::new()
+        .access_log("off")
+        .provider("bench", &mock.url())
+        .route("gpt-4o-mini", Some(policy), 30_000, &["bench"])
+        // The gateway's default, not the test harness's roomier one.
+        .policy("decision_timeout_ms = 5");
+    let toml = config.build(&temp.path().join("policies"));
+    let gw = gateway_rt.block_on(TestGateway::start_in(&toml, temp.path(), |_| None));
+    let rps = throughput(&client, &gw.addr.to_string(), Client::OpenAi, 64, for_how_long);
+    let failed = gw.policies().failed_decisions();
+    drop(gw);
+    (rps * for_how_long.as_secs_f64(), failed)
+}

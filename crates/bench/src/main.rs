@@ -17,8 +17,9 @@
 //!    stops it, idle and with every core busy;
 //! 6. with `--queue`: the memory 10,000 requests waiting for a provider's
 //!    quota cost (both ends of each connection, in one process);
-//! 7. with `--idle SECONDS`: the `switchyard` binary's CPU while idle;
-//! 8. with `--soak SECONDS`: the `switchyard` binary's RSS under full load of
+//! 7. with `--saturate SECONDS`: decisions that fell back under a saturating load;
+//! 8. with `--idle SECONDS`: the `switchyard` binary's CPU while idle;
+//! 9. with `--soak SECONDS`: the `switchyard` binary's RSS under full load of
 //!    questions never asked before (every answer a new cache entry), against
 //!    the same run with the cache off (build it first:
 //!    `cargo build --release -p switchyard`).
@@ -102,6 +103,18 @@ fn main() {
             f.cpu,
             f.cpu * 100.0 / f.seconds.max(1e-9)
         );
+        return;
+    }
+    if let Some(secs) = args.iter().position(|a| a == "--saturate").and_then(|i| args.get(i + 1)) {
+        let secs: u64 = secs.parse().expect("--saturate SECONDS");
+        println!("## Fallbacks under a saturating load (64 connections, {secs} s each, default decision budget)");
+        println!("| policy | requests | decisions answered by a fallback |");
+        println!("|---|---|---|");
+        for policy in ["failover", "resilient"] {
+            let (requests, failed) = http_load::saturate(policy, Duration::from_secs(secs));
+            println!("| {policy} | {requests:.0} | {failed} |");
+        }
+        println!();
         return;
     }
     if args.iter().any(|a| a == "--fuel") {

@@ -36,7 +36,7 @@ pub enum PolicyOrigin {
 /// Fuel (wasm instructions, as wasmtime counts them) a policy's own work
 /// burns per millisecond on the bench machine: a decision's default budget
 /// is `decision_timeout` worth of it. Measured there: the chaos fixture's
-/// tight loop burns about 7 million a millisecond
+/// tight loop burns 7–13 million a millisecond
 /// (`cargo run --release -p switchyard-bench -- --fuel`), the Python and
 /// JavaScript templates' decisions 5.5–6 million (`switchyard policy check`
 /// prints a policy's fuel per decision).
