@@ -64,6 +64,18 @@ async fn connect(
     (tls, alpn, served)
 }
 
+/// A gateway serving `[tls]` with a new certificate (written to `dir`) in
+/// front of the mock `p`, route `m`: (gateway, provider, certificate).
+async fn tls_gateway(dir: &Path) -> (TestGateway, MockProvider, (String, String, Vec<u8>)) {
+    init_tracing();
+    let provider = MockProvider::start("p").await;
+    let cert = certificate();
+    write_certificate(dir, &cert);
+    let config =
+        ConfigBuilder::new().top(&tls_section(dir)).provider("p", &provider.url()).route("m", None, 5000, &["p"]);
+    (TestGateway::start(&config).await, provider, cert)
+}
+
 fn chat_request(authority: &str) -> http::Request<Full<Bytes>> {
     http::Request::post(format!("https://{authority}/v1/chat/completions"))
         .header("content-type", "application/json")
@@ -87,18 +99,8 @@ where
 
 #[tokio::test]
 async fn https_at_the_door_speaks_http2_or_http11_by_alpn_and_serves_a_renewed_certificate_without_a_restart() {
-    init_tracing();
-    let provider = MockProvider::start("p").await;
     let dir = tempfile::tempdir().unwrap();
-    let first = certificate();
-    write_certificate(dir.path(), &first);
-    let config = ConfigBuilder::new().top(&tls_section(dir.path())).provider("p", &provider.url()).route(
-        "m",
-        None,
-        5000,
-        &["p"],
-    );
-    let gw = TestGateway::start(&config).await;
+    let (gw, provider, first) = tls_gateway(dir.path()).await;
     let authority = gw.addr.to_string();
 
     // HTTP/2 by ALPN.
@@ -148,20 +150,10 @@ async fn https_at_the_door_speaks_http2_or_http11_by_alpn_and_serves_a_renewed_c
 
 #[tokio::test]
 async fn both_official_sdks_talk_to_an_https_gateway_trusting_a_private_ca() {
-    init_tracing();
-    let provider = MockProvider::start("p").await;
     let dir = tempfile::tempdir().unwrap();
-    let cert = certificate();
-    write_certificate(dir.path(), &cert);
+    let (gw, provider, cert) = tls_gateway(dir.path()).await;
     let ca = dir.path().join("ca.pem");
     std::fs::write(&ca, &cert.0).unwrap();
-    let config = ConfigBuilder::new().top(&tls_section(dir.path())).provider("p", &provider.url()).route(
-        "m",
-        None,
-        5000,
-        &["p"],
-    );
-    let gw = TestGateway::start(&config).await;
     let base_url = format!("https://{}", gw.addr);
     for sdk in ["openai", "anthropic"] {
         for stream in [false, true] {

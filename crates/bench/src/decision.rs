@@ -31,17 +31,22 @@ pub fn host(cache_dir: Option<PathBuf>) -> Arc<PolicyHost> {
     PolicyHost::new(options, Arc::new(HealthBook::new(3))).expect("policy host")
 }
 
-/// Times `calls` warm `route` and `on-attempt` decisions of `policy` (after
-/// 1000 of each to warm up); returns the samples, sorted.
-pub async fn time_decisions(host: &Arc<PolicyHost>, policy: &str, calls: usize) -> (Vec<Duration>, Vec<Duration>) {
-    let request = RequestInfo {
+/// A plain request of the host's one route, as the benches ask it.
+pub fn sample_request() -> RequestInfo {
+    RequestInfo {
         api: Api::OpenaiChat,
         route: 0,
         streaming: false,
         estimated_input_tokens: 250,
         deadline_ms: 30_000,
         caller: Default::default(),
-    };
+    }
+}
+
+/// Times `calls` warm `route` and `on-attempt` decisions of `policy` (after
+/// 1000 of each to warm up); returns the samples, sorted.
+pub async fn time_decisions(host: &Arc<PolicyHost>, policy: &str, calls: usize) -> (Vec<Duration>, Vec<Duration>) {
+    let request = sample_request();
     let outcome = AttemptOutcome {
         target: 0,
         attempt: 1,

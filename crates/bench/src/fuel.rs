@@ -21,23 +21,12 @@ pub struct FuelFigures {
     pub by_budget: (usize, usize),
 }
 
-fn request() -> RequestInfo {
-    RequestInfo {
-        api: Api::OpenaiChat,
-        route: 0,
-        streaming: false,
-        estimated_input_tokens: 250,
-        deadline_ms: 30_000,
-        caller: Default::default(),
-    }
-}
-
 async fn loops(version: &PolicyVersion, n: usize, by_budget: &mut usize) -> Vec<Duration> {
     let call = Arc::new(CallContext::from_headers([("x-chaos", &b"loop"[..])]));
     let mut times = Vec::with_capacity(n);
     for _ in 0..n {
         let started = Instant::now();
-        let answer = version.route(&request(), call.clone()).await;
+        let answer = version.route(&crate::decision::sample_request(), call.clone()).await;
         times.push(started.elapsed());
         *by_budget += usize::from(matches!(answer, Err(PolicyError::BudgetExceeded(_))));
     }

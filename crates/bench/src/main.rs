@@ -122,13 +122,8 @@ fn main() {
         return;
     }
     if args.iter().any(|a| a == "--queue") {
-        let a = access::measure(200_000);
-        println!(
-            "gateway key + all limits, in process (key lookup, admission, two quota gates, settlement): p50 {} (key lookup {}), p99 {}\n",
-            us(a.per_request.0),
-            us(a.lookup),
-            us(a.per_request.1)
-        );
+        access_line();
+        println!();
         queue_table();
         return;
     }
@@ -190,13 +185,7 @@ fn main() {
         );
     }
     telemetry_line(&h);
-    let a = access::measure(200_000);
-    println!(
-        "gateway key + all limits, in process (key lookup, admission, two quota gates, settlement): p50 {} (key lookup {}), p99 {}",
-        us(a.per_request.0),
-        us(a.lookup),
-        us(a.per_request.1)
-    );
+    access_line();
     if let Some(keyed) = h.rows.iter().find(|r| r.name == http_load::KEYED) {
         println!(
             "gateway key + all limits on vs the same gateway without: added latency p50 {} (p99 {}), throughput {:.2}",
@@ -224,6 +213,17 @@ fn main() {
     }
     println!();
     language_table(&templates, 10_000 * scale);
+}
+
+/// What a gateway key and every limit cost a request, in process.
+fn access_line() {
+    let a = access::measure(200_000);
+    println!(
+        "gateway key + all limits, in process (key lookup, admission, two quota gates, settlement): p50 {} (key lookup {}), p99 {}",
+        us(a.per_request.0),
+        us(a.lookup),
+        us(a.per_request.1)
+    );
 }
 
 fn fuel_table(n: usize) {
