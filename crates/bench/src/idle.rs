@@ -30,7 +30,7 @@ pub fn measure(for_how_long: Duration) -> IdleFigures {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
     let mock = rt.block_on(MockProvider::start("idle"));
     let dir = tempfile::tempdir().expect("temp dir");
-    let port = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("port").port();
+    let port = crate::soak::free_port();
     let config = format!(
         "listen = \"127.0.0.1:{port}\"\n[log]\naccess = {:?}\n[[providers]]\nname = \"p\"\napi = \"openai\"\nbase_url = {:?}\n\
          [[routes]]\nmodel = \"m\"\ntargets = [{{ provider = \"p\", model = \"m\" }}]\n",

@@ -58,6 +58,7 @@ mod respond;
 mod secrets;
 mod server;
 mod status;
+mod tenancy;
 mod tls;
 mod translation;
 mod upstream;
