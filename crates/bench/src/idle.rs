@@ -14,18 +14,6 @@ pub struct IdleFigures {
     pub cpu: f64,
 }
 
-/// utime + stime of `pid`, seconds.
-fn cpu_seconds(pid: u32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    // Fields after the command name (which may hold spaces) end at ')'.
-    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
-    // utime and stime are fields 14 and 15 of the whole line: 11 and 12 after ')'.
-    let hz = 100.0; // USER_HZ on Linux
-    (ticks(11) + ticks(12)) / hz
-}
-
 pub fn measure(for_how_long: Duration) -> IdleFigures {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
     let mock = rt.block_on(MockProvider::start("idle"));
@@ -56,10 +44,10 @@ pub fn measure(for_how_long: Duration) -> IdleFigures {
     assert_eq!(status, 200, "the gateway answers");
     // Let the startup work (compile cache writes, the first scrape of the folder) finish.
     std::thread::sleep(Duration::from_secs(3));
-    let before = cpu_seconds(child.id());
+    let before = crate::external::cpu_seconds(child.id());
     let started = Instant::now();
     std::thread::sleep(for_how_long);
-    let cpu = cpu_seconds(child.id()) - before;
+    let cpu = crate::external::cpu_seconds(child.id()) - before;
     let seconds = started.elapsed().as_secs_f64();
     let _ = child.kill();
     let _ = child.wait();

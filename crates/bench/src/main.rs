@@ -19,7 +19,14 @@
 //!    quota cost (both ends of each connection, in one process);
 //! 7. with `--saturate SECONDS`: decisions that fell back under a saturating load;
 //! 8. with `--idle SECONDS`: the `switchyard` binary's CPU while idle;
-//! 9. with `--soak SECONDS`: the `switchyard` binary's RSS under full load of
+//! 9. with `--external SECONDS`: `wrk` from its own process (64
+//!    connections, JSON and SSE) against the mock, an nginx hop and the
+//!    `switchyard` binary, in alternating rounds of SECONDS: requests per
+//!    second, latency, and each hop's CPU time per request;
+//! 10. with `--callgrind N`: instructions per request (N sequential
+//!    requests, JSON and SSE) of the `switchyard` binary and of nginx under
+//!    valgrind's callgrind;
+//! 11. with `--soak SECONDS`: the `switchyard` binary's RSS under full load of
 //!    questions never asked before (every answer a new cache entry), against
 //!    the same run with the cache off (build it first:
 //!    `cargo build --release -p switchyard`).
@@ -33,7 +40,9 @@
 #![forbid(unsafe_code)]
 
 mod access;
+mod callgrind;
 mod decision;
+mod external;
 mod fuel;
 mod http_load;
 mod idle;
@@ -103,6 +112,14 @@ fn main() {
             f.cpu,
             f.cpu * 100.0 / f.seconds.max(1e-9)
         );
+        return;
+    }
+    if let Some(secs) = args.iter().position(|a| a == "--external").and_then(|i| args.get(i + 1)) {
+        external_table(secs.parse().expect("--external SECONDS"));
+        return;
+    }
+    if let Some(n) = args.iter().position(|a| a == "--callgrind").and_then(|i| args.get(i + 1)) {
+        callgrind_table(n.parse().expect("--callgrind REQUESTS"));
         return;
     }
     if let Some(secs) = args.iter().position(|a| a == "--saturate").and_then(|i| args.get(i + 1)) {
@@ -213,6 +230,67 @@ fn main() {
     }
     println!();
     language_table(&templates, 10_000 * scale);
+}
+
+fn external_table(secs: u64) {
+    if !external::ensure_tools() {
+        println!("wrk and nginx are needed: apt-get install wrk nginx-light");
+        return;
+    }
+    let rounds = 5;
+    println!(
+        "## Load from outside (wrk: 1 thread, 64 connections; {rounds} alternating rounds of {secs} s per path; \
+         mock, nginx, gateway and wrk share the machine)"
+    );
+    println!("| request | path | req/s | p50 | p99 | added p50 | CPU per request | errors |");
+    println!("|---|---|---|---|---|---|---|---|");
+    let table = external::measure(64, rounds, secs);
+    for t in &table {
+        for (name, l) in [("direct", &t.direct), ("nginx", &t.nginx), ("switchyard", &t.gateway)] {
+            println!(
+                "| {} | {name} | {:.0} | {} | {} | {} | {} | {} |",
+                t.kind,
+                l.rps(),
+                us(l.p50),
+                us(l.p99),
+                if name == "direct" { "—".to_owned() } else { signed_us(l.p50, t.direct.p50) },
+                l.cpu_per_request_us().map_or("—".to_owned(), |c| format!("{c:.1} µs")),
+                l.errors
+            );
+        }
+    }
+    println!();
+    for t in &table {
+        let added = |l: &external::Load| l.p50.as_secs_f64() - t.direct.p50.as_secs_f64();
+        let cpu = |l: &external::Load| l.cpu_per_request_us().unwrap_or(0.0);
+        println!(
+            "{}: switchyard vs nginx: req/s {:.2}x, added p50 {:.2}x, CPU per request {:.2}x",
+            t.kind,
+            t.gateway.rps() / t.nginx.rps().max(1e-9),
+            added(&t.gateway) / added(&t.nginx).max(1e-6),
+            cpu(&t.gateway) / cpu(&t.nginx).max(1e-9)
+        );
+    }
+    println!();
+}
+
+fn callgrind_table(n: usize) {
+    if !callgrind::available() {
+        println!("valgrind is needed: apt-get install valgrind");
+        return;
+    }
+    let _ = external::ensure_tools();
+    let c = callgrind::measure(n);
+    println!(
+        "## Instructions per request (callgrind, {} sequential requests on one keep-alive connection)",
+        c.requests
+    );
+    println!("| request | switchyard | nginx | switchyard / nginx |");
+    println!("|---|---|---|---|");
+    for (kind, gateway, nginx) in &c.rows {
+        println!("| {kind} | {gateway:.0} | {nginx:.0} | {:.2} |", gateway / nginx.max(1.0));
+    }
+    println!();
 }
 
 /// What a gateway key and every limit cost a request, in process.

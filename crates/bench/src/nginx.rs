@@ -1,7 +1,9 @@
 //! An nginx reverse proxy in front of the mock, as a baseline hop, when the
-//! machine has nginx. Loopback only; stopped on drop.
+//! machine has nginx. Loopback only; one process (`master_process off`, one
+//! worker's work), so its CPU time can be read; stopped on drop.
 
 use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
 
 pub struct Nginx {
     pub addr: String,
@@ -11,12 +13,17 @@ pub struct Nginx {
 
 impl Nginx {
     pub fn start(upstream: &str) -> Option<Nginx> {
+        Self::start_wrapped(upstream, &[])
+    }
+
+    /// Starts nginx under `wrapper` (e.g. valgrind; empty: directly).
+    pub fn start_wrapped(upstream: &str, wrapper: &[String]) -> Option<Nginx> {
         let binary = ["/usr/sbin/nginx", "/usr/bin/nginx"].into_iter().find(|p| std::path::Path::new(p).exists())?;
         let dir = tempfile::tempdir().ok()?;
         let port = std::net::TcpListener::bind("127.0.0.1:0").ok()?.local_addr().ok()?.port();
         let conf = format!(
             "daemon off; master_process off; worker_processes 1; pid {dir}/nginx.pid; error_log {dir}/error.log warn;\n\
-             events {{ worker_connections 1024; }}\n\
+             events {{ worker_connections 4096; }}\n\
              http {{ access_log off; keepalive_requests 10000000; client_body_temp_path {dir}; proxy_temp_path {dir};\n\
                upstream mock {{ server {upstream}; keepalive 64; keepalive_requests 10000000; }}\n\
                server {{ listen 127.0.0.1:{port}; location / {{ proxy_pass http://mock; proxy_http_version 1.1;\n\
@@ -25,7 +32,15 @@ impl Nginx {
         );
         let conf_path = dir.path().join("nginx.conf");
         std::fs::write(&conf_path, conf).ok()?;
-        let child = Command::new(binary)
+        let mut command = match wrapper.split_first() {
+            Some((first, rest)) => {
+                let mut c = Command::new(first);
+                c.args(rest).arg(binary);
+                c
+            }
+            None => Command::new(binary),
+        };
+        let child = command
             .arg("-c")
             .arg(&conf_path)
             .arg("-p")
@@ -35,13 +50,23 @@ impl Nginx {
             .spawn()
             .ok()?;
         let addr = format!("127.0.0.1:{port}");
-        for _ in 0..100 {
-            if std::net::TcpStream::connect(&addr).is_ok() {
-                return Some(Nginx { addr, child, _dir: dir });
+        let mut nginx = Nginx { addr, child, _dir: dir };
+        let started = Instant::now();
+        while started.elapsed() < Duration::from_secs(if wrapper.is_empty() { 2 } else { 120 }) {
+            if std::net::TcpStream::connect(&nginx.addr).is_ok() {
+                return Some(nginx);
             }
-            std::thread::sleep(std::time::Duration::from_millis(20));
+            if let Ok(Some(_)) = nginx.child.try_wait() {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
         }
         None
+    }
+
+    /// The (single) nginx process.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 }
 
