@@ -24,12 +24,12 @@
 //!    `switchyard` binary, in alternating rounds of SECONDS: requests per
 //!    second, latency, and each hop's CPU time per request;
 //! 10. with `--callgrind N`: instructions per request (N sequential
-//!    requests, JSON and SSE) of the `switchyard` binary and of nginx under
-//!    valgrind's callgrind;
-//! 11. with `--soak SECONDS`: the `switchyard` binary's RSS under full load of
-//!    questions never asked before (every answer a new cache entry), against
-//!    the same run with the cache off (build it first:
-//!    `cargo build --release -p switchyard`).
+//!     requests, JSON and SSE) of the `switchyard` binary and of nginx under
+//!     valgrind's callgrind;
+//! 11. with `--soak SECONDS`: the `switchyard` binary's RSS under full load
+//!     of questions never asked before (every answer a new cache entry),
+//!     against the same run with the cache off (build it first:
+//!     `cargo build --release -p switchyard`).
 //!
 //! Figures are printed as ratios against the baselines of the same run,
 //! since absolute numbers on a shared 2-core machine move from run to run.
