@@ -102,24 +102,26 @@ fn valgrind_args(dir: &Path, name: &str) -> Vec<String> {
     ]
 }
 
-pub fn measure(n: usize) -> Instructions {
+/// `keep`: a folder for callgrind's dumps (for `callgrind_annotate`), else a temporary one.
+pub fn measure(n: usize, keep: Option<&Path>) -> Instructions {
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
     let mock = rt.block_on(MockProvider::start("mock"));
-    let dir = tempfile::tempdir().expect("temp dir");
+    let temp = tempfile::tempdir().expect("temp dir");
+    let dir = keep.unwrap_or(temp.path());
     let port = crate::soak::free_port();
-    let config = crate::external::gateway_config(dir.path(), port, &mock.url());
-    let wrapper = valgrind_args(dir.path(), "gateway");
+    let config = crate::external::gateway_config(temp.path(), port, &mock.url());
+    let wrapper = valgrind_args(dir, "gateway");
     let wrapper: Vec<&str> = wrapper.iter().map(String::as_str).collect();
     let gateway = crate::external::start_gateway(&config, port, &wrapper, Duration::from_secs(600));
     let mock_addr = mock.url().trim_start_matches("http://").to_owned();
-    let nginx = crate::nginx::Nginx::start_wrapped(&mock_addr, &valgrind_args(dir.path(), "nginx"))
+    let nginx = crate::nginx::Nginx::start_wrapped(&mock_addr, &valgrind_args(dir, "nginx"))
         .expect("nginx starts under valgrind");
     let gateway_addr = format!("127.0.0.1:{port}");
     let mut rows = Vec::new();
     for (kind, stream) in [("JSON", false), ("SSE", true)] {
         let body = Bytes::from(chat_body("gpt-4o-mini", stream));
-        let g = per_request(&rt, gateway.0.id(), &gateway_addr, &body, n, dir.path(), "gateway.out");
-        let x = per_request(&rt, nginx.pid(), &nginx.addr, &body, n, dir.path(), "nginx.out");
+        let g = per_request(&rt, gateway.0.id(), &gateway_addr, &body, n, dir, "gateway.out");
+        let x = per_request(&rt, nginx.pid(), &nginx.addr, &body, n, dir, "nginx.out");
         // Instrumentation off again, so the next kind's warm-up runs at speed.
         control(gateway.0.id(), "--instr=off");
         control(nginx.pid(), "--instr=off");

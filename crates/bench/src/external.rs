@@ -175,6 +175,38 @@ pub fn start_gateway(config: &std::path::Path, port: u16, wrapper: &[&str], with
     process
 }
 
+/// For profiling: the gateway under `wrk` (JSON or SSE) for `secs`, its
+/// PID printed first so `perf record -p` or `strace -c -p` can attach.
+pub fn hold(stream: bool, secs: u64) {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("mock")
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let mock = rt.block_on(MockProvider::start("mock"));
+    let dir = tempfile::tempdir().expect("temp dir");
+    let port = crate::soak::free_port();
+    let gateway = start_gateway(&gateway_config(dir.path(), port, &mock.url()), port, &[], Duration::from_secs(60));
+    let script_path = dir.path().join("hold.lua");
+    std::fs::write(&script_path, script(&chat_body("gpt-4o-mini", stream))).expect("script");
+    let url = format!("http://127.0.0.1:{port}/v1/chat/completions");
+    run_wrk(&script_path, &url, 64, 1);
+    println!("gateway pid {}", gateway.0.id());
+    let before = cpu_seconds(gateway.0.id());
+    let r = run_wrk(&script_path, &url, 64, secs);
+    let cpu = cpu_seconds(gateway.0.id()) - before;
+    println!(
+        "{} requests in {:.1} s ({:.0}/s, {} errors), p50 {:?}, CPU per request {:.1} µs",
+        r.requests,
+        r.seconds,
+        r.requests as f64 / r.seconds,
+        r.errors,
+        r.p50,
+        cpu * 1e6 / r.requests.max(1) as f64
+    );
+}
+
 /// JSON and SSE through each path, `rounds` rounds of `secs` seconds each.
 pub fn measure(connections: usize, rounds: usize, secs: u64) -> Vec<Paths> {
     let rt = tokio::runtime::Builder::new_multi_thread()

@@ -23,9 +23,11 @@
 //!    connections, JSON and SSE) against the mock, an nginx hop and the
 //!    `switchyard` binary, in alternating rounds of SECONDS: requests per
 //!    second, latency, and each hop's CPU time per request;
+//!     `--hold SECONDS [--sse]`: the gateway alone under that load, its PID
+//!     printed, for `perf record -p PID`;
 //! 10. with `--callgrind N`: instructions per request (N sequential
 //!     requests, JSON and SSE) of the `switchyard` binary and of nginx under
-//!     valgrind's callgrind;
+//!     valgrind's callgrind (`--keep DIR` keeps the dumps for `callgrind_annotate`);
 //! 11. with `--soak SECONDS`: the `switchyard` binary's RSS under full load
 //!     of questions never asked before (every answer a new cache entry),
 //!     against the same run with the cache off (build it first:
@@ -118,8 +120,13 @@ fn main() {
         external_table(secs.parse().expect("--external SECONDS"));
         return;
     }
+    if let Some(secs) = args.iter().position(|a| a == "--hold").and_then(|i| args.get(i + 1)) {
+        external::hold(args.iter().any(|a| a == "--sse"), secs.parse().expect("--hold SECONDS"));
+        return;
+    }
     if let Some(n) = args.iter().position(|a| a == "--callgrind").and_then(|i| args.get(i + 1)) {
-        callgrind_table(n.parse().expect("--callgrind REQUESTS"));
+        let keep = args.iter().position(|a| a == "--keep").and_then(|i| args.get(i + 1)).map(std::path::Path::new);
+        callgrind_table(n.parse().expect("--callgrind REQUESTS"), keep);
         return;
     }
     if let Some(secs) = args.iter().position(|a| a == "--saturate").and_then(|i| args.get(i + 1)) {
@@ -274,13 +281,13 @@ fn external_table(secs: u64) {
     println!();
 }
 
-fn callgrind_table(n: usize) {
+fn callgrind_table(n: usize, keep: Option<&std::path::Path>) {
     if !callgrind::available() {
         println!("valgrind is needed: apt-get install valgrind");
         return;
     }
     let _ = external::ensure_tools();
-    let c = callgrind::measure(n);
+    let c = callgrind::measure(n, keep);
     println!(
         "## Instructions per request (callgrind, {} sequential requests on one keep-alive connection)",
         c.requests

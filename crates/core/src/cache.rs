@@ -2,18 +2,22 @@
 //! answers, keyed by the normalised request. [`ResponseCache`] is the seam a
 //! shared store (Redis) can fill later; [`MemoryCache`] is the in-process one.
 
-use std::collections::{HashMap, VecDeque};
+use std::borrow::Cow;
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
+use serde_json::value::RawValue;
 use sha2::{Digest, Sha256};
 use tokio::time::Instant;
 
 /// What identifies an answer: sha256 of the client's API, the model asked
-/// for and the request body with its keys sorted and `stream`/`stream_options`
-/// removed. Answers are kept in the client's API format, so the two APIs
-/// never share an entry.
+/// for and the request body in a canonical form — every object's keys
+/// sorted, `stream`/`stream_options` left out at the top — so the same
+/// question asked with its fields in another order, or as a stream, finds
+/// the same entry. Answers are kept in the client's API format, so the two
+/// APIs never share an entry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct CacheKey([u8; 32]);
 
@@ -21,18 +25,67 @@ impl CacheKey {
     /// The key of `body` (in `api`'s format) asked of `route_model`; `None`
     /// when the body is not a JSON object.
     pub fn of(api: switchyard_wire::Api, route_model: &str, body: &[u8]) -> Option<CacheKey> {
-        let serde_json::Value::Object(mut fields) = serde_json::from_slice(body).ok()? else { return None };
-        fields.remove("stream");
-        fields.remove("stream_options");
-        // serde_json's map is ordered by key, so this is canonical.
-        let canonical = serde_json::to_vec(&fields).ok()?;
+        let fields: BTreeMap<Key<'_>, &RawValue> = serde_json::from_slice(body).ok()?;
         let mut hash = Sha256::new();
         hash.update(api.chat_path().as_bytes());
         hash.update([0]);
         hash.update(route_model.as_bytes());
         hash.update([0]);
-        hash.update(&canonical);
+        let kept = fields.iter().filter(|(k, _)| k.0 != "stream" && k.0 != "stream_options");
+        object(&mut hash, kept)?;
         Some(CacheKey(hash.finalize().into()))
+    }
+}
+
+/// An object key, borrowed from the body unless it holds escapes.
+#[derive(serde::Deserialize, PartialEq, Eq, PartialOrd, Ord)]
+struct Key<'a>(#[serde(borrow)] Cow<'a, str>);
+
+/// Hashes an object's fields, in key order (a `BTreeMap`'s), each value canonical.
+fn object<'a>(hash: &mut Sha256, fields: impl Iterator<Item = (&'a Key<'a>, &'a &'a RawValue)>) -> Option<()> {
+    hash.update(b"{");
+    for (key, value) in fields {
+        // (A one-byte length for the usual short key: fewer bytes to hash.)
+        match u8::try_from(key.0.len()) {
+            Ok(n) if n < u8::MAX => hash.update([n]),
+            _ => {
+                hash.update([u8::MAX]);
+                hash.update((key.0.len() as u64).to_le_bytes());
+            }
+        }
+        hash.update(key.0.as_bytes());
+        hash.update(b":");
+        canonical(hash, value)?;
+        hash.update(b",");
+    }
+    hash.update(b"}");
+    Some(())
+}
+
+/// Hashes JSON `raw` canonically: objects through [`object`], arrays
+/// element by element, scalars as written. (Parsing into borrowed raw
+/// slices level by level allocates a fraction of what a `Value` tree does.)
+fn canonical(hash: &mut Sha256, raw: &RawValue) -> Option<()> {
+    let text = raw.get();
+    match text.as_bytes().first()? {
+        b'{' => {
+            let fields: BTreeMap<Key<'_>, &RawValue> = serde_json::from_str(text).ok()?;
+            object(hash, fields.iter())
+        }
+        b'[' => {
+            let items: Vec<&RawValue> = serde_json::from_str(text).ok()?;
+            hash.update(b"[");
+            for item in items {
+                canonical(hash, item)?;
+                hash.update(b",");
+            }
+            hash.update(b"]");
+            Some(())
+        }
+        _ => {
+            hash.update(text.as_bytes());
+            Some(())
+        }
     }
 }
 
@@ -181,6 +234,21 @@ mod tests {
             CacheKey::of(switchyard_wire::Api::OpenAi, "m", br#"{"model":"m"}"#)
         );
         assert_eq!(CacheKey::of(switchyard_wire::Api::OpenAi, "m", b"[1]"), None);
+    }
+
+    #[test]
+    fn the_key_tells_apart_what_a_client_would() {
+        let of = |body: &str| CacheKey::of(switchyard_wire::Api::OpenAi, "m", body.as_bytes()).unwrap();
+        // Nested objects too are compared with their keys sorted; whitespace does not count.
+        assert_eq!(of(r#"{"a":{"x":1,"y":[1, 2]}}"#), of(r#"{ "a" : { "y" : [1,2], "x" : 1 } }"#));
+        // An escaped key is the same key.
+        assert_eq!(of(r#"{"\u0061":1}"#), of(r#"{"a":1}"#));
+        // Neighbouring values never run together.
+        assert_ne!(of(r#"{"a":[1,2]}"#), of(r#"{"a":[12]}"#));
+        assert_ne!(of(r#"{"a":"1","b":"2"}"#), of(r#"{"a":"1\",\"b\":\"2"}"#));
+        assert_ne!(of(r#"{"a":{"b":1}}"#), of(r#"{"a":{"b":2}}"#));
+        // `stream` is left out at the top only.
+        assert_ne!(of(r#"{"a":{"stream":1}}"#), of(r#"{"a":{}}"#));
     }
 
     fn key(s: &str) -> CacheKey {

@@ -245,7 +245,7 @@ impl Exchange {
         }
         let metrics = &self.shared.metrics;
         let route = &self.shared.routes[self.route].name;
-        metrics.request(route, self.client, status, self.meta.degraded, latency);
+        metrics.request(self.route, self.client, status, self.meta.degraded, latency);
         let target = self.tried.last().copied();
         if let Some(target) = target {
             metrics.tokens(target, usage);
@@ -588,7 +588,7 @@ impl Exchange {
         };
         self.shared.health.record_first_token(target, attempt.elapsed);
         let since_start = self.started.elapsed();
-        self.shared.metrics.first_token(&self.shared.routes[self.route].name, self.client, since_start);
+        self.shared.metrics.first_token(self.route, self.client, since_start);
         if let Some(record) = self.record.as_mut() {
             record.first_token(since_start);
         }

@@ -248,6 +248,7 @@ impl Generation {
         let metrics = switchyard_telemetry::metrics::Metrics::new(
             telemetry.registry.clone(),
             topology.targets.iter().map(|t| format!("{}/{}", t.provider, t.model)).collect(),
+            routes.iter().map(|r| r.name.clone()).collect(),
             &telemetry.history,
             health.clone(),
         );

@@ -27,7 +27,9 @@ const FORWARDED_TO_ANTHROPIC: [&str; 2] = ["anthropic-version", "anthropic-beta"
 /// The API a request that is not a chat request speaks, for its error:
 /// Anthropic's clients send `anthropic-version` on every request.
 fn api_of<B>(req: &Request<B>) -> Api {
-    if req.headers().contains_key("anthropic-version") || req.uri().path().starts_with(Api::Anthropic.chat_path()) {
+    if req.headers().contains_key(crate::headers::ANTHROPIC_VERSION)
+        || req.uri().path().starts_with(Api::Anthropic.chat_path())
+    {
         Api::Anthropic
     } else {
         Api::OpenAi

@@ -69,16 +69,22 @@ pub use gateway::{Gateway, GatewayError, Reloader};
 /// The body of every response the gateway sends.
 pub type ResponseBody = http_body_util::combinators::UnsyncBoxBody<bytes::Bytes, std::convert::Infallible>;
 
-/// Response headers every answer carries.
+/// Response headers every answer carries (names built once, at compile time:
+/// a `&str` name would be parsed again on every insert).
 pub mod headers {
+    use http::HeaderName;
     /// The provider that answered (`none` when none did).
-    pub const PROVIDER: &str = "x-switchyard-provider";
+    pub const PROVIDER: HeaderName = HeaderName::from_static("x-switchyard-provider");
     /// How many upstream attempts the request took.
-    pub const ATTEMPTS: &str = "x-switchyard-attempts";
+    pub const ATTEMPTS: HeaderName = HeaderName::from_static("x-switchyard-attempts");
     /// `name@sha12` of the policy version that decided.
-    pub const POLICY: &str = "x-switchyard-policy";
+    pub const POLICY: HeaderName = HeaderName::from_static("x-switchyard-policy");
     /// Set when the answer is degraded (`fallback` or `cached`).
-    pub const DEGRADED: &str = "x-switchyard-degraded";
+    pub const DEGRADED: HeaderName = HeaderName::from_static("x-switchyard-degraded");
     /// The request's id: the client's (when valid) or a new one; on every answer.
-    pub const REQUEST_ID: &str = "x-request-id";
+    pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+    /// The provider's own `x-request-id`, passed on under this name.
+    pub const UPSTREAM_REQUEST_ID: HeaderName = HeaderName::from_static("x-upstream-request-id");
+    /// Anthropic's API version header (its clients send it on every request).
+    pub const ANTHROPIC_VERSION: HeaderName = HeaderName::from_static("anthropic-version");
 }

@@ -27,8 +27,8 @@ pub(crate) fn pass_on(from: &HeaderMap, to: &mut HeaderMap) {
             to.append(name.clone(), value.clone());
         }
     }
-    if let Some(v) = from.get("x-request-id") {
-        to.insert("x-upstream-request-id", v.clone());
+    if let Some(v) = from.get(crate::headers::REQUEST_ID) {
+        to.insert(crate::headers::UPSTREAM_REQUEST_ID, v.clone());
     }
 }
 

@@ -55,7 +55,7 @@ impl Provider {
     fn authorize(&self, headers: &mut http::HeaderMap) {
         let anthropic = self.api == Api::Anthropic;
         if anthropic {
-            headers.insert("anthropic-version", HeaderValue::from_static("2023-06-01"));
+            headers.insert(crate::headers::ANTHROPIC_VERSION, HeaderValue::from_static("2023-06-01"));
         }
         if let Some(Secret(auth)) = &self.authorization {
             let name = if anthropic { http::HeaderName::from_static("x-api-key") } else { header::AUTHORIZATION };

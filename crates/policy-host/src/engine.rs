@@ -1,7 +1,9 @@
 //! The one wasmtime `Engine` of a policy host, its linker, and the epoch
-//! ticker that bounds every decision's wall time. The ticker only runs while
-//! a policy call does: an idle gateway's ticker thread sleeps, parked, until
-//! the next call starts ([`Ticker::running`]).
+//! ticker that bounds every decision's wall time. The ticker runs while
+//! policy calls do, and for [`STAY_AWAKE`] after the last one; then its
+//! thread parks, so an idle gateway's ticker costs nothing, and only a call
+//! that finds it parked wakes it ([`Ticker::running`]): a busy gateway does
+//! not pay a thread wake-up per decision.
 //!
 //! Every call is first bounded by fuel (a count of the guest's own wasm
 //! instructions: the same work is cut at the same point on an idle or a
@@ -21,6 +23,9 @@ use crate::state::PolicyState;
 /// One epoch tick; decision deadlines are checked at this granularity.
 pub(crate) const TICK: Duration = Duration::from_millis(1);
 
+/// Ticks without a call before the ticker parks.
+const STAY_AWAKE: u64 = 1_000;
+
 /// Engine + linker + ticker. Dropping it stops the ticker thread.
 pub(crate) struct PolicyEngine {
     pub engine: Engine,
@@ -28,10 +33,15 @@ pub(crate) struct PolicyEngine {
     pub ticker: Arc<Ticker>,
 }
 
-/// The epoch ticker's switch: it ticks while at least one call runs.
-#[derive(Debug)]
+/// The epoch ticker's switch: it ticks while calls run or ran lately.
+#[derive(Debug, Default)]
 pub(crate) struct Ticker {
+    /// Calls in progress.
     running: AtomicUsize,
+    /// Calls ever started: the ticker sees whether any came since its last look.
+    started: AtomicUsize,
+    /// The ticker thread is parked (or about to be) and a call must wake it.
+    asleep: AtomicBool,
     stop: AtomicBool,
     thread: std::sync::OnceLock<std::thread::Thread>,
 }
@@ -40,14 +50,47 @@ pub(crate) struct Ticker {
 pub(crate) struct Running<'a>(&'a Ticker);
 
 impl Ticker {
-    /// Marks a call running (waking the ticker if it slept).
+    /// Marks a call running, waking the ticker only if it is asleep.
     pub fn running(&self) -> Running<'_> {
-        if self.running.fetch_add(1, Ordering::AcqRel) == 0
+        self.running.fetch_add(1, Ordering::SeqCst);
+        self.started.fetch_add(1, Ordering::Relaxed);
+        if self.asleep.load(Ordering::SeqCst)
+            && self.asleep.swap(false, Ordering::SeqCst)
             && let Some(thread) = self.thread.get()
         {
             thread.unpark();
         }
         Running(self)
+    }
+
+    /// The ticker thread's loop: tick while calls run or ran within
+    /// [`STAY_AWAKE`] ticks, else park until a call wakes it.
+    fn run(&self, engine: &Engine) {
+        let (mut seen, mut quiet) = (self.started.load(Ordering::Relaxed), 0u64);
+        while !self.stop.load(Ordering::Relaxed) {
+            let started = self.started.load(Ordering::Relaxed);
+            if started != seen || self.running.load(Ordering::SeqCst) > 0 {
+                (seen, quiet) = (started, 0);
+            } else {
+                quiet += 1;
+            }
+            if quiet >= STAY_AWAKE {
+                self.asleep.store(true, Ordering::SeqCst);
+                // A call that started before `asleep` was set saw it clear
+                // and will not wake us: look again before sleeping.
+                if self.running.load(Ordering::SeqCst) == 0 {
+                    // Idle: sleep until a call starts, or the engine is
+                    // dropped (either unparks; an unpark that came first
+                    // makes this return at once).
+                    std::thread::park();
+                }
+                self.asleep.store(false, Ordering::SeqCst);
+                (seen, quiet) = (self.started.load(Ordering::Relaxed), 0);
+                continue;
+            }
+            std::thread::sleep(TICK);
+            engine.increment_epoch();
+        }
     }
 }
 
@@ -72,24 +115,11 @@ impl PolicyEngine {
             .and_then(|()| bindings::add_to_linker(&mut linker))
             .map_err(|e| PolicyError::Instantiate(format!("linker: {e}")))?;
 
-        let ticker =
-            Arc::new(Ticker { running: AtomicUsize::new(0), stop: AtomicBool::new(false), thread: Default::default() });
+        let ticker = Arc::new(Ticker::default());
         let (ticking, switch) = (engine.clone(), ticker.clone());
         let thread = std::thread::Builder::new()
             .name("policy-epoch".into())
-            .spawn(move || {
-                while !switch.stop.load(Ordering::Relaxed) {
-                    if switch.running.load(Ordering::Acquire) == 0 {
-                        // Idle: sleep until a call starts, or the engine is
-                        // dropped (either unparks; an unpark that came first
-                        // makes this return at once).
-                        std::thread::park();
-                        continue;
-                    }
-                    std::thread::sleep(TICK);
-                    ticking.increment_epoch();
-                }
-            })
+            .spawn(move || switch.run(&ticking))
             .map_err(|e| PolicyError::Instantiate(format!("epoch ticker: {e}")))?;
         let _ = ticker.thread.set(thread.thread().clone());
         Ok(PolicyEngine { engine, linker, ticker })

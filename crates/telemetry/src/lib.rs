@@ -13,6 +13,7 @@
 #![forbid(unsafe_code)]
 
 pub mod access_log;
+mod cells;
 pub mod events;
 pub mod history;
 pub mod metrics;

@@ -21,6 +21,8 @@ use switchyard_policy_host::{BreakerState, HealthBook, OutcomeKind};
 use switchyard_wire::Api;
 use switchyard_wire::usage::Usage;
 
+use crate::cells::{RouteCells, TargetCells};
+
 /// A route's name as a label (shared, so a label set clones cheaply).
 pub type Name = Arc<String>;
 
@@ -177,9 +179,21 @@ pub struct Metrics {
     registry: Arc<Registry>,
     /// Per target index: its label (`provider/model`).
     targets: Vec<Name>,
+    /// Per target index: its series on the request path.
+    target_cells: Vec<TargetCells>,
+    /// Per route index: its name and its series on the request path.
+    routes: Vec<(Name, RouteCells)>,
     /// Per target index: its last hour, for the status page.
     history: Vec<Arc<crate::history::TargetHistory>>,
     health: Arc<HealthBook>,
+}
+
+/// Index of `api` in the per-API cells.
+fn api_index(api: Api) -> usize {
+    match api {
+        Api::OpenAi => 0,
+        Api::Anthropic => 1,
+    }
 }
 
 fn api_label(api: Api) -> &'static str {
@@ -365,15 +379,25 @@ impl Registry {
 
 impl Metrics {
     /// The view of `registry` for a generation whose targets are `targets`
-    /// (labels, by index).
+    /// and whose routes are `routes` (labels, by index).
     pub fn new(
         registry: Arc<Registry>,
         targets: Vec<String>,
+        routes: Vec<Name>,
         history: &crate::history::History,
         health: Arc<HealthBook>,
     ) -> Metrics {
         let history = targets.iter().map(|t| history.of(t)).collect();
-        Metrics { registry, targets: targets.into_iter().map(Arc::new).collect(), history, health }
+        let target_cells = targets.iter().map(|_| TargetCells::default()).collect();
+        let routes = routes.into_iter().map(|r| (r, RouteCells::default())).collect();
+        Metrics {
+            registry,
+            targets: targets.into_iter().map(Arc::new).collect(),
+            target_cells,
+            routes,
+            history,
+            health,
+        }
     }
 
     /// Target `index`'s last hour.
@@ -385,30 +409,46 @@ impl Metrics {
         self.targets.get(target as usize).cloned().unwrap_or_else(|| Arc::new("unknown".into()))
     }
 
-    /// A chat request was answered (`latency`: to the answer, or a stream's end).
-    pub fn request(&self, route: &Name, api: Api, status: u16, degraded: Option<&'static str>, latency: Duration) {
+    /// A chat request to route `route` (its index) was answered (`latency`:
+    /// to the answer, or a stream's end).
+    pub fn request(&self, route: usize, api: Api, status: u16, degraded: Option<&'static str>, latency: Duration) {
         if !self.registry.on() {
             return;
         }
-        let api = api_label(api);
-        let labels = RequestLabels { route: route.clone(), api, status, degraded: degraded.unwrap_or("no") };
-        self.registry.requests.get_or_create(&labels).inc();
-        let route = RouteLabels { route: route.clone(), api };
-        self.registry.request_duration.get_or_create(&route).observe(latency.as_secs_f64());
+        let Some((name, cells)) = self.routes.get(route) else { return };
+        let (i, api) = (api_index(api), api_label(api));
+        let requests = |status, degraded: Option<&'static str>| {
+            let labels = RequestLabels { route: name.clone(), api, status, degraded: degraded.unwrap_or("no") };
+            self.registry.requests.get_or_create_owned(&labels)
+        };
+        match (status, degraded) {
+            (200, None) => cells.answered[i].get(|| requests(200, None)).inc(),
+            _ => requests(status, degraded).inc(),
+        };
+        let duration = || self.registry.request_duration.get_or_create_owned(&RouteLabels { route: name.clone(), api });
+        cells.duration[i].get(duration).observe(latency.as_secs_f64());
     }
 
-    pub fn first_token(&self, route: &Name, api: Api, after: Duration) {
+    pub fn first_token(&self, route: usize, api: Api, after: Duration) {
         if !self.registry.on() {
             return;
         }
-        let labels = RouteLabels { route: route.clone(), api: api_label(api) };
-        self.registry.first_token.get_or_create(&labels).observe(after.as_secs_f64());
+        let Some((name, cells)) = self.routes.get(route) else { return };
+        let (i, api) = (api_index(api), api_label(api));
+        let make = || self.registry.first_token.get_or_create_owned(&RouteLabels { route: name.clone(), api });
+        cells.first_token[i].get(make).observe(after.as_secs_f64());
     }
 
     pub fn attempt(&self, target_index: u32, kind: OutcomeKind, took: Duration) {
         let target = self.target(target_index);
+        let cells = self.target_cells.get(target_index as usize);
         let outcome = crate::access_log::outcome_name(kind);
-        self.registry.attempts.get_or_create(&AttemptLabels { target: target.clone(), outcome }).inc();
+        let attempts =
+            || self.registry.attempts.get_or_create_owned(&AttemptLabels { target: target.clone(), outcome });
+        match cells.filter(|_| kind == OutcomeKind::Success) {
+            Some(cells) => cells.success.get(attempts).inc(),
+            None => attempts().inc(),
+        };
         // The status page's hour is kept even with metrics off.
         if let Some(history) = self.history.get(target_index as usize) {
             history.record(kind == OutcomeKind::Success, took);
@@ -416,8 +456,9 @@ impl Metrics {
         if !self.registry.on() {
             return;
         }
-        if kind == OutcomeKind::Success {
-            self.registry.upstream_latency.get_or_create(&TargetLabels { target }).observe(took.as_secs_f64());
+        if let (OutcomeKind::Success, Some(cells)) = (kind, cells) {
+            let make = || self.registry.upstream_latency.get_or_create_owned(&TargetLabels { target: target.clone() });
+            cells.latency.get(make).observe(took.as_secs_f64());
         }
     }
 
@@ -425,10 +466,14 @@ impl Metrics {
         if !self.registry.on() {
             return;
         }
-        let target = self.target(target);
-        for (direction, n) in [("in", usage.input), ("out", usage.output)] {
+        let Some(cells) = self.target_cells.get(target as usize) else { return };
+        for (i, (direction, n)) in [("in", usage.input), ("out", usage.output)].into_iter().enumerate() {
             if let Some(n) = n {
-                self.registry.tokens.get_or_create(&TokenLabels { target: target.clone(), direction }).inc_by(n);
+                let make = || {
+                    let labels = TokenLabels { target: self.target(target), direction };
+                    self.registry.tokens.get_or_create_owned(&labels)
+                };
+                cells.tokens[i].get(make).inc_by(n);
             }
         }
     }

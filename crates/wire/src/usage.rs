@@ -3,6 +3,10 @@
 //! (OpenAI's final usage chunk; Anthropic's `message_start` and
 //! `message_delta`), in the client's API. One `memmem` search per key.
 
+use std::sync::LazyLock;
+
+use memchr::memmem::FinderRev;
+
 use crate::Api;
 
 /// Input and output tokens, as the provider counted them.
@@ -14,21 +18,34 @@ pub struct Usage {
     pub output: Option<u64>,
 }
 
+/// A reverse searcher for `"key":`, built once.
+struct Key(LazyLock<FinderRev<'static>>);
+
+static PROMPT_TOKENS: Key = Key(LazyLock::new(|| FinderRev::new(b"\"prompt_tokens\":")));
+static COMPLETION_TOKENS: Key = Key(LazyLock::new(|| FinderRev::new(b"\"completion_tokens\":")));
+static INPUT_TOKENS: Key = Key(LazyLock::new(|| FinderRev::new(b"\"input_tokens\":")));
+static OUTPUT_TOKENS: Key = Key(LazyLock::new(|| FinderRev::new(b"\"output_tokens\":")));
+
 /// The number after the last `"key":` in `bytes`.
-fn last_number(bytes: &[u8], key: &str) -> Option<u64> {
-    let needle = format!("\"{key}\":");
-    let at = memchr::memmem::rfind(bytes, needle.as_bytes())? + needle.len();
+fn last_number(bytes: &[u8], key: &Key) -> Option<u64> {
+    let finder = &*key.0;
+    let at = finder.rfind(bytes)? + finder.needle().len();
     let rest = &bytes[at..];
     let start = rest.iter().position(|b| !b.is_ascii_whitespace())?;
     let digits = rest[start..].iter().take_while(|b| b.is_ascii_digit()).count();
-    std::str::from_utf8(&rest[start..start + digits]).ok()?.parse().ok()
+    // (At most 19 digits fit a u64 without overflow; longer is not a count.)
+    let digits = &rest[start..start + digits];
+    if digits.is_empty() || digits.len() > 19 {
+        return None;
+    }
+    Some(digits.iter().fold(0u64, |n, d| n * 10 + u64::from(d - b'0')))
 }
 
 /// The usage an answer (whole or streamed) of `api` carries.
 pub fn scan(api: Api, bytes: &[u8]) -> Usage {
     let (input, output) = match api {
-        Api::OpenAi => ("prompt_tokens", "completion_tokens"),
-        Api::Anthropic => ("input_tokens", "output_tokens"),
+        Api::OpenAi => (&PROMPT_TOKENS, &COMPLETION_TOKENS),
+        Api::Anthropic => (&INPUT_TOKENS, &OUTPUT_TOKENS),
     };
     Usage { input: last_number(bytes, input), output: last_number(bytes, output) }
 }
