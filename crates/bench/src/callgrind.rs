@@ -108,6 +108,13 @@ pub fn measure(n: usize, keep: Option<&Path>) -> Instructions {
     let mock = rt.block_on(MockProvider::start("mock"));
     let temp = tempfile::tempdir().expect("temp dir");
     let dir = keep.unwrap_or(temp.path());
+    // Dumps of an earlier run would be taken for this run's.
+    for e in std::fs::read_dir(dir).expect("dump dir").filter_map(Result::ok) {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if name.starts_with("gateway.out") || name.starts_with("nginx.out") {
+            let _ = std::fs::remove_file(e.path());
+        }
+    }
     let port = crate::soak::free_port();
     let config = crate::external::gateway_config(temp.path(), port, &mock.url());
     let wrapper = valgrind_args(dir, "gateway");

@@ -332,7 +332,7 @@ impl Drop for Relay {
     fn drop(&mut self) {
         let Some(recovery) = self.recovery.as_mut() else { return };
         let usage = match self.transcript.as_deref() {
-            Some(t) => switchyard_wire::usage::scan(self.client, t),
+            Some(t) => switchyard_wire::usage::scan_stream(self.client, t),
             None => switchyard_wire::usage::Usage::default(),
         };
         recovery.finish(self.ended.unwrap_or("client-gone"), usage);

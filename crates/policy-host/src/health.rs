@@ -3,6 +3,8 @@
 //! per target driven by the same outcomes.
 
 use std::collections::VecDeque;
+
+use crate::samples::Samples;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -83,15 +85,12 @@ pub struct TargetHealth {
     pub breaker: BreakerState,
 }
 
-#[derive(Default)]
 struct Stats {
     ewma_latency_ms: Option<f32>,
-    /// Latencies of the latest successful attempts, ms, oldest first.
-    latencies: VecDeque<f32>,
-    /// The p95 of `latencies`, until the next sample.
-    p95: Option<f32>,
+    /// Latencies of the latest successful attempts, ms.
+    latencies: Samples,
     /// Times to the first content-bearing event of the latest streams, ms.
-    first_tokens: VecDeque<f32>,
+    first_tokens: Samples,
     /// Outcomes of the window, oldest first; `failed` counts the failures
     /// among them, so reading the error rate is O(1).
     recent: VecDeque<(Instant, bool)>,
@@ -108,6 +107,24 @@ struct Stats {
     forced: Option<BreakerState>,
 }
 
+impl Default for Stats {
+    fn default() -> Self {
+        Stats {
+            ewma_latency_ms: None,
+            latencies: Samples::new(LATENCY_SAMPLES),
+            first_tokens: Samples::new(FIRST_TOKEN_SAMPLES),
+            recent: VecDeque::new(),
+            failed: 0,
+            consecutive_failures: 0,
+            retry_after_until: None,
+            open_until: None,
+            failed_probes: 0,
+            probes_inflight: 0,
+            forced: None,
+        }
+    }
+}
+
 impl Stats {
     /// Drops outcomes older than the window (and past the cap).
     fn prune(&mut self, now: Instant) {
@@ -121,16 +138,7 @@ impl Stats {
     }
 
     fn latency_p95(&mut self) -> f32 {
-        if self.latencies.is_empty() {
-            return 0.0;
-        }
-        *self.p95.get_or_insert_with(|| Self::percentile_95(&self.latencies))
-    }
-
-    fn percentile_95(samples: &VecDeque<f32>) -> f32 {
-        let mut sorted: Vec<f32> = samples.iter().copied().collect();
-        sorted.sort_by(f32::total_cmp);
-        sorted[((sorted.len() - 1) as f32 * 0.95).round() as usize]
+        self.latencies.p95().unwrap_or(0.0)
     }
 
     fn breaker(&self, now: Instant) -> BreakerState {
@@ -313,11 +321,7 @@ impl HealthBook {
             None => ms,
         });
         if ok {
-            if s.latencies.len() == LATENCY_SAMPLES {
-                s.latencies.pop_front();
-            }
-            s.latencies.push_back(ms);
-            s.p95 = None;
+            s.latencies.push(ms);
         }
         s.recent.push_back((now, ok));
         s.failed += u32::from(!ok);
@@ -339,21 +343,18 @@ impl HealthBook {
     pub fn record_first_token(&self, target: u32, latency: Duration) {
         let Some(cell) = self.cells.get(target as usize) else { return };
         let mut s = cell.stats.lock().unwrap_or_else(|p| p.into_inner());
-        if s.first_tokens.len() == FIRST_TOKEN_SAMPLES {
-            s.first_tokens.pop_front();
-        }
-        s.first_tokens.push_back(latency.as_secs_f32() * 1000.0);
+        s.first_tokens.push(latency.as_secs_f32() * 1000.0);
     }
 
     /// The p95 of `target`'s latest times to first token, once at least
     /// `min_samples` streams were recorded.
     pub fn first_token_p95(&self, target: u32, min_samples: usize) -> Option<Duration> {
         let cell = self.cells.get(target as usize)?;
-        let s = cell.stats.lock().unwrap_or_else(|p| p.into_inner());
+        let mut s = cell.stats.lock().unwrap_or_else(|p| p.into_inner());
         if s.first_tokens.len() < min_samples.max(1) {
             return None;
         }
-        Some(Duration::from_secs_f32(Stats::percentile_95(&s.first_tokens) / 1000.0))
+        Some(Duration::from_secs_f32(s.first_tokens.p95()? / 1000.0))
     }
 
     /// The health of `target` now; `None` for an unknown target.

@@ -50,6 +50,22 @@ pub fn scan(api: Api, bytes: &[u8]) -> Usage {
     Usage { input: last_number(bytes, input), output: last_number(bytes, output) }
 }
 
+/// How far from each end of a stream [`scan_stream`] looks.
+const STREAM_ENDS: usize = 16 << 10;
+
+/// The usage a stream of `api` carries, looking only near its ends: the
+/// usage events come first (Anthropic's `message_start`) and last (OpenAI's
+/// usage chunk, Anthropic's `message_delta`), so a long stream's middle is
+/// never searched.
+pub fn scan_stream(api: Api, bytes: &[u8]) -> Usage {
+    if bytes.len() <= 2 * STREAM_ENDS {
+        return scan(api, bytes);
+    }
+    let (head, tail) = (&bytes[..STREAM_ENDS], &bytes[bytes.len() - STREAM_ENDS..]);
+    let (last, first) = (scan(api, tail), scan(api, head));
+    Usage { input: last.input.or(first.input), output: last.output.or(first.output) }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -64,5 +80,15 @@ mod tests {
         );
         assert_eq!(scan(Api::Anthropic, stream.as_bytes()), Usage { input: Some(30), output: Some(42) });
         assert_eq!(scan(Api::OpenAi, b"data: [DONE]\n\n"), Usage::default());
+    }
+
+    #[test]
+    fn a_long_stream_is_read_at_its_ends() {
+        let start = "data: {\"message\":{\"usage\":{\"input_tokens\":30,\"output_tokens\":1}}}\n\n";
+        let middle = "data: {\"delta\":{\"text\":\"word \"}}\n\n".repeat(5_000);
+        let end = "data: {\"usage\":{\"output_tokens\":4200}}\n\n";
+        let stream = format!("{start}{middle}{end}");
+        assert_eq!(scan_stream(Api::Anthropic, stream.as_bytes()), Usage { input: Some(30), output: Some(4200) });
+        assert_eq!(scan_stream(Api::Anthropic, end.as_bytes()), Usage { input: None, output: Some(4200) });
     }
 }
