@@ -112,6 +112,12 @@ fn run_wrk(script: &std::path::Path, url: &str, connections: usize, secs: u64) -
 
 /// utime + stime of `pid`, seconds.
 pub fn cpu_seconds(pid: u32) -> f64 {
+    let (user, system) = cpu_split(pid);
+    user + system
+}
+
+/// (utime, stime) of `pid`, seconds.
+pub fn cpu_split(pid: u32) -> (f64, f64) {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
     // Fields after the command name (which may hold spaces) end at ')'.
     let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
@@ -119,7 +125,7 @@ pub fn cpu_seconds(pid: u32) -> f64 {
     let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
     // utime and stime are fields 14 and 15 of the whole line: 11 and 12 after ')'.
     let hz = 100.0; // USER_HZ on Linux
-    (ticks(11) + ticks(12)) / hz
+    (ticks(11) / hz, ticks(12) / hz)
 }
 
 /// A process we started; killed on drop.
@@ -188,23 +194,31 @@ pub fn hold(stream: bool, secs: u64) {
     let dir = tempfile::tempdir().expect("temp dir");
     let port = crate::soak::free_port();
     let gateway = start_gateway(&gateway_config(dir.path(), port, &mock.url()), port, &[], Duration::from_secs(60));
+    let mock_addr = mock.url().trim_start_matches("http://").to_owned();
+    let nginx = crate::nginx::Nginx::start(&mock_addr).expect("nginx starts");
     let script_path = dir.path().join("hold.lua");
     std::fs::write(&script_path, script(&chat_body("gpt-4o-mini", stream))).expect("script");
-    let url = format!("http://127.0.0.1:{port}/v1/chat/completions");
-    run_wrk(&script_path, &url, 64, 1);
-    println!("gateway pid {}", gateway.0.id());
-    let before = cpu_seconds(gateway.0.id());
-    let r = run_wrk(&script_path, &url, 64, secs);
-    let cpu = cpu_seconds(gateway.0.id()) - before;
-    println!(
-        "{} requests in {:.1} s ({:.0}/s, {} errors), p50 {:?}, CPU per request {:.1} µs",
-        r.requests,
-        r.seconds,
-        r.requests as f64 / r.seconds,
-        r.errors,
-        r.p50,
-        cpu * 1e6 / r.requests.max(1) as f64
-    );
+    for (name, addr, pid) in
+        [("switchyard", format!("127.0.0.1:{port}"), gateway.0.id()), ("nginx", nginx.addr.clone(), nginx.pid())]
+    {
+        let url = format!("http://{addr}/v1/chat/completions");
+        run_wrk(&script_path, &url, 64, 1);
+        println!("{name} pid {pid}");
+        let before = cpu_split(pid);
+        let r = run_wrk(&script_path, &url, 64, secs);
+        let after = cpu_split(pid);
+        let per = |s: f64| s * 1e6 / r.requests.max(1) as f64;
+        println!(
+            "{name}: {} requests in {:.1} s ({:.0}/s, {} errors), p50 {:?}, CPU per request: user {:.1} µs + system {:.1} µs",
+            r.requests,
+            r.seconds,
+            r.requests as f64 / r.seconds,
+            r.errors,
+            r.p50,
+            per(after.0 - before.0),
+            per(after.1 - before.1)
+        );
+    }
 }
 
 /// JSON and SSE through each path, `rounds` rounds of `secs` seconds each.

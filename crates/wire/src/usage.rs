@@ -5,7 +5,7 @@
 
 use std::sync::LazyLock;
 
-use memchr::memmem::FinderRev;
+use memchr::memmem::Finder;
 
 use crate::Api;
 
@@ -18,18 +18,19 @@ pub struct Usage {
     pub output: Option<u64>,
 }
 
-/// A reverse searcher for `"key":`, built once.
-struct Key(LazyLock<FinderRev<'static>>);
+/// A searcher for `"key":`, built once. (Forward: memchr's forward search
+/// is vectorised, its reverse one is not; the last match is taken.)
+struct Key(LazyLock<Finder<'static>>);
 
-static PROMPT_TOKENS: Key = Key(LazyLock::new(|| FinderRev::new(b"\"prompt_tokens\":")));
-static COMPLETION_TOKENS: Key = Key(LazyLock::new(|| FinderRev::new(b"\"completion_tokens\":")));
-static INPUT_TOKENS: Key = Key(LazyLock::new(|| FinderRev::new(b"\"input_tokens\":")));
-static OUTPUT_TOKENS: Key = Key(LazyLock::new(|| FinderRev::new(b"\"output_tokens\":")));
+static PROMPT_TOKENS: Key = Key(LazyLock::new(|| Finder::new(b"\"prompt_tokens\":")));
+static COMPLETION_TOKENS: Key = Key(LazyLock::new(|| Finder::new(b"\"completion_tokens\":")));
+static INPUT_TOKENS: Key = Key(LazyLock::new(|| Finder::new(b"\"input_tokens\":")));
+static OUTPUT_TOKENS: Key = Key(LazyLock::new(|| Finder::new(b"\"output_tokens\":")));
 
 /// The number after the last `"key":` in `bytes`.
 fn last_number(bytes: &[u8], key: &Key) -> Option<u64> {
     let finder = &*key.0;
-    let at = finder.rfind(bytes)? + finder.needle().len();
+    let at = finder.find_iter(bytes).last()? + finder.needle().len();
     let rest = &bytes[at..];
     let start = rest.iter().position(|b| !b.is_ascii_whitespace())?;
     let digits = rest[start..].iter().take_while(|b| b.is_ascii_digit()).count();
