@@ -82,7 +82,7 @@ pub fn ensure_tools() -> bool {
 
 /// The `wrk` script: the request, and a summary line `parse` reads
 /// (wrk's own histogram, microsecond resolution).
-fn script(body: &str) -> String {
+pub(crate) fn script(body: &str) -> String {
     format!(
         "wrk.method = \"POST\"\nwrk.headers[\"Content-Type\"] = \"application/json\"\nwrk.body = [[{body}]]\n\
          done = function(s, latency, r)\n  local e = s.errors\n  \
@@ -108,6 +108,12 @@ fn run_wrk(script: &std::path::Path, url: &str, connections: usize, secs: u64) -
         p50: Duration::from_micros(n[3]),
         p99: Duration::from_micros(n[4]),
     }
+}
+
+/// Requests `wrk` completed against `url` in `secs`, and its errors.
+pub(crate) fn run_wrk_load(script: &std::path::Path, url: &str, connections: usize, secs: u64) -> (u64, u64) {
+    let r = run_wrk(script, url, connections, secs);
+    (r.requests, r.errors)
 }
 
 /// utime + stime of `pid`, seconds.

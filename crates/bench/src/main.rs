@@ -22,13 +22,16 @@
 //! 9. with `--external SECONDS`: `wrk` from its own process (64
 //!    connections, JSON and SSE) against the mock, an nginx hop and the
 //!    `switchyard` binary, in alternating rounds of SECONDS: requests per
-//!    second, latency, and each hop's CPU time per request;
-//!     `--hold SECONDS [--sse]`: the gateway alone under that load, its PID
-//!     printed, for `perf record -p PID`;
-//! 10. with `--callgrind N`: instructions per request (N sequential
+//!    second, latency, and each hop's CPU time per request
+//!    (`--hold SECONDS [--sse]`: the gateway and nginx alone under that
+//!    load, user and system CPU apart, PIDs printed for `perf record -p`);
+//! 10. with `--policy-memory SECONDS`: the binary's RSS with each
+//!     language's template policy loaded and serving under that load,
+//!     against the embedded policy alone;
+//! 11. with `--callgrind N`: instructions per request (N sequential
 //!     requests, JSON and SSE) of the `switchyard` binary and of nginx under
 //!     valgrind's callgrind (`--keep DIR` keeps the dumps for `callgrind_annotate`);
-//! 11. with `--soak SECONDS`: the `switchyard` binary's RSS under full load
+//! 12. with `--soak SECONDS`: the `switchyard` binary's RSS under full load
 //!     of questions never asked before (every answer a new cache entry),
 //!     against the same run with the cache off (build it first:
 //!     `cargo build --release -p switchyard`).
@@ -50,6 +53,7 @@ mod http_load;
 mod idle;
 mod languages;
 mod nginx;
+mod policy_memory;
 mod queue;
 mod soak;
 mod streaming;
@@ -118,6 +122,10 @@ fn main() {
     }
     if let Some(secs) = args.iter().position(|a| a == "--external").and_then(|i| args.get(i + 1)) {
         external_table(secs.parse().expect("--external SECONDS"));
+        return;
+    }
+    if let Some(secs) = args.iter().position(|a| a == "--policy-memory").and_then(|i| args.get(i + 1)) {
+        policy_memory_table(&templates, secs.parse().expect("--policy-memory SECONDS"));
         return;
     }
     if let Some(secs) = args.iter().position(|a| a == "--hold").and_then(|i| args.get(i + 1)) {
@@ -277,6 +285,43 @@ fn external_table(secs: u64) {
             added(&t.gateway) / added(&t.nginx).max(1e-6),
             cpu(&t.gateway) / cpu(&t.nginx).max(1e-9)
         );
+    }
+    println!();
+}
+
+fn policy_memory_table(templates: &std::path::Path, secs: u64) {
+    if !external::ensure_tools() {
+        println!("wrk is needed: apt-get install wrk");
+        return;
+    }
+    println!("## Memory per loaded policy (the switchyard binary; wrk, 64 connections, {secs} s; RSS from /proc)");
+    println!(
+        "| policy serving the route | RSS just after compiling it | RSS restarted, loaded from the compile cache | largest RSS under load | the policy's cost under load | requests (errors) |"
+    );
+    println!("|---|---|---|---|---|---|");
+    let base = policy_memory::measure("embedded failover (Rust) only: the baseline", None, secs);
+    let mib = |kib: u64| kib as f64 / 1024.0;
+    let row = |m: &policy_memory::PolicyMemory, cost: String| {
+        println!(
+            "| {} | {:.1} MiB | {:.1} MiB | {:.1} MiB | {cost} | {} ({}) |",
+            m.label,
+            mib(m.compiled_kib),
+            mib(m.idle_kib),
+            mib(m.loaded_kib),
+            m.requests,
+            m.errors
+        );
+    };
+    row(&base, "—".to_owned());
+    for lang in languages::LANGUAGES {
+        let file = languages::component(templates, lang);
+        if !file.exists() {
+            println!("(not built: {}; run scripts/build-templates.sh)", file.display());
+            continue;
+        }
+        let m = policy_memory::measure(&format!("{lang} template, dropped in"), Some(&file), secs);
+        let cost = format!("{:+.1} MiB", mib(m.loaded_kib) - mib(base.loaded_kib));
+        row(&m, cost);
     }
     println!();
 }

@@ -64,7 +64,11 @@ pub(crate) async fn check(file: &Path, settings: Option<&str>, cache_dir: Option
     println!("  instantiate {} (fresh instance + init, median)", us(report.instantiate));
     println!("  route       p50 {} p99 {}", us(report.route.0), us(report.route.1));
     println!("  on-attempt  p50 {} p99 {}", us(report.on_attempt.0), us(report.on_attempt.1));
-    println!("  memory      {} KiB high-water (limit 64 MiB)", report.memory_high_water / 1024);
+    println!(
+        "  memory      {} KiB high-water (limit 64 MiB) per instance; {} instance(s) alive",
+        report.memory_high_water / 1024,
+        report.instances
+    );
     let (mean, max, budget) = report.fuel;
     println!(
         "  fuel        {mean} instructions per decision on average, {max} at most (budget {budget}: {:.1} %)",

@@ -89,17 +89,23 @@ impl CallClock {
     }
 
     /// The epoch callback: count the stretch since the last resume, then
-    /// interrupt or yield.
+    /// interrupt, yield, or (a stretch shorter than a tick: a short call
+    /// the tick happened to land in) go on without yielding, so a short
+    /// call never gives up its thread and another request does not need a
+    /// second instance meanwhile.
     pub fn tick(&self) -> UpdateDeadline {
         let now = Instant::now();
         let mut guard = self.lock();
         let run = &mut *guard;
-        run.ran += now.saturating_duration_since(run.resumed);
+        let stretch = now.saturating_duration_since(run.resumed);
+        run.ran += stretch;
         run.resumed = now;
         run.ticks += 1;
         let wall = now.saturating_duration_since(run.started);
         if run.ran >= run.timeout || wall >= run.timeout.saturating_mul(WALL_BACKSTOP_FACTOR) {
             UpdateDeadline::Interrupt
+        } else if run.ran < TICK {
+            UpdateDeadline::Continue(1)
         } else {
             self.yielded.store(true, Ordering::Relaxed);
             UpdateDeadline::Yield(1)

@@ -39,6 +39,9 @@ pub struct Report {
     pub on_attempt: (Duration, Duration),
     /// Largest linear memory an instance asked for, bytes.
     pub memory_high_water: usize,
+    /// Instances alive at the end of the check (the pool grows with
+    /// concurrent calls, up to one per core).
+    pub instances: usize,
     /// Fuel (wasm instructions) per decision over the run: mean, largest;
     /// and the budget each had.
     pub fuel: (u64, u64, u64),
@@ -364,6 +367,7 @@ pub async fn run(version: &PolicyVersion) -> Report {
         route: percentiles(routes),
         on_attempt: percentiles(attempts),
         memory_high_water: version.memory_high_water(),
+        instances: version.instances(),
         fuel: {
             let (_, mean, max) = version.fuel_per_decision();
             (mean, max, version.limits().decision_fuel)

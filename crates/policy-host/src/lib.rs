@@ -38,6 +38,7 @@ pub mod kv;
 pub mod log_limit;
 pub mod native;
 mod observer;
+mod pool;
 mod samples;
 pub mod standing;
 mod state;

@@ -3,7 +3,7 @@
 //! decision deadline and the memory limit; an instance that fails a call is
 //! dropped, never reused.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use wasmtime::{Store, Trap};
@@ -15,6 +15,7 @@ use crate::clock::CallClock;
 use crate::decision::{
     AttemptOutcome, BreakKind, NextStep, Recovery, RequestInfo, RouteDecision, StreamBreak, Topology,
 };
+use crate::pool::{Live, Pool};
 use crate::state::{HostShared, PolicyState};
 
 /// How long instantiation plus `init` may run.
@@ -127,8 +128,8 @@ pub struct PolicyVersion {
     ticker: Arc<crate::engine::Ticker>,
     /// Fuel its decisions burned.
     fuel: FuelUse,
-    pool: Mutex<Vec<Instance>>,
-    max_idle: usize,
+    /// Warm instances, sized by demand (see `pool`).
+    pool: Pool<Instance>,
     standing: crate::standing::Standing,
     loaded_at: std::time::SystemTime,
 }
@@ -154,7 +155,10 @@ pub(crate) struct VersionParts {
 impl PolicyVersion {
     pub(crate) fn new(p: VersionParts) -> Self {
         let label: Arc<str> = format!("{}@{}", p.name, &p.sha256[..12]).into();
-        let max_idle = std::thread::available_parallelism().map_or(4, |n| n.get() * 4);
+        // One instance per thread that can run a call at once (a call that
+        // yielded, past a tick, holds its instance; the next call waits for
+        // one rather than paying ~10 MB for another).
+        let max_live = std::thread::available_parallelism().map_or(4, |n| n.get());
         let kv = p.shared.kv.of(&p.name);
         PolicyVersion {
             kv,
@@ -169,8 +173,7 @@ impl PolicyVersion {
             limits: p.limits,
             ticker: p.ticker,
             fuel: FuelUse::default(),
-            pool: Mutex::new(Vec::new()),
-            max_idle,
+            pool: Pool::new(max_live),
             standing: Default::default(),
             loaded_at: std::time::SystemTime::now(),
         }
@@ -328,15 +331,11 @@ impl PolicyVersion {
         }
     }
 
-    async fn take(&self) -> Result<Instance, PolicyError> {
-        let pooled = self.pool.lock().unwrap_or_else(|p| p.into_inner()).pop();
-        match pooled {
-            Some(i) => Ok(i),
-            None => self.instantiate().await,
-        }
+    async fn take(&self) -> Result<Live<Instance>, PolicyError> {
+        self.pool.take(|| self.instantiate()).await
     }
 
-    fn give_back(&self, mut instance: Instance) {
+    fn give_back(&self, mut instance: Live<Instance>) {
         instance.store.data_mut().call = None;
         let armed = instance.clock.fuel_armed();
         if armed > 0 {
@@ -344,10 +343,7 @@ impl PolicyVersion {
             self.fuel.record(used);
             instance.clock.set_fuel_armed(0);
         }
-        let mut pool = self.pool.lock().unwrap_or_else(|p| p.into_inner());
-        if pool.len() < self.max_idle {
-            pool.push(instance);
-        }
+        self.pool.give_back(instance);
     }
 
     /// Asks the policy where `request` should go.
@@ -368,7 +364,8 @@ impl PolicyVersion {
         inst.store.data_mut().call = Some(call);
         self.arm_decision(&mut inst.store, deadline);
         let clock = inst.clock.clone();
-        match timed(&self.ticker, &clock, inst.policy.call_route(&mut inst.store, &bindings::request(request))).await {
+        let Instance { store, policy, .. } = &mut *inst;
+        match timed(&self.ticker, &clock, policy.call_route(store, &bindings::request(request))).await {
             Ok(decision) => {
                 self.give_back(inst);
                 let decision = bindings::route_decision(decision);
@@ -403,7 +400,8 @@ impl PolicyVersion {
         let clock = inst.clock.clone();
         let outcome = bindings::outcome(outcome);
         let wit_request = bindings::request(request);
-        let call = inst.policy.call_on_attempt(&mut inst.store, &wit_request, &outcome);
+        let Instance { store, policy, .. } = &mut *inst;
+        let call = policy.call_on_attempt(store, &wit_request, &outcome);
         let result = timed(&self.ticker, &clock, call).await;
         match result {
             Ok(step) => {
@@ -440,7 +438,8 @@ impl PolicyVersion {
         let clock = inst.clock.clone();
         let broken = bindings::stream_break(broken);
         let wit_request = bindings::request(request);
-        let call = inst.policy.call_on_stream_break(&mut inst.store, &wit_request, &broken);
+        let Instance { store, policy, .. } = &mut *inst;
+        let call = policy.call_on_stream_break(store, &wit_request, &broken);
         match timed(&self.ticker, &clock, call).await {
             Ok(recovery) => {
                 self.give_back(inst);
@@ -455,22 +454,26 @@ impl PolicyVersion {
     /// Instantiates and `init`s a fresh instance into the pool; returns how long it took.
     pub async fn warm_instance(&self) -> Result<Duration, PolicyError> {
         let started = Instant::now();
-        let instance = self.instantiate().await?;
+        let instance = self.pool.fresh(|| self.instantiate()).await?;
         let took = started.elapsed();
         self.give_back(instance);
         Ok(took)
     }
 
+    /// Instances of this version alive now (in use or idle).
+    pub fn instances(&self) -> usize {
+        self.pool.live()
+    }
+
     /// Largest linear memory any pooled instance has asked for, bytes.
     pub fn memory_high_water(&self) -> usize {
-        let pool = self.pool.lock().unwrap_or_else(|p| p.into_inner());
-        pool.iter().map(|i| i.store.data().limiter.high_water).max().unwrap_or(0)
+        self.pool.each_idle(|idle| idle.map(|i| i.store.data().limiter.high_water).max().unwrap_or(0))
     }
 
     /// Load-time self-check: a fresh instance, `init`, then a `route`, an
     /// `on-attempt` and an `on-stream-break` for every route of the topology, all under the deadline.
     pub(crate) async fn self_check(&self) -> Result<(), PolicyError> {
-        let instance = self.instantiate().await?;
+        let instance = self.pool.fresh(|| self.instantiate()).await?;
         self.give_back(instance);
         let call = Arc::new(CallContext::default());
         for (index, route) in self.topology.routes.iter().enumerate() {
