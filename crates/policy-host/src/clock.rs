@@ -164,12 +164,22 @@ mod tests {
         let clock = CallClock::default();
         clock.arm(Duration::from_millis(50));
         for _ in 0..3 {
-            std::thread::sleep(Duration::from_micros(200));
+            std::thread::sleep(Duration::from_micros(1_200));
             assert!(matches!(clock.tick(), UpdateDeadline::Yield(1)));
             // Parked by the executor for 30 ms, then polled again: 90 ms
             // of wall time, well under 50 ms of running.
             std::thread::sleep(Duration::from_millis(30));
             clock.resume();
         }
+    }
+
+    #[test]
+    fn a_call_shorter_than_a_tick_goes_on_without_yielding() {
+        let clock = CallClock::default();
+        clock.arm(Duration::from_millis(50));
+        std::thread::sleep(Duration::from_micros(200));
+        assert!(matches!(clock.tick(), UpdateDeadline::Continue(1)), "a tick landed in a short call");
+        std::thread::sleep(Duration::from_micros(1_000));
+        assert!(matches!(clock.tick(), UpdateDeadline::Yield(1)), "past a tick of running: yields");
     }
 }
