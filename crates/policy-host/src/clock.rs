@@ -102,14 +102,11 @@ impl CallClock {
         run.resumed = now;
         run.ticks += 1;
         let wall = now.saturating_duration_since(run.started);
-        if run.ran >= run.timeout || wall >= run.timeout.saturating_mul(WALL_BACKSTOP_FACTOR) {
-            UpdateDeadline::Interrupt
-        } else if run.ran < TICK {
-            UpdateDeadline::Continue(1)
-        } else {
+        let verdict = verdict(run.ran, wall, run.timeout);
+        if matches!(verdict, UpdateDeadline::Yield(_)) {
             self.yielded.store(true, Ordering::Relaxed);
-            UpdateDeadline::Yield(1)
         }
+        verdict
     }
 
     /// The deadline of the current call.
@@ -134,6 +131,18 @@ impl CallClock {
 /// machine whose ticker thread runs late.
 fn own_overrun(ran: Duration, ticks: u32, timeout: Duration) -> bool {
     ran >= timeout && ticks >= 2 && ran <= (TICK * 8).saturating_mul(ticks)
+}
+
+/// What a tick means for a call that has run `ran` of its own time and
+/// `wall` in all, under `timeout`.
+fn verdict(ran: Duration, wall: Duration, timeout: Duration) -> UpdateDeadline {
+    if ran >= timeout || wall >= timeout.saturating_mul(WALL_BACKSTOP_FACTOR) {
+        UpdateDeadline::Interrupt
+    } else if ran < TICK {
+        UpdateDeadline::Continue(1)
+    } else {
+        UpdateDeadline::Yield(1)
+    }
 }
 
 #[cfg(test)]
@@ -175,11 +184,13 @@ mod tests {
 
     #[test]
     fn a_call_shorter_than_a_tick_goes_on_without_yielding() {
-        let clock = CallClock::default();
-        clock.arm(Duration::from_millis(50));
-        std::thread::sleep(Duration::from_micros(200));
-        assert!(matches!(clock.tick(), UpdateDeadline::Continue(1)), "a tick landed in a short call");
-        std::thread::sleep(Duration::from_micros(1_000));
-        assert!(matches!(clock.tick(), UpdateDeadline::Yield(1)), "past a tick of running: yields");
+        let (timeout, us) = (Duration::from_millis(5), Duration::from_micros);
+        assert!(matches!(verdict(us(200), us(200), timeout), UpdateDeadline::Continue(1)), "a tick in a short call");
+        assert!(
+            matches!(verdict(us(1_000), us(9_000), timeout), UpdateDeadline::Yield(1)),
+            "a tick of running: yields"
+        );
+        assert!(matches!(verdict(us(5_000), us(5_000), timeout), UpdateDeadline::Interrupt), "its own deadline");
+        assert!(matches!(verdict(us(200), us(100_000), timeout), UpdateDeadline::Interrupt), "the wall backstop");
     }
 }

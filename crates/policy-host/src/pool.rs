@@ -1,8 +1,8 @@
 //! The warm instances of one policy version, sized by demand. At most
 //! `max_live` instances exist at once (in use or idle): a call that finds
 //! none idle makes one while fewer exist, else waits for one to come back
-//! (a decision holds its instance for microseconds). An instance idle for
-//! [`IDLE_FOR`] is dropped, but one is always kept warm. A Python or
+//! (a decision holds its instance for microseconds). Instances idle for
+//! [`IDLE_FOR`] are dropped when the next call ends, which keeps one warm. A Python or
 //! JavaScript instance is ~10 MB of linear memory, so this bound, not the
 //! request rate, is what a loaded policy costs.
 
