@@ -163,18 +163,31 @@ pub fn gateway_config(dir: &std::path::Path, port: u16, mock: &str) -> std::path
     path
 }
 
-/// Starts `switchyard serve` (optionally under `wrapper`, e.g. valgrind) on `port`.
-pub fn start_gateway(config: &std::path::Path, port: u16, wrapper: &[&str], within: Duration) -> Process {
-    let binary = crate::soak::binary();
-    let mut command = match wrapper.split_first() {
+/// The runtime the mock provider runs on (two threads, named for profiles).
+pub(crate) fn mock_runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("mock")
+        .enable_all()
+        .build()
+        .expect("runtime")
+}
+
+/// `binary`, run under `wrapper` (e.g. valgrind) when there is one.
+pub(crate) fn wrapped(wrapper: &[impl AsRef<std::ffi::OsStr>], binary: impl AsRef<std::ffi::OsStr>) -> Command {
+    match wrapper.split_first() {
         Some((first, rest)) => {
             let mut c = Command::new(first);
             c.args(rest).arg(binary);
             c
         }
         None => Command::new(binary),
-    };
-    let child = command
+    }
+}
+
+/// Starts `switchyard serve` (optionally under `wrapper`, e.g. valgrind) on `port`.
+pub fn start_gateway(config: &std::path::Path, port: u16, wrapper: &[&str], within: Duration) -> Process {
+    let child = wrapped(wrapper, crate::soak::binary())
         .args(["serve", "--config"])
         .arg(config)
         .env_remove("SWITCHYARD_LOG")
@@ -190,12 +203,7 @@ pub fn start_gateway(config: &std::path::Path, port: u16, wrapper: &[&str], with
 /// For profiling: the gateway under `wrk` (JSON or SSE) for `secs`, its
 /// PID printed first so `perf record -p` or `strace -c -p` can attach.
 pub fn hold(stream: bool, secs: u64) {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .thread_name("mock")
-        .enable_all()
-        .build()
-        .expect("runtime");
+    let rt = mock_runtime();
     let mock = rt.block_on(MockProvider::start("mock"));
     let dir = tempfile::tempdir().expect("temp dir");
     let port = crate::soak::free_port();
@@ -229,12 +237,7 @@ pub fn hold(stream: bool, secs: u64) {
 
 /// JSON and SSE through each path, `rounds` rounds of `secs` seconds each.
 pub fn measure(connections: usize, rounds: usize, secs: u64) -> Vec<Paths> {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .thread_name("mock")
-        .enable_all()
-        .build()
-        .expect("runtime");
+    let rt = mock_runtime();
     let mock = rt.block_on(MockProvider::start("mock"));
     let mock_addr = mock.url().trim_start_matches("http://").to_owned();
     let nginx = crate::nginx::Nginx::start(&mock_addr).expect("nginx starts");

@@ -2,7 +2,7 @@
 //! machine has nginx. Loopback only; one process (`master_process off`, one
 //! worker's work), so its CPU time can be read; stopped on drop.
 
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 pub struct Nginx {
@@ -32,15 +32,7 @@ impl Nginx {
         );
         let conf_path = dir.path().join("nginx.conf");
         std::fs::write(&conf_path, conf).ok()?;
-        let mut command = match wrapper.split_first() {
-            Some((first, rest)) => {
-                let mut c = Command::new(first);
-                c.args(rest).arg(binary);
-                c
-            }
-            None => Command::new(binary),
-        };
-        let child = command
+        let child = crate::external::wrapped(wrapper, binary)
             .arg("-c")
             .arg(&conf_path)
             .arg("-p")

@@ -26,25 +26,10 @@ pub struct PolicyMemory {
     pub errors: u64,
 }
 
-fn rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0)
-}
-
 /// One gateway: `component` (a template's `.wasm`) serving the route, or
 /// the embedded default policy when `None`.
 pub fn measure(label: &str, component: Option<&Path>, secs: u64) -> PolicyMemory {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .thread_name("mock")
-        .enable_all()
-        .build()
-        .expect("runtime");
+    let rt = crate::external::mock_runtime();
     let mock = rt.block_on(MockProvider::start("mock"));
     let dir = tempfile::tempdir().expect("temp dir");
     let policies = dir.path().join("policies");
@@ -72,13 +57,13 @@ pub fn measure(label: &str, component: Option<&Path>, secs: u64) -> PolicyMemory
     // First start: the policy is compiled (and cached); then a restart loads it from the cache.
     let first = crate::external::start_gateway(&path, port, &[], Duration::from_secs(120));
     wait_until_serving(&rt, &url, &wanted);
-    let compiled_kib = rss_kib(first.0.id());
+    let compiled_kib = crate::soak::rss_kib(first.0.id());
     drop(first);
     let gateway = crate::external::start_gateway(&path, port, &[], Duration::from_secs(120));
     wait_until_serving(&rt, &url, &wanted);
     std::thread::sleep(Duration::from_secs(1));
     let pid = gateway.0.id();
-    let idle_kib = rss_kib(pid);
+    let idle_kib = crate::soak::rss_kib(pid);
     let script_path = dir.path().join("load.lua");
     std::fs::write(&script_path, script(&chat_body("gpt-4o-mini", false))).expect("script");
     let target = format!("{url}/v1/chat/completions");
@@ -86,11 +71,11 @@ pub fn measure(label: &str, component: Option<&Path>, secs: u64) -> PolicyMemory
         let load = s.spawn(|| run_wrk_load(&script_path, &target, 64, secs));
         let mut largest = idle_kib;
         while !load.is_finished() {
-            largest = largest.max(rss_kib(pid));
+            largest = largest.max(crate::soak::rss_kib(pid));
             std::thread::sleep(Duration::from_millis(100));
         }
         let (requests, errors) = load.join().expect("wrk");
-        (requests, errors, largest.max(rss_kib(pid)))
+        (requests, errors, largest.max(crate::soak::rss_kib(pid)))
     });
     PolicyMemory { label: label.to_owned(), compiled_kib, idle_kib, loaded_kib, requests, errors }
 }
