@@ -5,6 +5,8 @@
 //! leaves the queue at once; a provider's `Retry-After` is a cool-down for
 //! every request.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::*;
@@ -90,9 +92,25 @@ async fn a_providers_rpm_is_never_exceeded_and_what_cannot_wait_is_shed_with_ret
         .provider_with("p", &provider.url(), &["rpm = 120"])
         .route("m", None, 30_000, &["p"]);
     let gw = TestGateway::start(&config).await;
+    // Watch the queue from the admin side while the burst lasts.
+    let done = Arc::new(AtomicBool::new(false));
+    let watcher = {
+        let (admin, done) = (gw.admin_url(), done.clone());
+        tokio::spawn(async move {
+            let mut most = 0;
+            while !done.load(Ordering::Relaxed) {
+                let quotas = get(&admin, "/admin/quotas").await.json();
+                most = most.max(quotas["queues"][0]["waiting"].as_u64().unwrap_or(0));
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            most
+        })
+    };
     let started = Instant::now();
     let answers = burst(&gw.url(), 500, &[]).await;
     let took = started.elapsed();
+    done.store(true, Ordering::Relaxed);
+    let most_waiting = watcher.await.unwrap();
     let ok = answers.iter().filter(|r| r.status == 200).count();
     // 120 at once, then 2 a second while the burst lasted.
     let refilled = (took.as_secs_f64() * 2.0).ceil() as usize;
@@ -101,9 +119,12 @@ async fn a_providers_rpm_is_never_exceeded_and_what_cannot_wait_is_shed_with_ret
     let full: Vec<_> = answers.iter().filter(|r| r.status == 429).collect();
     let expired: Vec<_> = answers.iter().filter(|r| r.status == 503).collect();
     assert_eq!(ok + full.len() + expired.len(), 500);
-    // At most 100 could wait: the rest were shed at once as the queue was full.
-    // (Each request let in from the queue freed a place for a later one.)
-    assert!(full.len() + refilled >= 500 - 120 - 100, "{} shed as queue full", full.len());
+    // At most 100 could wait at once; the rest were shed at once as the queue
+    // was full. (How many in all got a place depends on how fast the burst
+    // arrives: a place freed by a request let in or expired goes to a later
+    // one, so the count of each kind is not fixed, but the ceiling is.)
+    assert!(most_waiting <= 100, "{most_waiting} waited at once");
+    assert!(full.len() >= 100, "{} shed as queue full, {} expired", full.len(), expired.len());
     assert!(!expired.is_empty(), "some waited 1.5 s and were shed");
     for r in full.iter().chain(&expired) {
         assert!(r.header("retry-after").parse::<u64>().unwrap() >= 1, "{}", r.body);
