@@ -31,7 +31,10 @@
 //! 11. with `--callgrind N`: instructions per request (N sequential
 //!     requests, JSON and SSE) of the `switchyard` binary and of nginx under
 //!     valgrind's callgrind (`--keep DIR` keeps the dumps for `callgrind_annotate`);
-//! 12. with `--soak SECONDS`: the `switchyard` binary's RSS under full load
+//! 12. with `--open-streams [N h1|h2]`: slow streams held open at once
+//!     (100 to 10,000) through the `switchyard` binary and through nginx:
+//!     time to first byte and RSS per open stream;
+//! 13. with `--soak SECONDS`: the `switchyard` binary's RSS under full load
 //!     of questions never asked before (every answer a new cache entry),
 //!     against the same run with the cache off (build it first:
 //!     `cargo build --release -p switchyard`).
@@ -52,6 +55,7 @@ mod fuel;
 mod http_load;
 mod idle;
 mod languages;
+mod many_streams;
 mod nginx;
 mod policy_memory;
 mod queue;
@@ -126,6 +130,18 @@ fn main() {
     }
     if let Some(secs) = args.iter().position(|a| a == "--policy-memory").and_then(|i| args.get(i + 1)) {
         policy_memory_table(&templates, secs.parse().expect("--policy-memory SECONDS"));
+        return;
+    }
+    if let Some(i) = args.iter().position(|a| a == "--open-streams") {
+        // `--open-streams N h1|h2`: one level; `--open-streams`: all of them.
+        let one = args.get(i + 1).and_then(|n| n.parse().ok()).map(|n| {
+            let clients = match args.get(i + 2).map(String::as_str) {
+                Some("h2") => many_streams::Clients::Http2(100),
+                _ => many_streams::Clients::Http1,
+            };
+            (n, clients)
+        });
+        open_streams_table(one);
         return;
     }
     if let Some(secs) = args.iter().position(|a| a == "--hold").and_then(|i| args.get(i + 1)) {
@@ -287,6 +303,15 @@ fn external_table(secs: u64) {
         );
     }
     println!();
+}
+
+fn open_streams_table(one: Option<(usize, many_streams::Clients)>) {
+    if !external::ensure_tools() {
+        println!("nginx is needed: apt-get install nginx-light");
+        return;
+    }
+    let levels = one.map_or_else(|| many_streams::LEVELS.to_vec(), |level| vec![level]);
+    many_streams::print(&many_streams::measure(&levels));
 }
 
 fn policy_memory_table(templates: &std::path::Path, secs: u64) {

@@ -20,6 +20,20 @@ use clap::{Parser, Subcommand};
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// Transparent huge pages off for this process, before any thread starts.
+/// mimalloc asks for them on its arenas, and then every 2 MiB an arena grows
+/// into is faulted in and zeroed whole: holding 9,000 open streams, that was
+/// 41 % of the gateway's CPU (zeroing pages), 76 KiB of RSS per stream
+/// instead of 51, and 85 MiB at rest instead of 37 (`switchyard-bench
+/// --open-streams`). A gateway holds many small, long-lived allocations;
+/// 4 KiB pages suit it.
+fn no_huge_pages() {
+    #[cfg(target_os = "linux")]
+    if let Err(e) = rustix::thread::disable_transparent_huge_pages(true) {
+        eprintln!("warning: could not turn transparent huge pages off: {e}");
+    }
+}
+
 /// Switchyard: an LLM gateway whose failover decisions are WebAssembly policies.
 #[derive(Parser)]
 #[command(version, about)]
@@ -137,6 +151,7 @@ fn keys_new(name: &str) -> ExitCode {
 }
 
 fn main() -> ExitCode {
+    no_huge_pages();
     let cli = Cli::parse();
     init_logging(cli.log_format);
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
