@@ -1,7 +1,9 @@
 //! Many slow streams held at once: N clients each ask for a stream that the
 //! mock sends a word at a time, one word every 500 ms for 20 s. The clients
 //! open their streams at 2,000 a second and hold them; once all N have their
-//! first byte, the hop's RSS is read from `/proc` (largest of a few reads).
+//! first byte, the hop's RSS is read from `/proc` (largest of reads over
+//! 2 s), and its CPU time over those 2 s (each stream gets two words a
+//! second: 10,000 streams are 20,000 events a second to relay).
 //! What the open streams cost is that, less the RSS the same process had
 //! just before (warmed by one stream), over N. The time to first byte is
 //! the client's: from starting to connect (HTTP/1.1) or sending (HTTP/2)
@@ -61,6 +63,8 @@ pub struct Held {
     /// RSS just before the streams opened, and with all of them open, KiB.
     pub rss_before_kib: u64,
     pub rss_open_kib: u64,
+    /// The hop's CPU while it held them all, share of one core.
+    pub cpu_holding: f64,
 }
 
 impl Held {
@@ -86,10 +90,8 @@ const OPEN_PER_SECOND: f64 = 2_000.0;
 pub fn measure(levels: &[(usize, Clients)]) -> Vec<Level> {
     let rt = crate::external::mock_runtime();
     let pieces: Vec<String> = (0..WORDS).map(|i| format!("word{i} ")).collect();
-    let mock = rt.block_on(MockProvider::start_cycling(
-        "mock",
-        vec![Reply::Stream { pieces, gap: GAP, end: StreamEnd::Done }],
-    ));
+    let mock = rt
+        .block_on(MockProvider::start_cycling("mock", vec![Reply::Stream { pieces, gap: GAP, end: StreamEnd::Done }]));
     let mock_addr = mock.url().trim_start_matches("http://").to_owned();
     let mut out = Vec::new();
     for &(streams, clients) in levels {
@@ -97,7 +99,10 @@ pub fn measure(levels: &[(usize, Clients)]) -> Vec<Level> {
             let dir = tempfile::tempdir().expect("temp dir");
             let port = crate::soak::free_port();
             let config = crate::external::gateway_config(dir.path(), port, &mock.url());
-            let wrap: Vec<String> = std::env::var("WRAP").map(|w| w.split(" ").map(String::from).collect()).unwrap_or_default(); let wrap: Vec<&str> = wrap.iter().map(String::as_str).collect(); let process = crate::external::start_gateway(&config, port, &wrap, Duration::from_secs(60));
+            let wrap: Vec<String> =
+                std::env::var("WRAP").map(|w| w.split(" ").map(String::from).collect()).unwrap_or_default();
+            let wrap: Vec<&str> = wrap.iter().map(String::as_str).collect();
+            let process = crate::external::start_gateway(&config, port, &wrap, Duration::from_secs(60));
             hold(&format!("127.0.0.1:{port}"), process.0.id(), streams, clients)
         };
         let nginx = crate::nginx::Nginx::start_for_streams(&mock_addr, streams, matches!(clients, Clients::Http2(_)))
@@ -139,11 +144,13 @@ fn hold(addr: &str, pid: u32, streams: usize, clients: Clients) -> Held {
         {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
+        let (cpu_before, since) = (crate::external::cpu_seconds(pid), Instant::now());
         let mut rss_open_kib = 0;
-        for _ in 0..5 {
+        for _ in 0..10 {
             tokio::time::sleep(Duration::from_millis(200)).await;
             rss_open_kib = rss_open_kib.max(crate::soak::rss_kib(pid));
         }
+        let cpu_holding = (crate::external::cpu_seconds(pid) - cpu_before) / since.elapsed().as_secs_f64();
         opener.abort();
         Held {
             open: firsts.open.load(Ordering::Relaxed),
@@ -151,6 +158,7 @@ fn hold(addr: &str, pid: u32, streams: usize, clients: Clients) -> Held {
             why_failed: firsts.why_failed(),
             rss_before_kib,
             rss_open_kib,
+            cpu_holding,
             ..Held::default()
         }
     });
@@ -239,8 +247,9 @@ async fn open_all(addr: String, streams: usize, clients: Clients, body: Bytes, f
                         }
                     };
                     let _ = tcp.set_nodelay(true);
-                    let handshake =
-                        hyper::client::conn::http2::Builder::new(TokioExecutor::new()).handshake(TokioIo::new(tcp)).await;
+                    let handshake = hyper::client::conn::http2::Builder::new(TokioExecutor::new())
+                        .handshake(TokioIo::new(tcp))
+                        .await;
                     let (send, conn) = match handshake {
                         Ok(handshake) => handshake,
                         Err(e) => {
@@ -335,13 +344,13 @@ pub fn print(levels: &[Level]) {
         GAP.as_millis()
     );
     println!(
-        "| streams | clients | hop | open (failed) | TTFB p50 | TTFB p99 | RSS before → all open | RSS per stream |"
+        "| streams | clients | hop | open (failed) | TTFB p50 | TTFB p99 | RSS before → all open | RSS per stream | CPU holding them |"
     );
-    println!("|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|");
     for level in levels {
         let row = |hop: &str, held: &Held| {
             println!(
-                "| {} | {} | {hop} | {} ({}) | {:.1} ms | {:.1} ms | {:.1} → {:.1} MiB | {:.1} KiB |",
+                "| {} | {} | {hop} | {} ({}) | {:.1} ms | {:.1} ms | {:.1} → {:.1} MiB | {:.1} KiB | {:.0} % of a core |",
                 level.streams,
                 level.clients.describe(),
                 held.open,
@@ -350,13 +359,14 @@ pub fn print(levels: &[Level]) {
                 held.ttfb_p99.as_secs_f64() * 1e3,
                 held.rss_before_kib as f64 / 1024.0,
                 held.rss_open_kib as f64 / 1024.0,
-                held.per_stream_kib()
+                held.per_stream_kib(),
+                held.cpu_holding * 100.0
             );
         };
         row("switchyard", &level.gateway);
         match &level.nginx {
             Some(nginx) => row("nginx", nginx),
-            None => println!("| {} | | nginx | (did not start) | | | | |", level.streams),
+            None => println!("| {} | | nginx | (did not start) | | | | | |", level.streams),
         }
     }
     println!();

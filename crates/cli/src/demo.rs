@@ -52,7 +52,7 @@ pub(crate) async fn demo(listen: &str, policy_dir: &Path) -> anyhow::Result<Exit
     );
     let config = switchyard_config::from_str(&toml, "<demo>")?;
     let gateway = Gateway::new(&config, |_| None).await?;
-    let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| format!("binding {listen}"))?;
+    let listener = switchyard_core::listen(listen).await.with_context(|| format!("binding {listen}"))?;
     let addr = listener.local_addr()?;
     println!(
         "\nSwitchyard demo on http://{addr}\n\

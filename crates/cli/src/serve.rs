@@ -88,7 +88,7 @@ pub(crate) async fn serve(path: &Path) -> anyhow::Result<ExitCode> {
         tokio::spawn(gateway.admin(listener, token));
     }
     let listener =
-        tokio::net::TcpListener::bind(&config.listen).await.with_context(|| format!("binding {}", config.listen))?;
+        switchyard_core::listen(&config.listen).await.with_context(|| format!("binding {}", config.listen))?;
     tracing::info!(listen = %config.listen, policy_dir = %config.policy_dir().display(), "switchyard serving");
     gateway.serve(listener, shutdown_signal()).await;
     Ok(ExitCode::SUCCESS)

@@ -65,6 +65,7 @@ mod upstream;
 mod usage;
 
 pub use gateway::{Gateway, GatewayError, Reloader};
+pub use server::listen;
 
 /// The body of every response the gateway sends.
 pub type ResponseBody = http_body_util::combinators::UnsyncBoxBody<bytes::Bytes, std::convert::Infallible>;

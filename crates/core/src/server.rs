@@ -21,6 +21,27 @@ const LAST_WORDS: Duration = Duration::from_secs(2);
 
 use crate::tls::HANDSHAKE_TIMEOUT;
 
+/// How many connections the kernel may hold for us before we accept them
+/// (capped by `net.core.somaxconn`). A burst of new clients while the
+/// gateway is busy is queued rather than dropped: a dropped SYN is tried
+/// again only a second later.
+const BACKLOG: u32 = 4096;
+
+/// A listener on `addr` (`host:port`; the first address it resolves to that
+/// binds) with a deep accept queue.
+pub async fn listen(addr: &str) -> std::io::Result<TcpListener> {
+    let mut last = None;
+    for addr in tokio::net::lookup_host(addr).await? {
+        let socket = if addr.is_ipv4() { tokio::net::TcpSocket::new_v4()? } else { tokio::net::TcpSocket::new_v6()? };
+        socket.set_reuseaddr(true)?;
+        match socket.bind(addr).and_then(|()| socket.listen(BACKLOG)) {
+            Ok(listener) => return Ok(listener),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| std::io::Error::new(std::io::ErrorKind::NotFound, "the address resolves to nothing")))
+}
+
 pub(crate) async fn serve(live: Arc<Live>, listener: TcpListener, shutdown: impl Future<Output = ()>) {
     let graceful = GracefulShutdown::new();
     tokio::pin!(shutdown);

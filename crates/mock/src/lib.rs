@@ -28,7 +28,6 @@ use hyper::body::{Body, Frame, Incoming};
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
-use tokio::net::TcpListener;
 use tokio::sync::{Notify, mpsc};
 
 /// Requests whose details a mock keeps for [`MockProvider::seen`].
@@ -289,7 +288,12 @@ impl MockProvider {
         tls: Option<(tokio_rustls::TlsAcceptor, String)>,
     ) -> MockProvider {
         assert!(!cycle.is_empty(), "a mock needs at least one reply");
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind mock provider");
+        // A deep accept queue: a provider accepts what it is sent, and a
+        // bench that opens thousands of connections a second must measure
+        // the gateway, not the mock's backlog (SYNs dropped, retried 1 s on).
+        let socket = tokio::net::TcpSocket::new_v4().expect("a socket");
+        socket.bind("127.0.0.1:0".parse().expect("an address")).expect("bind mock provider");
+        let listener = socket.listen(4096).expect("listen");
         let addr = listener.local_addr().expect("mock addr");
         let state = Arc::new(State {
             name: name.to_owned(),

@@ -222,7 +222,7 @@ impl TestGateway {
         let admin_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind admin");
         let admin_addr = admin_listener.local_addr().expect("admin addr");
         let admin = tokio::spawn(gateway.admin(admin_listener, None));
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind gateway");
+        let listener = switchyard_core::listen("127.0.0.1:0").await.expect("bind gateway");
         let addr = listener.local_addr().expect("gateway addr");
         let (tx, rx) = oneshot::channel();
         let task = tokio::spawn(gateway.serve(listener, async {
