@@ -321,14 +321,14 @@ fn policy_memory_table(templates: &std::path::Path, secs: u64) {
     }
     println!("## Memory per loaded policy (the switchyard binary; wrk, 64 connections, {secs} s; RSS from /proc)");
     println!(
-        "| policy serving the route | RSS just after compiling it | RSS restarted, loaded from the compile cache | largest RSS under load | the policy's cost under load | requests (errors) |"
+        "| policy serving the route | RSS just after compiling it | RSS restarted, loaded from the compile cache | largest RSS under load | the policy's cost under load | of which mapped from files / private | requests (errors) |"
     );
-    println!("|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|");
     let base = policy_memory::measure("embedded failover (Rust) only: the baseline", None, secs);
     let mib = |kib: u64| kib as f64 / 1024.0;
-    let row = |m: &policy_memory::PolicyMemory, cost: String| {
+    let row = |m: &policy_memory::PolicyMemory, cost: String, split: String| {
         println!(
-            "| {} | {:.1} MiB | {:.1} MiB | {:.1} MiB | {cost} | {} ({}) |",
+            "| {} | {:.1} MiB | {:.1} MiB | {:.1} MiB | {cost} | {split} | {} ({}) |",
             m.label,
             mib(m.compiled_kib),
             mib(m.idle_kib),
@@ -337,7 +337,7 @@ fn policy_memory_table(templates: &std::path::Path, secs: u64) {
             m.errors
         );
     };
-    row(&base, "—".to_owned());
+    row(&base, "—".to_owned(), "—".to_owned());
     for lang in languages::LANGUAGES {
         let file = languages::component(templates, lang);
         if !file.exists() {
@@ -346,7 +346,9 @@ fn policy_memory_table(templates: &std::path::Path, secs: u64) {
         }
         let m = policy_memory::measure(&format!("{lang} template, dropped in"), Some(&file), secs);
         let cost = format!("{:+.1} MiB", mib(m.loaded_kib) - mib(base.loaded_kib));
-        row(&m, cost);
+        let file = mib(m.loaded_file_kib) - mib(base.loaded_file_kib);
+        let private = mib(m.loaded_kib - m.loaded_file_kib) - mib(base.loaded_kib - base.loaded_file_kib);
+        row(&m, cost, format!("{file:+.1} / {private:+.1} MiB"));
     }
     println!();
 }

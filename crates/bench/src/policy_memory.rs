@@ -5,7 +5,10 @@
 //! policy (the baseline). Each runs under `wrk` (64 connections) for the
 //! same time; its RSS is read from `/proc` as it runs. The largest RSS under
 //! load, less the baseline's, is what the loaded policy costs (compiled
-//! code as mapped, warm instances, their memory).
+//! code as mapped, warm instances, their memory); apart, how much of it is
+//! mapped from files (the compiled policy's code, read from the compile
+//! cache: page cache, shared between processes, reclaimable) and how much
+//! is the process's own.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -22,6 +25,8 @@ pub struct PolicyMemory {
     pub idle_kib: u64,
     /// Largest RSS under load, KiB.
     pub loaded_kib: u64,
+    /// Of that, mapped from files (the binary, compiled policies), KiB.
+    pub loaded_file_kib: u64,
     pub requests: u64,
     pub errors: u64,
 }
@@ -67,17 +72,18 @@ pub fn measure(label: &str, component: Option<&Path>, secs: u64) -> PolicyMemory
     let script_path = dir.path().join("load.lua");
     std::fs::write(&script_path, script(&chat_body("gpt-4o-mini", false))).expect("script");
     let target = format!("{url}/v1/chat/completions");
-    let (requests, errors, loaded_kib) = std::thread::scope(|s| {
+    let (requests, errors, (loaded_kib, loaded_file_kib)) = std::thread::scope(|s| {
         let load = s.spawn(|| run_wrk_load(&script_path, &target, 64, secs));
-        let mut largest = idle_kib;
+        let read = || (crate::soak::rss_kib(pid), crate::soak::rss_file_kib(pid));
+        let mut largest = (idle_kib, 0);
         while !load.is_finished() {
-            largest = largest.max(crate::soak::rss_kib(pid));
+            largest = largest.max(read());
             std::thread::sleep(Duration::from_millis(100));
         }
         let (requests, errors) = load.join().expect("wrk");
-        (requests, errors, largest.max(crate::soak::rss_kib(pid)))
+        (requests, errors, largest.max(read()))
     });
-    PolicyMemory { label: label.to_owned(), compiled_kib, idle_kib, loaded_kib, requests, errors }
+    PolicyMemory { label: label.to_owned(), compiled_kib, idle_kib, loaded_kib, loaded_file_kib, requests, errors }
 }
 
 /// Waits until `wanted` (a policy name) answers at `url` (a dropped-in

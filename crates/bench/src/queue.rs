@@ -21,12 +21,7 @@ pub struct QueueFigures {
 
 /// Resident set size of this process, KiB.
 fn rss_kib() -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next()?.parse().ok())
-        .unwrap_or(0)
+    crate::soak::rss_kib(std::process::id())
 }
 
 /// Where the 10,000 requests wait.

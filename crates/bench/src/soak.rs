@@ -40,11 +40,22 @@ impl Soak {
     }
 }
 
+/// Resident memory of process `pid`, KiB.
 pub(crate) fn rss_kib(pid: u32) -> u64 {
+    status_kib(pid, "VmRSS:")
+}
+
+/// The part of it mapped from files (code, and compiled policies mapped
+/// from the compile cache: page cache, shared and reclaimable), KiB.
+pub(crate) fn rss_file_kib(pid: u32) -> u64 {
+    status_kib(pid, "RssFile:")
+}
+
+fn status_kib(pid: u32, field: &str) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
     status
         .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .find_map(|l| l.strip_prefix(field))
         .and_then(|v| v.split_whitespace().next())
         .and_then(|v| v.parse().ok())
         .unwrap_or(0)

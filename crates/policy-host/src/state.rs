@@ -54,11 +54,16 @@ pub(crate) struct MemoryLimiter {
     pub hit_limit: bool,
     /// Largest linear memory the instance asked for, bytes.
     pub high_water: usize,
+    /// How far its memories grew after they were made, bytes.
+    pub grown: usize,
 }
 
 impl wasmtime::ResourceLimiter for MemoryLimiter {
-    fn memory_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+    fn memory_growing(&mut self, current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
         self.high_water = self.high_water.max(desired);
+        if current > 0 {
+            self.grown += desired.saturating_sub(current);
+        }
         if desired > self.limit_bytes {
             self.hit_limit = true;
             return Err(wasmtime::format_err!("memory limit of {} bytes reached", self.limit_bytes));
@@ -104,7 +109,7 @@ impl PolicyState {
         PolicyState {
             wasi,
             table: ResourceTable::new(),
-            limiter: MemoryLimiter { limit_bytes, hit_limit: false, high_water: 0 },
+            limiter: MemoryLimiter { limit_bytes, hit_limit: false, high_water: 0, grown: 0 },
             shared,
             call: None,
             rng: SmallRng::from_rng(&mut rand::rng()),

@@ -98,7 +98,16 @@ struct Instance {
     store: Store<PolicyState>,
     policy: Policy,
     clock: Arc<CallClock>,
+    /// How far its memory had grown when `init` returned, bytes.
+    grown_at_start: usize,
 }
+
+/// An instance whose linear memory grew this much past where `init` left
+/// it is dropped after its call rather than kept: the next call gets a
+/// fresh one from the (shared, copy-on-write) memory image. A garbage-
+/// collected guest (JavaScript's engine) grows its heap with use and never
+/// gives memory back; this bounds what each warm instance holds.
+const RECYCLE_AFTER_GROWTH: usize = 8 << 20;
 
 /// Runs `call`, telling `clock` each time it is polled, so time the call
 /// spends yielded to the executor is not counted against its deadline.
@@ -130,6 +139,8 @@ pub struct PolicyVersion {
     fuel: FuelUse,
     /// Warm instances, sized by demand (see `pool`).
     pool: Pool<Instance>,
+    /// Instances dropped because their memory grew past [`RECYCLE_AFTER_GROWTH`].
+    retired: std::sync::atomic::AtomicU64,
     standing: crate::standing::Standing,
     loaded_at: std::time::SystemTime,
 }
@@ -174,6 +185,7 @@ impl PolicyVersion {
             ticker: p.ticker,
             fuel: FuelUse::default(),
             pool: Pool::new(max_live),
+            retired: std::sync::atomic::AtomicU64::new(0),
             standing: Default::default(),
             loaded_at: std::time::SystemTime::now(),
         }
@@ -324,7 +336,8 @@ impl PolicyVersion {
         match timed(&self.ticker, &clock, policy.call_init(&mut store, &self.settings, &topology)).await {
             Ok(Ok(())) => {
                 clock.set_fuel_armed(0);
-                Ok(Instance { store, policy, clock })
+                let grown_at_start = store.data().limiter.grown;
+                Ok(Instance { store, policy, clock, grown_at_start })
             }
             Ok(Err(refusal)) => Err(PolicyError::ConfigRejected(refusal)),
             Err(e) => Err(self.classify(e, store.data())),
@@ -342,6 +355,12 @@ impl PolicyVersion {
             let used = armed.saturating_sub(instance.store.get_fuel().unwrap_or(armed));
             self.fuel.record(used);
             instance.clock.set_fuel_armed(0);
+        }
+        let grown = instance.store.data().limiter.grown - instance.grown_at_start;
+        if grown > RECYCLE_AFTER_GROWTH {
+            tracing::debug!(policy = %self.label, grown_mib = grown >> 20, "instance retired: its memory grew");
+            self.retired.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            return drop(instance);
         }
         self.pool.give_back(instance);
     }
@@ -463,6 +482,12 @@ impl PolicyVersion {
     /// Instances of this version alive now (in use or idle).
     pub fn instances(&self) -> usize {
         self.pool.live()
+    }
+
+    /// Instances dropped after a call because their memory had grown more
+    /// than 8 MiB (a fresh one serves the next call).
+    pub fn instances_retired(&self) -> u64 {
+        self.retired.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Largest linear memory any pooled instance has asked for, bytes.
