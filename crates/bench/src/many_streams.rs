@@ -99,10 +99,7 @@ pub fn measure(levels: &[(usize, Clients)]) -> Vec<Level> {
             let dir = tempfile::tempdir().expect("temp dir");
             let port = crate::soak::free_port();
             let config = crate::external::gateway_config(dir.path(), port, &mock.url());
-            let wrap: Vec<String> =
-                std::env::var("WRAP").map(|w| w.split(" ").map(String::from).collect()).unwrap_or_default();
-            let wrap: Vec<&str> = wrap.iter().map(String::as_str).collect();
-            let process = crate::external::start_gateway(&config, port, &wrap, Duration::from_secs(60));
+            let process = crate::external::start_gateway(&config, port, &[], Duration::from_secs(60));
             hold(&format!("127.0.0.1:{port}"), process.0.id(), streams, clients)
         };
         let nginx = crate::nginx::Nginx::start_for_streams(&mock_addr, streams, matches!(clients, Clients::Http2(_)))
@@ -270,28 +267,22 @@ async fn open_all(addr: String, streams: usize, clients: Clients, body: Bytes, f
     drop(tasks);
 }
 
+type Asked = http::Request<Full<Bytes>>;
+type Answer = hyper::Result<http::Response<hyper::body::Incoming>>;
+
 /// Anything that sends one request (HTTP/1.1 or HTTP/2).
 trait Sender {
-    fn send(
-        &mut self,
-        req: http::Request<Full<Bytes>>,
-    ) -> impl Future<Output = hyper::Result<http::Response<hyper::body::Incoming>>> + Send;
+    fn send(&mut self, req: Asked) -> impl Future<Output = Answer> + Send;
 }
 
 impl Sender for hyper::client::conn::http1::SendRequest<Full<Bytes>> {
-    fn send(
-        &mut self,
-        req: http::Request<Full<Bytes>>,
-    ) -> impl Future<Output = hyper::Result<http::Response<hyper::body::Incoming>>> + Send {
+    fn send(&mut self, req: Asked) -> impl Future<Output = Answer> + Send {
         self.send_request(req)
     }
 }
 
 impl Sender for hyper::client::conn::http2::SendRequest<Full<Bytes>> {
-    fn send(
-        &mut self,
-        req: http::Request<Full<Bytes>>,
-    ) -> impl Future<Output = hyper::Result<http::Response<hyper::body::Incoming>>> + Send {
+    fn send(&mut self, req: Asked) -> impl Future<Output = Answer> + Send {
         self.send_request(req)
     }
 }
