@@ -54,7 +54,8 @@ pub(crate) struct MemoryLimiter {
     pub hit_limit: bool,
     /// Largest linear memory the instance asked for, bytes.
     pub high_water: usize,
-    /// How far its memories grew after they were made, bytes.
+    /// How far its memories grew after they were made (since `init`
+    /// returned, once it has), bytes.
     pub grown: usize,
 }
 

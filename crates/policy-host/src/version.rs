@@ -98,8 +98,6 @@ struct Instance {
     store: Store<PolicyState>,
     policy: Policy,
     clock: Arc<CallClock>,
-    /// How far its memory had grown when `init` returned, bytes.
-    grown_at_start: usize,
 }
 
 /// An instance whose linear memory grew this much past where `init` left
@@ -336,8 +334,9 @@ impl PolicyVersion {
         match timed(&self.ticker, &clock, policy.call_init(&mut store, &self.settings, &topology)).await {
             Ok(Ok(())) => {
                 clock.set_fuel_armed(0);
-                let grown_at_start = store.data().limiter.grown;
-                Ok(Instance { store, policy, clock, grown_at_start })
+                // Growth is counted from here: what `init` built is the instance's own.
+                store.data_mut().limiter.grown = 0;
+                Ok(Instance { store, policy, clock })
             }
             Ok(Err(refusal)) => Err(PolicyError::ConfigRejected(refusal)),
             Err(e) => Err(self.classify(e, store.data())),
@@ -356,7 +355,7 @@ impl PolicyVersion {
             self.fuel.record(used);
             instance.clock.set_fuel_armed(0);
         }
-        let grown = instance.store.data().limiter.grown - instance.grown_at_start;
+        let grown = instance.store.data().limiter.grown;
         if grown > RECYCLE_AFTER_GROWTH {
             tracing::debug!(policy = %self.label, grown_mib = grown >> 20, "instance retired: its memory grew");
             self.retired.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
