@@ -108,6 +108,7 @@ pub fn measure(n: usize, keep: Option<&Path>) -> Instructions {
     let mock = rt.block_on(MockProvider::start("mock"));
     let temp = tempfile::tempdir().expect("temp dir");
     let dir = keep.unwrap_or(temp.path());
+    std::fs::create_dir_all(dir).expect("dump dir");
     // Dumps of an earlier run would be taken for this run's.
     for e in std::fs::read_dir(dir).expect("dump dir").filter_map(Result::ok) {
         let name = e.file_name().to_string_lossy().into_owned();

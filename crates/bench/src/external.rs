@@ -40,12 +40,14 @@ impl Load {
     }
 }
 
-/// The three paths for one kind of request (JSON or SSE).
+/// The paths for one kind of request (JSON or SSE).
 pub struct Paths {
     pub kind: &'static str,
     pub direct: Load,
     pub nginx: Load,
     pub gateway: Load,
+    /// Another build of the gateway (`--against BINARY`), for an A/B in the same run.
+    pub against: Option<Load>,
 }
 
 /// One `wrk` round's result.
@@ -187,7 +189,18 @@ pub(crate) fn wrapped(wrapper: &[impl AsRef<std::ffi::OsStr>], binary: impl AsRe
 
 /// Starts `switchyard serve` (optionally under `wrapper`, e.g. valgrind) on `port`.
 pub fn start_gateway(config: &std::path::Path, port: u16, wrapper: &[&str], within: Duration) -> Process {
-    let child = wrapped(wrapper, crate::soak::binary())
+    start_binary(&crate::soak::binary(), config, port, wrapper, within)
+}
+
+/// Starts `binary serve` (a build of switchyard) like [`start_gateway`].
+fn start_binary(
+    binary: &std::path::Path,
+    config: &std::path::Path,
+    port: u16,
+    wrapper: &[&str],
+    within: Duration,
+) -> Process {
+    let child = wrapped(wrapper, binary)
         .args(["serve", "--config"])
         .arg(config)
         .env_remove("SWITCHYARD_LOG")
@@ -235,8 +248,9 @@ pub fn hold(stream: bool, secs: u64) {
     }
 }
 
-/// JSON and SSE through each path, `rounds` rounds of `secs` seconds each.
-pub fn measure(connections: usize, rounds: usize, secs: u64) -> Vec<Paths> {
+/// JSON and SSE through each path, `rounds` rounds of `secs` seconds each;
+/// `against` adds another build of the gateway as a fourth path.
+pub fn measure(connections: usize, rounds: usize, secs: u64, against: Option<&std::path::Path>) -> Vec<Paths> {
     let rt = mock_runtime();
     let mock = rt.block_on(MockProvider::start("mock"));
     let mock_addr = mock.url().trim_start_matches("http://").to_owned();
@@ -245,6 +259,12 @@ pub fn measure(connections: usize, rounds: usize, secs: u64) -> Vec<Paths> {
     let port = crate::soak::free_port();
     let gateway = start_gateway(&gateway_config(dir.path(), port, &mock.url()), port, &[], Duration::from_secs(60));
     let gateway_url = format!("http://127.0.0.1:{port}");
+    let other_dir = tempfile::tempdir().expect("temp dir");
+    let other = against.map(|binary| {
+        let port = crate::soak::free_port();
+        let config = gateway_config(other_dir.path(), port, &mock.url());
+        (start_binary(binary, &config, port, &[], Duration::from_secs(60)), format!("http://127.0.0.1:{port}"))
+    });
     let nginx_url = format!("http://{}", nginx.addr);
     let mock_url = mock.url();
 
@@ -252,14 +272,17 @@ pub fn measure(connections: usize, rounds: usize, secs: u64) -> Vec<Paths> {
     for (kind, stream) in [("JSON", false), ("SSE", true)] {
         let script_path = dir.path().join(format!("{kind}.lua"));
         std::fs::write(&script_path, script(&chat_body("gpt-4o-mini", stream))).expect("script");
-        let paths: [(&str, Option<u32>); 3] =
-            [(&mock_url, None), (&nginx_url, Some(nginx.pid())), (&gateway_url, Some(gateway.0.id()))];
+        let mut paths: Vec<(&str, Option<u32>)> =
+            vec![(&mock_url, None), (&nginx_url, Some(nginx.pid())), (&gateway_url, Some(gateway.0.id()))];
+        if let Some((process, url)) = &other {
+            paths.push((url, Some(process.0.id())));
+        }
         // Warm each path (connections, pools, the policy's instances).
         for (url, _) in &paths {
             run_wrk(&script_path, &format!("{url}/v1/chat/completions"), connections, 1);
         }
-        let mut rounds_of: Vec<Vec<Round>> = vec![Vec::new(), Vec::new(), Vec::new()];
-        let mut cpu = [0.0f64; 3];
+        let mut rounds_of: Vec<Vec<Round>> = paths.iter().map(|_| Vec::new()).collect();
+        let mut cpu = vec![0.0f64; paths.len()];
         for _ in 0..rounds {
             for (i, (url, pid)) in paths.iter().enumerate() {
                 let before = pid.map(cpu_seconds);
@@ -285,8 +308,10 @@ pub fn measure(connections: usize, rounds: usize, secs: u64) -> Vec<Paths> {
                 cpu: paths[i].1.map(|_| cpu[i]),
             }
         };
-        table.push(Paths { kind, direct: sum(0), nginx: sum(1), gateway: sum(2) });
+        let against = (paths.len() > 3).then(|| sum(3));
+        table.push(Paths { kind, direct: sum(0), nginx: sum(1), gateway: sum(2), against });
     }
     drop(gateway);
+    drop(other);
     table
 }

@@ -22,8 +22,9 @@
 //! 9. with `--external SECONDS`: `wrk` from its own process (64
 //!    connections, JSON and SSE) against the mock, an nginx hop and the
 //!    `switchyard` binary, in alternating rounds of SECONDS: requests per
-//!    second, latency, and each hop's CPU time per request
-//!    (`--hold SECONDS [--sse]`: the gateway and nginx alone under that
+//!    second, latency, and each hop's CPU time per request; `--against
+//!    BINARY` adds another build of switchyard as a fourth path, for an A/B
+//!    of a change in the same run (`--hold SECONDS [--sse]`: the gateway and nginx alone under that
 //!    load, user and system CPU apart, PIDs printed for `perf record -p`);
 //! 10. with `--policy-memory SECONDS`: the binary's RSS with each
 //!     language's template policy loaded and serving under that load,
@@ -125,7 +126,8 @@ fn main() {
         return;
     }
     if let Some(secs) = args.iter().position(|a| a == "--external").and_then(|i| args.get(i + 1)) {
-        external_table(secs.parse().expect("--external SECONDS"));
+        let against = args.iter().position(|a| a == "--against").and_then(|i| args.get(i + 1));
+        external_table(secs.parse().expect("--external SECONDS"), against.map(std::path::Path::new));
         return;
     }
     if let Some(secs) = args.iter().position(|a| a == "--policy-memory").and_then(|i| args.get(i + 1)) {
@@ -263,7 +265,7 @@ fn main() {
     language_table(&templates, 10_000 * scale);
 }
 
-fn external_table(secs: u64) {
+fn external_table(secs: u64, against: Option<&std::path::Path>) {
     if !external::ensure_tools() {
         println!("wrk and nginx are needed: apt-get install wrk nginx-light");
         return;
@@ -275,9 +277,13 @@ fn external_table(secs: u64) {
     );
     println!("| request | path | req/s | p50 | p99 | added p50 | CPU per request | errors |");
     println!("|---|---|---|---|---|---|---|---|");
-    let table = external::measure(64, rounds, secs);
+    let table = external::measure(64, rounds, secs, against);
     for t in &table {
-        for (name, l) in [("direct", &t.direct), ("nginx", &t.nginx), ("switchyard", &t.gateway)] {
+        let mut paths = vec![("direct", &t.direct), ("nginx", &t.nginx), ("switchyard", &t.gateway)];
+        if let Some(other) = &t.against {
+            paths.push(("switchyard (--against)", other));
+        }
+        for (name, l) in paths {
             println!(
                 "| {} | {name} | {:.0} | {} | {} | {} | {} | {} |",
                 t.kind,
@@ -301,6 +307,15 @@ fn external_table(secs: u64) {
             added(&t.gateway) / added(&t.nginx).max(1e-6),
             cpu(&t.gateway) / cpu(&t.nginx).max(1e-9)
         );
+        if let Some(other) = &t.against {
+            println!(
+                "{}: switchyard vs the --against build: req/s {:.2}x, added p50 {:.2}x, CPU per request {:.2}x",
+                t.kind,
+                t.gateway.rps() / other.rps().max(1e-9),
+                added(&t.gateway) / added(other).max(1e-6),
+                cpu(&t.gateway) / cpu(other).max(1e-9)
+            );
+        }
     }
     println!();
 }

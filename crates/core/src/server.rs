@@ -2,6 +2,11 @@
 //! open requests and streams finish for `shutdown_grace_ms`, then end what
 //! is left with a clean error (a stream gets its API's error event, a
 //! request still waiting for a provider a 503) and close.
+//!
+//! Connections are served by one thread per core, each with its own
+//! single-threaded runtime accepting from the shared listening socket, as
+//! proxies do: a request, its upstream connection and its stream stay on
+//! the thread that accepted them, so no request wakes another thread.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -12,6 +17,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
+use tokio::sync::watch;
 
 use crate::gateway::Live;
 use switchyard_telemetry::events::Severity;
@@ -42,16 +48,71 @@ pub async fn listen(addr: &str) -> std::io::Result<TcpListener> {
     Err(last.unwrap_or_else(|| std::io::Error::new(std::io::ErrorKind::NotFound, "the address resolves to nothing")))
 }
 
+/// How many serving threads: one per core the process may run on.
+pub(crate) fn serving_threads() -> usize {
+    std::thread::available_parallelism().map_or(2, |n| n.get())
+}
+
 pub(crate) async fn serve(live: Arc<Live>, listener: TcpListener, shutdown: impl Future<Output = ()>) {
+    let listener = match listener.into_std() {
+        Ok(l) => l,
+        Err(e) => return tracing::error!("cannot hand the listener to the serving threads: {e}"),
+    };
+    let (stop, stopped) = watch::channel(false);
+    let mut threads = Vec::new();
+    for index in 0..serving_threads() {
+        let (listener, live, stopped) = (listener.try_clone(), live.clone(), stopped.clone());
+        let (done, finished) = tokio::sync::oneshot::channel::<()>();
+        let spawned = std::thread::Builder::new().name(format!("serve-{index}")).spawn(move || {
+            let _done = done;
+            crate::upstream::SERVING_THREAD.set(Some(index));
+            let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+                Ok(rt) => rt,
+                Err(e) => return tracing::error!("serving thread {index}: no runtime: {e}"),
+            };
+            runtime.block_on(async move {
+                match listener.and_then(TcpListener::from_std) {
+                    Ok(listener) => accept(live, listener, stopped).await,
+                    Err(e) => tracing::error!("serving thread {index}: {e}"),
+                }
+            });
+        });
+        match spawned {
+            Ok(_) => threads.push(finished),
+            Err(e) => tracing::error!("cannot start serving thread {index}: {e}"),
+        }
+    }
+    drop(listener);
+    shutdown.await;
+    let grace = Duration::from_millis(live.generation().config.shutdown_grace_ms);
+    live.telemetry.events.emit(
+        "draining",
+        Severity::Info,
+        "gateway",
+        format!("shutting down: no new connections; open requests get {} s to finish", grace.as_secs_f32()),
+    );
+    let _ = stop.send(true);
+    for finished in threads {
+        let _ = finished.await;
+    }
+    live.shared().access_log.flush();
+    if let Some(traces) = live.telemetry.traces.clone() {
+        // The SDK's flush waits on its batch thread: not on the runtime.
+        let _ = tokio::task::spawn_blocking(move || traces.flush()).await;
+    }
+}
+
+/// One serving thread: accepts until told to stop, then drains its own connections.
+async fn accept(live: Arc<Live>, listener: TcpListener, mut stopped: watch::Receiver<bool>) {
     let graceful = GracefulShutdown::new();
-    tokio::pin!(shutdown);
     loop {
         let accepted = tokio::select! {
             accepted = listener.accept() => accepted,
-            () = &mut shutdown => break,
+            _ = stopped.wait_for(|stop| *stop) => break,
         };
         let stream = match accepted {
             Ok((stream, _)) => stream,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
             Err(e) => {
                 // Out of file descriptors and the like: back off, keep serving.
                 tracing::warn!("accept failed: {e}");
@@ -92,12 +153,6 @@ pub(crate) async fn serve(live: Arc<Live>, listener: TcpListener, shutdown: impl
     }
     drop(listener);
     let grace = Duration::from_millis(live.generation().config.shutdown_grace_ms);
-    live.telemetry.events.emit(
-        "draining",
-        Severity::Info,
-        "gateway",
-        format!("shutting down: no new connections; open requests get {} s to finish", grace.as_secs_f32()),
-    );
     let drained = graceful.shutdown();
     tokio::pin!(drained);
     if tokio::time::timeout(grace, &mut drained).await.is_err() {
@@ -106,10 +161,5 @@ pub(crate) async fn serve(live: Arc<Live>, listener: TcpListener, shutdown: impl
         if tokio::time::timeout(LAST_WORDS, drained).await.is_err() {
             tracing::warn!("some connections were still open {LAST_WORDS:?} after they were told to end");
         }
-    }
-    live.shared().access_log.flush();
-    if let Some(traces) = live.telemetry.traces.clone() {
-        // The SDK's flush waits on its batch thread: not on the runtime.
-        let _ = tokio::task::spawn_blocking(move || traces.flush()).await;
     }
 }

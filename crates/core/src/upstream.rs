@@ -46,10 +46,23 @@ pub(crate) struct Provider {
     connect_timeout: Duration,
     /// Every configured secret, scrubbed out of the error bodies it relays.
     secrets: std::sync::Arc<crate::secrets::Secrets>,
-    client: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
+    /// One connection pool per serving thread (and one for the rest), so a
+    /// request's upstream connection lives on the thread serving it.
+    clients: Box<[Client<HttpsConnector<HttpConnector>, Full<Bytes>>]>,
+}
+
+thread_local! {
+    /// Which serving thread this is (`crate::server`), if it is one.
+    pub(crate) static SERVING_THREAD: std::cell::Cell<Option<usize>> = const { std::cell::Cell::new(None) };
 }
 
 impl Provider {
+    /// The connection pool of the thread asking.
+    fn client(&self) -> &Client<HttpsConnector<HttpConnector>, Full<Bytes>> {
+        let last = self.clients.len() - 1;
+        &self.clients[SERVING_THREAD.get().map_or(last, |i| i.min(last))]
+    }
+
     /// Adds the credentials (`Authorization: Bearer`, or Anthropic's
     /// `x-api-key` and `anthropic-version`).
     fn authorize(&self, headers: &mut http::HeaderMap) {
@@ -127,10 +140,14 @@ impl Provider {
             .https_or_http()
             .enable_all_versions()
             .wrap_connector(http);
-        let client = Client::builder(TokioExecutor::new())
-            .pool_timer(TokioTimer::new())
-            .pool_idle_timeout(Duration::from_secs(90))
-            .build(https);
+        let clients = (0..=crate::server::serving_threads())
+            .map(|_| {
+                Client::builder(TokioExecutor::new())
+                    .pool_timer(TokioTimer::new())
+                    .pool_idle_timeout(Duration::from_secs(90))
+                    .build(https.clone())
+            })
+            .collect();
         Ok(Provider {
             name: name.into(),
             api,
@@ -140,7 +157,7 @@ impl Provider {
             authorization,
             connect_timeout,
             secrets,
-            client,
+            clients,
         })
     }
 }
@@ -269,10 +286,10 @@ async fn send(
         false => (OutcomeKind::Reset, format!("connection failed: {}", source_chain(&e))),
     };
     let Some(limit) = connect.filter(|&c| c < provider.connect_timeout) else {
-        return provider.client.request(req).await.map_err(classify);
+        return provider.client().request(req).await.map_err(classify);
     };
     let captured = hyper_util::client::legacy::connect::capture_connection(&mut req);
-    let request = provider.client.request(req);
+    let request = provider.client().request(req);
     tokio::pin!(request);
     tokio::select! {
         result = &mut request => result.map_err(classify),
@@ -392,7 +409,7 @@ pub(crate) async fn list_models(provider: &Provider, timeout: Duration) -> bool 
         .expect("a request from valid parts");
     provider.authorize(req.headers_mut());
     let check = async {
-        let response = provider.client.request(req).await.ok()?;
+        let response = provider.client().request(req).await.ok()?;
         let ok = response.status().is_success();
         response.into_body().collect().await.ok()?;
         Some(ok)
@@ -411,7 +428,7 @@ pub(crate) async fn count_tokens(
 ) -> Result<(StatusCode, Bytes), String> {
     let req = provider.post(&provider.count_tokens_url, body, "application/json", forward);
     let ask = async {
-        let response = provider.client.request(req).await.map_err(|e| source_chain(&e))?;
+        let response = provider.client().request(req).await.map_err(|e| source_chain(&e))?;
         let status = response.status();
         let body = Limited::new(response.into_body(), MAX_UPSTREAM_BODY).collect().await.map_err(|e| e.to_string())?;
         Ok((status, provider.secrets.scrub(body.to_bytes())))
