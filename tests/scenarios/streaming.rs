@@ -41,6 +41,39 @@ async fn chunks_reach_the_client_while_the_provider_holds_the_rest() {
     assert!(!rest.contains("\"error\""));
 }
 
+#[tokio::test]
+async fn events_the_provider_sends_in_one_burst_reach_the_client_together_not_one_write_each() {
+    let release = Arc::new(Notify::new());
+    let pieces: Vec<String> = (0..16).map(|i| format!("w{i} ")).collect();
+    let primary = MockProvider::start_cycling(
+        "primary",
+        vec![Reply::StreamHeld { pieces: pieces.clone(), release: release.clone() }],
+    )
+    .await;
+    let backup = MockProvider::start("backup").await;
+    let gw = gateway_over(&primary, &backup).await;
+
+    let mut stream = post_chat_stream(&gw.url(), "m").await;
+    assert_eq!(stream.status, 200);
+    let first = stream.next_chunk(Duration::from_secs(5)).await.expect("first chunk");
+    assert!(String::from_utf8_lossy(&first).contains("w0 "));
+    // The other 15 words and the end come in a burst.
+    release.notify_one();
+    let mut chunks = 0;
+    let mut rest = String::new();
+    while let Some(chunk) = stream.next_chunk(Duration::from_secs(5)).await {
+        chunks += 1;
+        rest.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    let words: Vec<&str> = rest.split("\"content\":\"").skip(1).filter_map(|s| s.split('"').next()).collect();
+    let expected: Vec<String> = pieces[1..].to_vec();
+    assert_eq!(words.iter().filter(|w| !w.is_empty()).copied().collect::<Vec<_>>(), expected, "{rest}");
+    assert!(rest.trim_end().ends_with("data: [DONE]"), "{rest}");
+    // 17 events and the end marker: one HTTP chunk each if each were
+    // written as it was read.
+    assert!(chunks <= 8, "{chunks} chunks for one burst of 18 events");
+}
+
 async fn broken_stream_ends_with_error_event(end: StreamEnd) {
     let primary =
         MockProvider::start_cycling("primary", vec![Reply::stream(&["one ", "two "], Duration::from_millis(20), end)])

@@ -35,6 +35,45 @@ use crate::recovery::{Recovering, Resumed, StreamRecovery};
 /// with an error event.
 const MAX_TRANSCRIPT: usize = 1 << 20;
 
+/// Most bytes gathered from the upstream before they go to the client in
+/// one write (see [`Gathering`]).
+const MAX_GATHERED: usize = 16 << 10;
+
+/// How many scheduler turns without a new event the relay waits for one
+/// before it sends what it gathered: hyper's client connection, a task on
+/// the same thread, needs two to pass on the next chunk it has read.
+const PATIENCE: u8 = 2;
+
+/// Whether events that arrived together go to the client together.
+///
+/// hyper hands a response body's chunks over one at a time, and writes what
+/// the client is owed whenever the body has nothing more: a stream whose
+/// events arrive in one burst would cost one write (and one wake-up of the
+/// client) per event. After an event, the relay gives the upstream
+/// connection [`PATIENCE`] turns to pass on another before it says it has
+/// nothing more. A lone event waits that many scheduler turns (µs).
+#[derive(Default)]
+struct Gathering {
+    /// `ready` holds upstream events that more may join.
+    on: bool,
+    /// An event arrived since the last turn given to the upstream.
+    fresh: bool,
+    /// Turns given to the upstream since its last event.
+    idle_turns: u8,
+}
+
+impl Gathering {
+    /// Whether to give the upstream another turn.
+    fn wait_more(&mut self) -> bool {
+        if std::mem::take(&mut self.fresh) {
+            self.idle_turns = 0;
+        } else {
+            self.idle_turns += 1;
+        }
+        self.idle_turns < PATIENCE
+    }
+}
+
 /// Who a stream comes from, to record how it ended.
 pub(crate) struct StreamSource {
     pub health: Arc<HealthBook>,
@@ -123,6 +162,7 @@ pub(crate) struct Relay {
     ended: Option<&'static str>,
     /// Resolves when the gateway's shutdown grace period is over.
     closing: Pin<Box<tokio_util::sync::WaitForCancellationFutureOwned>>,
+    gathering: Gathering,
 }
 
 impl Relay {
@@ -149,6 +189,7 @@ impl Relay {
             done: false,
             ended: None,
             closing: Box::pin(closing.cancelled_owned()),
+            gathering: Gathering::default(),
         };
         relay.ready = Some(relay.pass(first));
         relay
@@ -200,7 +241,14 @@ impl Relay {
 
     fn ready_with(&mut self, bytes: Bytes) {
         self.ready = match self.ready.take() {
-            Some(before) if !before.is_empty() => Some([before, bytes].concat().into()),
+            // Appended in place when the bytes held are ours alone (gathered ones are).
+            Some(before) if !before.is_empty() => match before.try_into_mut() {
+                Ok(mut held) => {
+                    held.extend_from_slice(&bytes);
+                    Some(held.freeze())
+                }
+                Err(before) => Some([before, bytes].concat().into()),
+            },
             _ => Some(bytes),
         };
     }
@@ -355,7 +403,8 @@ impl Body for Relay {
     fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Frames {
         let this = self.get_mut();
         loop {
-            if let Some(bytes) = this.ready.take()
+            if !this.gathering.on
+                && let Some(bytes) = this.ready.take()
                 && !bytes.is_empty()
             {
                 return Poll::Ready(Some(Ok(Frame::data(bytes))));
@@ -374,19 +423,40 @@ impl Body for Relay {
             if this.done {
                 return Poll::Ready(None);
             }
-            let Some(up) = this.upstream.as_mut() else { return Poll::Ready(None) };
+            let Some(up) = this.upstream.as_mut() else {
+                if std::mem::take(&mut this.gathering.on) {
+                    continue;
+                }
+                return Poll::Ready(None);
+            };
             match Pin::new(&mut up.body).poll_frame(cx) {
                 Poll::Ready(Some(Ok(frame))) => {
                     if let Ok(data) = frame.into_data() {
                         let out = this.pass(data);
                         this.ready_with(out);
+                        let held = this.ready.as_ref().map_or(0, Bytes::len);
+                        // What came before a break goes out before it is handled.
+                        this.gathering.on = this.interrupt.is_none() && !this.done && held < MAX_GATHERED;
+                        this.gathering.fresh = true;
                     }
                 }
                 Poll::Ready(Some(Err(e))) => {
+                    this.gathering.on = false;
                     let why = format!("the connection broke: {e}");
                     this.interrupt = Some(Interrupt::Break(BreakKind::Cut, why));
                 }
-                Poll::Ready(None) => this.upstream_closed(),
+                Poll::Ready(None) => {
+                    this.gathering.on = false;
+                    this.upstream_closed();
+                }
+                Poll::Pending if this.gathering.on => {
+                    if this.gathering.wait_more() {
+                        // The upstream connection's turn: more may be on its way.
+                        cx.waker().wake_by_ref();
+                        return Poll::Pending;
+                    }
+                    this.gathering = Gathering::default();
+                }
                 Poll::Pending => {
                     if this.closing.as_mut().poll(cx).is_ready() {
                         this.held_error = None;
