@@ -73,6 +73,28 @@ async fn memory_hungry_plugin_is_stopped_and_the_request_answered() {
 }
 
 #[tokio::test]
+async fn plugin_whose_memory_grows_every_call_keeps_deciding_on_fresh_instances_and_the_operator_sees_it() {
+    // Each `leak` decision keeps 3 MiB more of a 32 MiB memory: the same
+    // instance would run out by its 11th call.
+    let (gw, a, _b) = gateway_with_chaos_policy().await;
+    for call in 0..20 {
+        let r = post_raw(&gw.url(), "/v1/chat/completions", chat_body("m", false), &[("x-chaos", "leak")]).await;
+        assert_eq!(r.status, 200, "call {call}: {}", r.body);
+        assert!(r.header("x-switchyard-policy").starts_with("chaos@"), "call {call}: the policy itself decided");
+    }
+    assert_eq!(a.received(), 20);
+    assert_eq!(gw.policies().failed_decisions(), 0);
+    let metrics = get(&gw.admin_url(), "/metrics").await.body;
+    let retired: u64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(r#"switchyard_policy_instances_retired_total{policy="chaos"} "#))
+        .unwrap_or_else(|| panic!("no retirement count in\n{metrics}"))
+        .parse()
+        .unwrap();
+    assert!((2..=20).contains(&retired), "{retired} instances retired in 20 calls");
+}
+
+#[tokio::test]
 async fn plugin_naming_an_unknown_target_falls_back() {
     misbehaving_request_is_still_answered("bad-target").await;
 }

@@ -519,6 +519,10 @@ impl PinnedPolicy {
         let answer = self.ask(version, question).await;
         if let Some(observer) = self.host.observer.get() {
             observer.decided(version.name(), hook, started.elapsed());
+            let retired = version.retirements_to_tell();
+            if retired > 0 {
+                observer.instances_retired(version.name(), retired);
+            }
         }
         answer
     }

@@ -56,4 +56,9 @@ pub trait DecisionObserver: Send + Sync {
     /// A version of `policy` failed `hook` for `reason` (a
     /// [`crate::PolicyError::reason`]) and `to` answered instead.
     fn fell_back(&self, policy: &str, hook: Hook, reason: &'static str, to: FallbackTo);
+    /// `count` warm instances of a version of `policy` were dropped after
+    /// their call because their memory had grown (a fresh one replaces each).
+    fn instances_retired(&self, policy: &str, count: u64) {
+        let _ = (policy, count);
+    }
 }

@@ -141,6 +141,8 @@ pub struct PolicyVersion {
     pool: Pool<Instance>,
     /// Instances dropped because their memory grew past [`RECYCLE_AFTER_GROWTH`].
     retired: std::sync::atomic::AtomicU64,
+    /// Of those, how many the observer has been told of.
+    retired_told: std::sync::atomic::AtomicU64,
     standing: crate::standing::Standing,
     loaded_at: std::time::SystemTime,
 }
@@ -186,6 +188,7 @@ impl PolicyVersion {
             fuel: FuelUse::default(),
             pool: Pool::new(max_live),
             retired: std::sync::atomic::AtomicU64::new(0),
+            retired_told: std::sync::atomic::AtomicU64::new(0),
             standing: Default::default(),
             loaded_at: std::time::SystemTime::now(),
         }
@@ -489,6 +492,13 @@ impl PolicyVersion {
     /// than 2 MiB (a fresh one serves the next call).
     pub fn instances_retired(&self) -> u64 {
         self.retired.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Retirements not yet told (each is returned once, however many callers ask).
+    pub(crate) fn retirements_to_tell(&self) -> u64 {
+        let retired = self.retired.load(std::sync::atomic::Ordering::Relaxed);
+        let told = self.retired_told.fetch_max(retired, std::sync::atomic::Ordering::Relaxed);
+        retired.saturating_sub(told)
     }
 
     /// Largest linear memory any pooled instance has asked for, bytes.

@@ -117,6 +117,11 @@ pub struct FallbackLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PolicyLabel {
+    pub policy: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct LoadLabels {
     pub policy: String,
     pub result: &'static str,
@@ -161,6 +166,7 @@ pub struct Registry {
     retry_budget: Gauge,
     decisions: Family<DecisionLabels, Histogram, fn() -> Histogram>,
     fallbacks: Family<FallbackLabels, Counter>,
+    retired: Family<PolicyLabel, Counter>,
     loads: Family<LoadLabels, Counter>,
     policy_info: Family<PolicyInfoLabels, Gauge>,
     reloads: Family<ResultLabels, Counter>,
@@ -222,6 +228,7 @@ impl Registry {
             retry_budget: Gauge::default(),
             decisions: Family::new_with_constructor(decision_histogram),
             fallbacks: Family::default(),
+            retired: Family::default(),
             loads: Family::default(),
             policy_info: Family::default(),
             reloads: Family::default(),
@@ -297,6 +304,11 @@ impl Registry {
             m.fallbacks.clone(),
         );
         registry.register(
+            "policy_instances_retired",
+            "Warm policy instances dropped after a call because their linear memory had grown 2 MiB past init (a fresh one from the shared image replaces each)",
+            m.retired.clone(),
+        );
+        registry.register(
             "policy_loads",
             "Policy versions by what became of them: loaded, rejected, demoted, removed",
             m.loads.clone(),
@@ -362,6 +374,10 @@ impl Registry {
             return;
         }
         self.fallbacks.get_or_create(&FallbackLabels { policy: policy.to_owned(), reason, to }).inc();
+    }
+
+    pub fn instances_retired(&self, policy: &str, count: u64) {
+        self.retired.get_or_create(&PolicyLabel { policy: policy.to_owned() }).inc_by(count);
     }
 
     pub fn policy_load(&self, policy: &str, result: &'static str) {

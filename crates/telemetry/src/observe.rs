@@ -238,6 +238,10 @@ impl DecisionObserver for Telemetry {
         samples.push_back(took.as_secs_f32() * 1e6);
     }
 
+    fn instances_retired(&self, policy: &str, count: u64) {
+        self.registry.instances_retired(policy, count);
+    }
+
     fn fell_back(&self, policy: &str, hook: Hook, reason: &'static str, to: FallbackTo) {
         self.registry.fallback(policy, reason, to.name());
         let tell = {
