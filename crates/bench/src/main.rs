@@ -336,20 +336,21 @@ fn policy_memory_table(templates: &std::path::Path, secs: u64) {
     }
     println!("## Memory per loaded policy (the switchyard binary; wrk, 64 connections, {secs} s; RSS from /proc)");
     println!(
-        "| policy serving the route | RSS just after compiling it | RSS restarted, loaded from the compile cache | largest RSS under load | the policy's cost under load | of which mapped from files / private | requests (errors) |"
+        "| policy serving the route | RSS just after compiling it | RSS restarted, loaded from the compile cache | largest RSS under load | the policy's cost under load | of which mapped from files / private | requests (errors) | instances retired |"
     );
-    println!("|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|");
     let base = policy_memory::measure("embedded failover (Rust) only: the baseline", None, secs);
     let mib = |kib: u64| kib as f64 / 1024.0;
     let row = |m: &policy_memory::PolicyMemory, cost: String, split: String| {
         println!(
-            "| {} | {:.1} MiB | {:.1} MiB | {:.1} MiB | {cost} | {split} | {} ({}) |",
+            "| {} | {:.1} MiB | {:.1} MiB | {:.1} MiB | {cost} | {split} | {} ({}) | {} |",
             m.label,
             mib(m.compiled_kib),
             mib(m.idle_kib),
             mib(m.loaded_kib),
             m.requests,
-            m.errors
+            m.errors,
+            m.retired
         );
     };
     row(&base, "—".to_owned(), "—".to_owned());

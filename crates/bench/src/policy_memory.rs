@@ -29,6 +29,9 @@ pub struct PolicyMemory {
     pub loaded_file_kib: u64,
     pub requests: u64,
     pub errors: u64,
+    /// Warm instances dropped under the load because their memory grew
+    /// (`switchyard_policy_instances_retired_total`).
+    pub retired: u64,
 }
 
 /// One gateway: `component` (a template's `.wasm`) serving the route, or
@@ -49,8 +52,9 @@ pub fn measure(label: &str, component: Option<&Path>, secs: u64) -> PolicyMemory
         None => String::new(),
     };
     let port = crate::soak::free_port();
+    let admin = crate::soak::free_port();
     let config = format!(
-        "listen = \"127.0.0.1:{port}\"\n[policy]\ndir = \"policies\"\n[[providers]]\nname = \"mock\"\napi = \"openai\"\n\
+        "listen = \"127.0.0.1:{port}\"\nadmin_listen = \"127.0.0.1:{admin}\"\n[policy]\ndir = \"policies\"\n[[providers]]\nname = \"mock\"\napi = \"openai\"\n\
          base_url = {:?}\n[[routes]]\nmodel = \"gpt-4o-mini\"\n{policy_line}\
          targets = [{{ provider = \"mock\", model = \"gpt-4o-mini\" }}]\n",
         mock.url()
@@ -83,7 +87,19 @@ pub fn measure(label: &str, component: Option<&Path>, secs: u64) -> PolicyMemory
         let (requests, errors) = load.join().expect("wrk");
         (requests, errors, largest.max(read()))
     });
-    PolicyMemory { label: label.to_owned(), compiled_kib, idle_kib, loaded_kib, loaded_file_kib, requests, errors }
+    let metrics = rt.block_on(switchyard_testkit::get(&format!("http://127.0.0.1:{admin}"), "/metrics")).body;
+    let counted = format!("switchyard_policy_instances_retired_total{{policy=\"{wanted}\"}} ");
+    let retired = metrics.lines().find_map(|l| l.strip_prefix(&counted)).and_then(|n| n.parse().ok()).unwrap_or(0);
+    PolicyMemory {
+        label: label.to_owned(),
+        compiled_kib,
+        idle_kib,
+        loaded_kib,
+        loaded_file_kib,
+        requests,
+        errors,
+        retired,
+    }
 }
 
 /// Waits until `wanted` (a policy name) answers at `url` (a dropped-in

@@ -104,11 +104,13 @@ struct Instance {
 /// it is dropped after its call rather than kept: the next call gets a
 /// fresh one from the (shared, copy-on-write) memory image. A garbage-
 /// collected guest (JavaScript's engine) grows its heap with use and never
-/// gives memory back; this bounds what each warm instance holds.
-/// (`switchyard_policy_instances_retired_total` counts them; the shipped
-/// JavaScript and Python templates never reach it: their engines grow
-/// within the memory `init` left them.)
-const RECYCLE_AFTER_GROWTH: usize = 8 << 20;
+/// gives memory back; this bounds what each warm instance holds
+/// (`switchyard_policy_instances_retired_total` counts them). 2 MiB, not 8:
+/// the JavaScript template under 10 s of `wrk` cost +40.2 / +41.3 MiB
+/// instead of +46.6, for 6 retirements in ~70,000 decisions (~1.7 ms of
+/// instantiation each); the Python template never grows that far
+/// (`switchyard-bench --policy-memory`).
+const RECYCLE_AFTER_GROWTH: usize = 2 << 20;
 
 /// Runs `call`, telling `clock` each time it is polled, so time the call
 /// spends yielded to the executor is not counted against its deadline.
@@ -490,7 +492,7 @@ impl PolicyVersion {
     }
 
     /// Instances dropped after a call because their memory had grown more
-    /// than 8 MiB (a fresh one serves the next call).
+    /// than 2 MiB (a fresh one serves the next call).
     pub fn instances_retired(&self) -> u64 {
         self.retired.load(std::sync::atomic::Ordering::Relaxed)
     }

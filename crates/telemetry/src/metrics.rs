@@ -305,7 +305,7 @@ impl Registry {
         );
         registry.register(
             "policy_instances_retired",
-            "Warm policy instances dropped after a call because their linear memory had grown 8 MiB past init (a fresh one from the shared image replaces each)",
+            "Warm policy instances dropped after a call because their linear memory had grown 2 MiB past init (a fresh one from the shared image replaces each)",
             m.retired.clone(),
         );
         registry.register(
