@@ -22,5 +22,6 @@ pub use load::{from_str, load_file};
 pub use schema::{
     AccessLogTarget, AdminSection, Api, BreakerSection, CacheSection, Config, EVENT_KINDS, GatewayKey, INCIDENT_KINDS,
     MetricsSection, ModelSettings, PolicySection, Priority, ProbeKind, Provider, QueueSection, Quota,
-    RetryBudgetSection, Route, TargetRef, TimeoutsSection, TlsSection, TracesSection, Webhook,
+    RetryBudgetSection, Route, StateBackend, StateSection, TargetRef, TimeoutsSection, TlsSection, TracesSection,
+    Webhook,
 };

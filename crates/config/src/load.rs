@@ -56,6 +56,13 @@ fn validate(config: Config, text: &str, origin: &str) -> Result<Config, ConfigEr
             ),
         ));
     }
+    let state = &config.state;
+    if state.prefix.is_empty() || state.prefix.contains(char::is_whitespace) {
+        return Err(invalid(None, format!("state.prefix = {:?} must be a non-empty word", state.prefix)));
+    }
+    if state.timeout_ms == 0 {
+        return Err(invalid(None, "state.timeout_ms must be more than 0".into()));
+    }
     let t = &config.traces;
     if let Some(url) = &t.otlp_endpoint
         && !(url.starts_with("http://") || url.starts_with("https://"))

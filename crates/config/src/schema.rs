@@ -70,6 +70,10 @@ pub struct Config {
     /// TLS on `listen` (HTTP/2 or HTTP/1.1 by ALPN); plain HTTP when absent.
     #[serde(default)]
     pub tls: Option<TlsSection>,
+    /// Where health, limits, the cache and policy state live: this
+    /// process's memory, or a Redis shared by several instances.
+    #[serde(default)]
+    pub state: StateSection,
     /// Settings per policy name, handed to that policy's `init` as JSON.
     #[serde(default)]
     pub policies: BTreeMap<String, toml::Table>,
@@ -205,6 +209,47 @@ impl Default for CacheSection {
     fn default() -> Self {
         CacheSection { ttl_ms: 300_000, max_entries: 10_000, max_body_bytes: 1 << 20, max_bytes: 64 << 20 }
     }
+}
+
+/// `[state]`: this instance's memory (the default), or a Redis (or Valkey)
+/// shared by every instance behind one load balancer. Decisions always read
+/// local memory; what Redis carries is applied to it as it arrives.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StateSection {
+    /// `memory` (default) or `redis`.
+    pub backend: StateBackend,
+    /// Environment variable holding the Redis URL,
+    /// `redis://[:password@]host:port/db`. Default `SWITCHYARD_REDIS_URL`.
+    pub url_env: String,
+    /// Prefix of every Redis key and channel this gateway uses; instances
+    /// that should share state use the same. Default `switchyard`.
+    pub prefix: String,
+    /// A Redis command unanswered after this long is given up: the instance
+    /// goes on with its local state. Default 50.
+    pub timeout_ms: u64,
+}
+
+impl Default for StateSection {
+    fn default() -> Self {
+        StateSection {
+            backend: StateBackend::Memory,
+            url_env: "SWITCHYARD_REDIS_URL".into(),
+            prefix: "switchyard".into(),
+            timeout_ms: 50,
+        }
+    }
+}
+
+/// Where shared state lives.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StateBackend {
+    /// This process's memory: nothing is shared.
+    #[default]
+    Memory,
+    /// A Redis server every instance connects to.
+    Redis,
 }
 
 /// Which wire API a provider speaks.

@@ -49,6 +49,9 @@ pub enum GatewayError {
     /// `[tls]`: the certificate or key cannot be used.
     #[error("{0}")]
     Tls(String),
+    /// `[state]`: the shared state cannot be set up.
+    #[error("[state]: {0}")]
+    State(String),
 }
 
 /// One route as the request path needs it.
@@ -115,6 +118,8 @@ pub(crate) struct Live {
     /// TLS on `listen` (`[tls]`; set at start: a change needs a restart,
     /// a renewed certificate does not).
     pub door: Option<crate::tls::Door>,
+    /// `[state] backend = "redis"` (set at start: a change needs a restart).
+    pub sharing: Option<crate::sharing::Sharing>,
 }
 
 impl Live {
@@ -220,8 +225,11 @@ impl Gateway {
             ),
             None => None,
         };
-        let (generation, _) = Generation::build(config.clone(), &env, &telemetry, &closing, None).await?;
+        let sharing = crate::sharing::start(config, &env)?;
+        let (generation, _) =
+            Generation::build(config.clone(), &env, &telemetry, &closing, sharing.as_ref(), None).await?;
         let live = Live {
+            sharing,
             door,
             generation: ArcSwap::from_pointee(generation),
             telemetry,
@@ -231,7 +239,11 @@ impl Gateway {
             closing,
             _webhooks: webhooks,
         };
-        Ok(Gateway { live: Arc::new(live) })
+        let live = Arc::new(live);
+        if let Some(sharing) = &live.sharing {
+            sharing.attach(&live);
+        }
+        Ok(Gateway { live })
     }
 
     /// The policy host serving now (for status, events and tests).

@@ -132,6 +132,7 @@ impl Generation {
         env: &Env,
         telemetry: &Arc<Telemetry>,
         closing: &CancellationToken,
+        sharing: Option<&crate::sharing::Sharing>,
         before: Option<&Generation>,
     ) -> Result<(Generation, Carried), GatewayError> {
         let mut carried = Carried::default();
@@ -175,7 +176,12 @@ impl Generation {
                     Some(b) => HealthBook::carrying(&b.shared.health, &map, breaker),
                     None => HealthBook::with_breaker(topology.targets.len(), breaker),
                 };
-                let health = Arc::new(book.with_observer(observer));
+                let book = book.with_observer(observer);
+                let book = match sharing {
+                    Some(sharing) => book.with_publisher(sharing.publisher(&topology)),
+                    None => book,
+                };
+                let health = Arc::new(book);
                 let routes_down = before.map(|b| b.routes_down.clone()).unwrap_or_default();
                 breaker_watch.start(Arc::downgrade(&health), routes_down);
                 let policies = PolicyHost::new(options, health.clone())?;

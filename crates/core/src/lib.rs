@@ -57,6 +57,7 @@ pub mod reload;
 mod respond;
 mod secrets;
 mod server;
+mod sharing;
 mod status;
 mod tenancy;
 mod tls;

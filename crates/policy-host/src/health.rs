@@ -11,6 +11,9 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
+mod shared;
+pub use shared::{HealthPublisher, SharedMove};
+
 /// How far back `error-rate` looks.
 const WINDOW: Duration = Duration::from_secs(30);
 /// At most this many outcomes are kept per target for `error-rate`.
@@ -213,6 +216,7 @@ pub struct HealthBook {
     cells: Vec<Arc<Cell>>,
     breaker: BreakerConfig,
     observer: Option<BreakerObserver>,
+    publisher: Option<HealthPublisher>,
 }
 
 /// Counts an attempt as in flight (and, half-open, as the probe) until dropped.
@@ -249,7 +253,12 @@ impl HealthBook {
 
     /// A book whose breakers follow `breaker`.
     pub fn with_breaker(targets: usize, breaker: BreakerConfig) -> Self {
-        HealthBook { cells: (0..targets).map(|_| Arc::new(Cell::default())).collect(), breaker, observer: None }
+        HealthBook {
+            cells: (0..targets).map(|_| Arc::new(Cell::default())).collect(),
+            breaker,
+            observer: None,
+            publisher: None,
+        }
     }
 
     /// A book whose target `i` carries `from`'s target `carried[i]` over
@@ -260,7 +269,7 @@ impl HealthBook {
             .iter()
             .map(|old| old.and_then(|o| from.cells.get(o as usize).cloned()).unwrap_or_default())
             .collect();
-        HealthBook { cells, breaker, observer: None }
+        HealthBook { cells, breaker, observer: None, publisher: None }
     }
 
     /// Tells `observer` of every breaker move an outcome or an operator makes.
@@ -326,6 +335,7 @@ impl HealthBook {
         s.recent.push_back((now, ok));
         s.failed += u32::from(!ok);
         s.prune(now);
+        let failures_before = s.consecutive_failures;
         s.consecutive_failures = if ok { 0 } else { s.consecutive_failures.saturating_add(1) };
         if let Some(wait) = retry_after {
             s.retry_after_until = Some(now + wait);
@@ -334,8 +344,28 @@ impl HealthBook {
         }
         s.trip_or_reset(&self.breaker, now, ok);
         let after = s.breaker(now);
+        let opened_for = s.open_until.map(|until| until.saturating_duration_since(now));
+        let forced = s.forced.is_some();
+        let after_failures = ok && failures_before > 0;
         drop(s);
         self.tell(target, before, after);
+        if let Some(wait) = retry_after {
+            self.publish(target, SharedMove::Cooling(wait));
+        }
+        match (before, after, opened_for) {
+            _ if forced => {}
+            (BreakerState::Closed | BreakerState::HalfOpen, BreakerState::Open, Some(open_for)) => {
+                self.publish(target, SharedMove::Opened(open_for));
+            }
+            (BreakerState::Open | BreakerState::HalfOpen, BreakerState::Closed, _) => {
+                self.publish(target, SharedMove::Closed);
+            }
+            (BreakerState::Closed, BreakerState::Closed, _) if !ok => self.publish(target, SharedMove::Failed),
+            (BreakerState::Closed, BreakerState::Closed, _) if after_failures => {
+                self.publish(target, SharedMove::Succeeded);
+            }
+            _ => {}
+        }
     }
 
     /// Records a stream's time to its first content-bearing event (the
@@ -387,10 +417,14 @@ impl HealthBook {
         let now = Instant::now();
         let mut s = cell.stats.lock().unwrap_or_else(|p| p.into_inner());
         let before = s.breaker(now);
+        let was = s.forced;
         s.forced = state.filter(|st| *st != BreakerState::HalfOpen);
-        let after = s.breaker(now);
+        let (after, now_forced) = (s.breaker(now), s.forced);
         drop(s);
         self.tell(target, before, after);
+        if was != now_forced {
+            self.publish(target, SharedMove::Forced(now_forced));
+        }
         true
     }
 

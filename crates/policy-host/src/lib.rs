@@ -52,7 +52,7 @@ pub use decision::{
     RequestInfo, Retry, RouteDecision, RouteInfo, StreamBreak, Target, Topology,
 };
 pub use error::PolicyError;
-pub use health::{BreakerConfig, BreakerObserver, BreakerState, HealthBook, TargetHealth};
+pub use health::{BreakerConfig, BreakerObserver, BreakerState, HealthBook, HealthPublisher, SharedMove, TargetHealth};
 pub use host::{Decided, HostOptions, PinnedPolicy, PolicyEvent, PolicyHost, SlotView};
 pub use observer::{DecisionObserver, FallbackTo, Hook};
 pub use version::{FUEL_PER_MS, Limits, PolicyOrigin, PolicyVersion, WALL_BACKSTOP, fuel_for};

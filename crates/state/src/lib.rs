@@ -1,0 +1,29 @@
+//! State that several Switchyard instances behind one load balancer share
+//! (`[state] backend = "redis"`), so that they act as one gateway: a breaker
+//! one instance opens, or a provider's Retry-After it hears, holds for all.
+//!
+//! The rule everything here keeps: **a request never waits for Redis.**
+//! Decisions read each instance's own memory; what another instance saw is
+//! applied to that memory as it arrives (pub/sub), and what this instance
+//! sees is queued and published off the request path. If Redis is slow or
+//! gone, commands are given up after `[state] timeout_ms`, the instance
+//! serves on its own state, and when Redis answers again it publishes what
+//! it could not and resynchronises from what the others kept there.
+//!
+//! - [`RedisLink`]: the process's one connection, its timeout, heartbeat,
+//!   reconnection and subscriptions.
+//! - [`HealthShare`]: breaker moves, cool-downs and forced breakers.
+
+mod health;
+mod link;
+
+pub use health::{HealthCounts, HealthShare, HealthSink, SharedTrip};
+pub use link::{LinkCounts, LinkOptions, RedisLink};
+
+/// Why shared state cannot be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    /// The Redis URL cannot be used.
+    #[error("[state] redis URL: {0}")]
+    Url(String),
+}

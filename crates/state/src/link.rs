@@ -1,0 +1,242 @@
+//! One Redis connection per process, used so that nothing waits on it long:
+//! every command is given up after the `[state]` timeout, a lost connection
+//! is re-made with backoff in the background, and whoever shares state
+//! through it learns when it came back (to resynchronise) from
+//! [`RedisLink::comebacks`].
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::{FromRedisValue, IntoConnectionInfo, ProtocolVersion, PushInfo, PushKind};
+use tokio::sync::{mpsc, watch};
+
+use crate::StateError;
+
+/// How often the link checks that Redis answers (and notices it is back).
+const HEARTBEAT: Duration = Duration::from_millis(250);
+/// Messages of one channel waiting for their reader; more are dropped.
+const CHANNEL_BACKLOG: usize = 4096;
+
+/// Where Redis is and how long to wait for it.
+#[derive(Debug, Clone)]
+pub struct LinkOptions {
+    /// `redis://[:password@]host:port/db` (or `valkey://`).
+    pub url: String,
+    /// Prefix of every key and channel.
+    pub prefix: String,
+    /// A command unanswered after this long is given up.
+    pub timeout: Duration,
+}
+
+/// What the link has seen, for `/metrics` and the status page.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LinkCounts {
+    /// Redis answers now.
+    pub up: bool,
+    /// Commands given up (timed out or failed) since start.
+    pub failures: u64,
+    /// Times the connection came back after being lost.
+    pub reconnects: u64,
+}
+
+/// The process's connection to the shared Redis.
+pub struct RedisLink {
+    manager: ConnectionManager,
+    prefix: String,
+    timeout: Duration,
+    /// This process, as it signs what it publishes (so it can skip its own).
+    instance: String,
+    up: AtomicBool,
+    /// A channel was added since the last subscription.
+    unsubscribed: AtomicBool,
+    failures: AtomicU64,
+    reconnects: AtomicU64,
+    /// Bumped each time Redis answers again after it did not (and once at
+    /// the first answer): time to resubscribe and resynchronise.
+    comeback: watch::Sender<u64>,
+    /// Readers of each subscribed channel.
+    channels: Mutex<HashMap<String, mpsc::Sender<Vec<u8>>>>,
+}
+
+impl std::fmt::Debug for RedisLink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisLink").field("prefix", &self.prefix).field("up", &self.up).finish_non_exhaustive()
+    }
+}
+
+impl RedisLink {
+    /// A link to `options.url`. It connects in the background: a Redis that
+    /// is down now does not stop the gateway from starting (it serves on
+    /// local state meanwhile). Fails only on a URL that cannot be used.
+    /// Call from within a tokio runtime (its tasks are spawned there).
+    pub fn connect(options: &LinkOptions) -> Result<Arc<RedisLink>, StateError> {
+        let info = options.url.as_str().into_connection_info().map_err(|e| StateError::Url(e.to_string()))?;
+        // RESP3: subscriptions share the command connection.
+        let resp3 = info.redis_settings().clone().set_protocol(ProtocolVersion::RESP3);
+        let client = redis::Client::open(info.set_redis_settings(resp3)).map_err(|e| StateError::Url(e.to_string()))?;
+        let (pushes, pushed) = mpsc::unbounded_channel();
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(options.timeout.max(Duration::from_millis(250))))
+            .set_response_timeout(Some(options.timeout))
+            .set_min_delay(Duration::from_millis(50))
+            .set_max_delay(Duration::from_secs(2))
+            .set_number_of_retries(2)
+            .set_push_sender(pushes)
+            .set_automatic_resubscription();
+        let manager =
+            ConnectionManager::new_lazy_with_config(client, config).map_err(|e| StateError::Url(e.to_string()))?;
+        let link = Arc::new(RedisLink {
+            manager,
+            prefix: options.prefix.clone(),
+            timeout: options.timeout,
+            instance: format!("{:016x}", rand::random::<u64>()),
+            up: AtomicBool::new(false),
+            unsubscribed: AtomicBool::new(false),
+            failures: AtomicU64::new(0),
+            reconnects: AtomicU64::new(0),
+            comeback: watch::channel(0).0,
+            channels: Mutex::new(HashMap::new()),
+        });
+        tokio::spawn(route_pushes(Arc::downgrade(&link), pushed));
+        tokio::spawn(heartbeat(Arc::downgrade(&link)));
+        Ok(link)
+    }
+
+    /// `prefix:name`.
+    pub fn key(&self, name: &str) -> String {
+        format!("{}:{name}", self.prefix)
+    }
+
+    /// This process's id in what it publishes.
+    pub fn instance(&self) -> &str {
+        &self.instance
+    }
+
+    /// What the link has seen so far.
+    pub fn counts(&self) -> LinkCounts {
+        LinkCounts {
+            up: self.up.load(Ordering::Relaxed),
+            failures: self.failures.load(Ordering::Relaxed),
+            reconnects: self.reconnects.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Changes each time Redis answers again after it did not.
+    pub fn comebacks(&self) -> watch::Receiver<u64> {
+        self.comeback.subscribe()
+    }
+
+    /// Runs `cmd`, or gives up after the timeout (counted, logged at debug:
+    /// the heartbeat tells the operator the link is down, once).
+    pub async fn run<T: FromRedisValue>(&self, what: &str, cmd: &redis::Cmd) -> Option<T> {
+        let mut conn = self.manager.clone();
+        self.settle(what, tokio::time::timeout(self.timeout, cmd.query_async::<T>(&mut conn)).await)
+    }
+
+    /// Runs `pipe` like [`RedisLink::run`].
+    pub async fn run_pipe<T: FromRedisValue>(&self, what: &str, pipe: &redis::Pipeline) -> Option<T> {
+        let mut conn = self.manager.clone();
+        self.settle(what, tokio::time::timeout(self.timeout, pipe.query_async::<T>(&mut conn)).await)
+    }
+
+    fn settle<T>(&self, what: &str, outcome: Result<redis::RedisResult<T>, tokio::time::error::Elapsed>) -> Option<T> {
+        match outcome {
+            Ok(Ok(value)) => Some(value),
+            Ok(Err(e)) => {
+                self.failures.fetch_add(1, Ordering::Relaxed);
+                tracing::debug!("state: redis {what} failed: {e}");
+                None
+            }
+            Err(_) => {
+                self.failures.fetch_add(1, Ordering::Relaxed);
+                tracing::debug!("state: redis {what} gave no answer within {} ms", self.timeout.as_millis());
+                None
+            }
+        }
+    }
+
+    /// Messages published on `prefix:name` from now on (and again after each
+    /// comeback: the subscription is renewed).
+    pub fn subscribe(&self, name: &str) -> mpsc::Receiver<Vec<u8>> {
+        let (tx, rx) = mpsc::channel(CHANNEL_BACKLOG);
+        self.channels.lock().unwrap_or_else(|p| p.into_inner()).insert(self.key(name), tx);
+        // The heartbeat subscribes it at its next beat.
+        self.unsubscribed.store(true, Ordering::Relaxed);
+        rx
+    }
+
+    async fn subscribe_all(&self) -> bool {
+        let names: Vec<String> = self.channels.lock().unwrap_or_else(|p| p.into_inner()).keys().cloned().collect();
+        let mut conn = self.manager.clone();
+        for name in names {
+            let subscribed = tokio::time::timeout(self.timeout, conn.subscribe(&name)).await;
+            if !matches!(subscribed, Ok(Ok(()))) {
+                self.failures.fetch_add(1, Ordering::Relaxed);
+                return false;
+            }
+        }
+        true
+    }
+}
+
+/// Hands each published message to its channel's reader.
+async fn route_pushes(link: std::sync::Weak<RedisLink>, mut pushed: mpsc::UnboundedReceiver<PushInfo>) {
+    while let Some(push) = pushed.recv().await {
+        let Some(link) = link.upgrade() else { return };
+        match push.kind {
+            PushKind::Message => {
+                let mut data = push.data.into_iter();
+                let (Some(channel), Some(payload)) = (data.next(), data.next()) else { continue };
+                let (Ok(channel), Ok(payload)) =
+                    (String::from_redis_value(channel), Vec::<u8>::from_redis_value(payload))
+                else {
+                    continue;
+                };
+                let reader = link.channels.lock().unwrap_or_else(|p| p.into_inner()).get(&channel).cloned();
+                if let Some(reader) = reader {
+                    let _ = reader.try_send(payload);
+                }
+            }
+            PushKind::Disconnection => {
+                if link.up.swap(false, Ordering::Relaxed) {
+                    tracing::warn!(
+                        "state: lost the connection to redis; serving on this instance's state until it is back"
+                    );
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Pings Redis; notices when it stops answering and when it is back, and
+/// then renews the subscriptions and tells the sharers to resynchronise.
+async fn heartbeat(link: std::sync::Weak<RedisLink>) {
+    let mut first = true;
+    loop {
+        let Some(l) = link.upgrade() else { return };
+        let answered = l.run::<String>("PING", &redis::cmd("PING")).await.is_some();
+        let was_up = l.up.load(Ordering::Relaxed);
+        if answered && (!was_up || l.unsubscribed.swap(false, Ordering::Relaxed)) {
+            if !l.subscribe_all().await {
+                l.unsubscribed.store(true, Ordering::Relaxed);
+            } else if !was_up {
+                l.up.store(true, Ordering::Relaxed);
+                if !first {
+                    l.reconnects.fetch_add(1, Ordering::Relaxed);
+                }
+                tracing::info!("state: redis answers{}", if first { "" } else { " again; resynchronising" });
+                first = false;
+                l.comeback.send_modify(|n| *n += 1);
+            }
+        } else if !answered && was_up {
+            l.up.store(false, Ordering::Relaxed);
+            tracing::warn!("state: redis does not answer; serving on this instance's state until it is back");
+        }
+        drop(l);
+        tokio::time::sleep(HEARTBEAT).await;
+    }
+}
