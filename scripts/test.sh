@@ -4,8 +4,8 @@
 # target/tools, and the official openai/anthropic SDKs the client tests use;
 # cargo-nextest is used when present), builds the policy
 # components in plugins/ (through the normal cargo build), lints, builds every
-# policy template the way a user would, installs Debian's chromium and
-# prometheus (promtool) when missing, and runs all tests. CI calls exactly
+# policy template the way a user would, installs Debian's chromium,
+# prometheus (promtool) and redis-server when missing, and runs all tests. CI calls exactly
 # this script.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -37,9 +37,10 @@ step "official SDKs for the end-to-end client tests (openai, anthropic from PyPI
 # the venv themselves, this only keeps the install out of their timings.
 scripts/sdk-venv.sh
 
-step "what the tests drive, from Debian's packages when missing: chromium (status page), promtool (prometheus)"
+step "what the tests drive, from Debian's packages when missing: chromium (status page), promtool (prometheus), redis-server (shared state)"
 need=()
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
+command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
 command -v promtool >/dev/null 2>&1 || need+=(prometheus)
 if [ ${#need[@]} -gt 0 ]; then
   sudo=""
@@ -49,6 +50,7 @@ if [ ${#need[@]} -gt 0 ]; then
 fi
 chromium --version
 promtool --version 2>&1 | sed -n 1p
+redis-server --version
 
 step "tests"
 if command -v cargo-nextest >/dev/null 2>&1; then

@@ -226,6 +226,9 @@ impl Gateway {
             None => None,
         };
         let sharing = crate::sharing::start(config, &env)?;
+        if let Some(sharing) = &sharing {
+            sharing.report_to(&telemetry);
+        }
         let (generation, _) =
             Generation::build(config.clone(), &env, &telemetry, &closing, sharing.as_ref(), None).await?;
         let live = Live {

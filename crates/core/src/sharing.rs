@@ -50,6 +50,22 @@ impl Sharing {
         let _ = self.live.set(Arc::downgrade(live));
     }
 
+    /// `/metrics` shows the link's and the health news' figures.
+    pub fn report_to(&self, telemetry: &switchyard_telemetry::Telemetry) {
+        let (link, health) = (self.link.clone(), self.health.clone());
+        telemetry.registry.follow_state(Arc::new(move || {
+            let (l, h) = (link.counts(), health.counts());
+            switchyard_telemetry::state_metrics::StateFigures {
+                up: l.up,
+                failures: l.failures,
+                reconnects: l.reconnects,
+                news_sent: h.sent,
+                news_applied: h.applied,
+                news_dropped: h.dropped,
+            }
+        }));
+    }
+
     /// What a health book built for `topology` tells its moves to.
     pub fn publisher(&self, topology: &Topology) -> HealthPublisher {
         let names: Vec<String> = topology.targets.iter().map(|t| target_name(&t.provider, &t.model)).collect();

@@ -178,6 +178,8 @@ pub struct Registry {
     queue_wait: Family<RouteOnly, Histogram, fn() -> Histogram>,
     /// `[metrics] enabled`: the request path counts only when set.
     enabled: std::sync::atomic::AtomicBool,
+    /// The shared state's figures, once there is a shared state.
+    state: Arc<std::sync::OnceLock<crate::state_metrics::StateSource>>,
 }
 
 /// One config generation's view of the [`Registry`].
@@ -210,6 +212,12 @@ fn api_label(api: Api) -> &'static str {
 }
 
 impl Registry {
+    /// From now on `/metrics` shows the shared state's figures, read from
+    /// `source` at each scrape (`[state] backend = "redis"`; set once).
+    pub fn follow_state(&self, source: crate::state_metrics::StateSource) {
+        let _ = self.state.set(source);
+    }
+
     /// Every family, registered.
     pub fn new() -> Arc<Registry> {
         let mut registry = prometheus_client::registry::Registry::with_prefix("switchyard");
@@ -239,8 +247,10 @@ impl Registry {
             shed: Family::default(),
             queue_wait: Family::new_with_constructor(latency_histogram),
             enabled: std::sync::atomic::AtomicBool::new(true),
+            state: Arc::default(),
             registry: prometheus_client::registry::Registry::default(),
         };
+        registry.register_collector(Box::new(crate::state_metrics::StateCollector(m.state.clone())));
         registry.register(
             "requests",
             "Chat requests answered, by route, client API, status and degradation",

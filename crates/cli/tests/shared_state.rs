@@ -1,0 +1,338 @@
+//! Three `switchyard serve` processes sharing one real `redis-server`
+//! (`[state] backend = "redis"`) act as one gateway: a storm one sees
+//! trips the breaker for all, a provider's Retry-After holds for all, and
+//! Redis going away fails no request.
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use switchyard_testkit::{MockProvider, Reply, post_chat};
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+async fn wait_for_port(port: u16, what: &str, alive: &mut dyn FnMut() -> Option<String>) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_err() {
+        if let Some(why) = alive() {
+            panic!("{what} exited: {why}");
+        }
+        assert!(Instant::now() < deadline, "{what} never listened on {port}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// A real `redis-server` on a loopback port, its data in a temp dir.
+struct Redis {
+    child: Option<Child>,
+    port: u16,
+    dir: tempfile::TempDir,
+}
+
+impl Redis {
+    async fn start() -> Redis {
+        let mut redis = Redis { child: None, port: free_port(), dir: tempfile::tempdir().unwrap() };
+        redis.restart().await;
+        redis
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/0", self.port)
+    }
+
+    /// `kill -9`, as a crash would.
+    fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    async fn restart(&mut self) {
+        let child = Command::new("redis-server")
+            .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--port"])
+            .arg(self.port.to_string())
+            .arg("--dir")
+            .arg(self.dir.path())
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("redis-server (Debian package redis-server; scripts/test.sh installs it)");
+        self.child = Some(child);
+        let child = self.child.as_mut().unwrap();
+        wait_for_port(self.port, "redis-server", &mut || child.try_wait().unwrap().map(|s| s.to_string())).await;
+    }
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// One `switchyard serve` process.
+struct Instance {
+    child: Child,
+    url: String,
+    admin: String,
+    dir: tempfile::TempDir,
+}
+
+impl Drop for Instance {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Instance {
+    async fn start(config: &str, redis_url: &str) -> Instance {
+        let dir = tempfile::tempdir().unwrap();
+        let (port, admin) = (free_port(), free_port());
+        let path = dir.path().join("switchyard.toml");
+        std::fs::write(&path, format!("listen = \"127.0.0.1:{port}\"\nadmin_listen = \"127.0.0.1:{admin}\"\n{config}"))
+            .unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_switchyard"))
+            .args(["serve", "--config"])
+            .arg(&path)
+            .env("SWITCHYARD_REDIS_URL", redis_url)
+            .env("SWITCHYARD_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(dir.path().join("stderr")).unwrap())
+            .spawn()
+            .unwrap();
+        let mut instance = Instance {
+            child,
+            url: format!("http://127.0.0.1:{port}"),
+            admin: format!("http://127.0.0.1:{admin}"),
+            dir,
+        };
+        let stderr = instance.dir.path().join("stderr");
+        let child = &mut instance.child;
+        wait_for_port(port, "switchyard serve", &mut || {
+            child.try_wait().unwrap().map(|_| std::fs::read_to_string(&stderr).unwrap_or_default())
+        })
+        .await;
+        instance
+    }
+
+    /// `GET /metrics` (classic Prometheus text), checked by Debian's `promtool`.
+    async fn metrics(&self) -> String {
+        let text = switchyard_testkit::get(&self.admin, "/metrics").await.body;
+        let mut promtool = Command::new("promtool")
+            .args(["check", "metrics"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("promtool (Debian package prometheus; scripts/test.sh installs it)");
+        std::io::Write::write_all(&mut promtool.stdin.take().unwrap(), text.as_bytes()).unwrap();
+        let checked = promtool.wait_with_output().unwrap();
+        assert!(checked.status.success(), "promtool: {}\n{text}", String::from_utf8_lossy(&checked.stderr));
+        text
+    }
+
+    /// The value of the series `line` starts (`name{labels}`).
+    async fn metric(&self, series: &str) -> f64 {
+        let text = self.metrics().await;
+        text.lines()
+            .find_map(|l| l.strip_prefix(series).and_then(|rest| rest.strip_prefix(' ')))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no {series} in:\n{text}"))
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("stderr")).unwrap_or_default()
+    }
+}
+
+/// Route `m`: `primary` first, then `backup`; state in Redis under `prefix`
+/// (`None`: each instance on its own memory).
+fn config(primary: &str, backup: &str, prefix: Option<&str>) -> String {
+    let state = match prefix {
+        Some(prefix) => format!("[state]\nbackend = \"redis\"\nprefix = \"{prefix}\"\n"),
+        None => String::new(),
+    };
+    format!(
+        "[log]\naccess = \"off\"\n[breaker]\ncool_down_ms = 60000\nmax_cool_down_ms = 60000\n{state}\
+         [[providers]]\nname = \"primary\"\napi = \"openai\"\nbase_url = \"{primary}\"\n\
+         [[providers]]\nname = \"backup\"\napi = \"openai\"\nbase_url = \"{backup}\"\n\
+         [[routes]]\nmodel = \"m\"\ntargets = [{{ provider = \"primary\", model = \"m\" }}, {{ provider = \"backup\", model = \"m\" }}]\n"
+    )
+}
+
+/// Three instances, all up and answering from the primary (and, sharing
+/// state, connected to Redis: their first health news would be lost otherwise).
+async fn three(config: &str, redis: &str, shared: bool) -> Vec<Instance> {
+    let mut instances = Vec::new();
+    for _ in 0..3 {
+        instances.push(Instance::start(config, redis).await);
+    }
+    if shared {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !instances.iter().all(|i| i.log().contains("state: redis answers")) {
+            assert!(Instant::now() < deadline, "an instance never reached redis:\n{}", instances[0].log());
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    instances
+}
+
+/// Requests spread over the instances in turn, `gap` apart; every answer
+/// must be a 200. How many the primary received.
+async fn storm(instances: &[Instance], primary: &MockProvider, requests: usize, gap: Duration) -> usize {
+    let before = primary.received();
+    for i in 0..requests {
+        let r = post_chat(&instances[i % instances.len()].url, "m").await;
+        assert_eq!(r.status, 200, "request {i}: {}", r.body);
+        tokio::time::sleep(gap).await;
+    }
+    primary.received() - before
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_503_storm_spread_over_three_instances_costs_the_primary_what_one_instance_would() {
+    let primary = MockProvider::start_cycling("primary", vec![Reply::status(503)]).await;
+    let backup = MockProvider::start("backup").await;
+    let redis = Redis::start().await;
+
+    let isolated = three(&config(&primary.url(), &backup.url(), None), &redis.url(), false).await;
+    let isolated_attempts = storm(&isolated, &primary, 60, Duration::from_millis(25)).await;
+    drop(isolated);
+
+    let shared = three(&config(&primary.url(), &backup.url(), Some("storm")), &redis.url(), true).await;
+    let shared_attempts = storm(&shared, &primary, 60, Duration::from_millis(25)).await;
+
+    println!(
+        "primary attempts over 60 requests: isolated instances {isolated_attempts}, sharing state {shared_attempts}"
+    );
+    // Isolated, each instance needs its own 5 failures in a row (15 in all).
+    assert_eq!(isolated_attempts, 15, "isolated: 5 failures per instance");
+    // Together they trip on 5 (one more may have been on its way).
+    assert!(shared_attempts <= 6, "sharing state: {shared_attempts} attempts at the failing primary");
+    assert!(shared.iter().all(|i| !i.log().contains("ERROR")), "{}", shared[0].log());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_breaker_one_instance_opens_stops_the_others_traffic_within_100_ms() {
+    let primary = MockProvider::start_cycling("primary", vec![Reply::status(503)]).await;
+    let backup = MockProvider::start("backup").await;
+    let redis = Redis::start().await;
+    let instances = three(&config(&primary.url(), &backup.url(), Some("open")), &redis.url(), true).await;
+
+    // Only A sees the storm: its own five failures in a row open its breaker.
+    storm(&instances[..1], &primary, 5, Duration::ZERO).await;
+    let opened = Instant::now();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let before = primary.received();
+    for instance in &instances[1..] {
+        let r = post_chat(&instance.url, "m").await;
+        assert_eq!((r.status.as_u16(), r.header("x-switchyard-provider")), (200, "backup"), "{}", r.body);
+    }
+    assert_eq!(primary.received(), before, "B and C sent the primary nothing {:?} after A opened", opened.elapsed());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retry_after_one_instance_hears_holds_for_every_instance() {
+    let primary = MockProvider::start_cycling("primary", vec![Reply::Ok]).await;
+    primary.push(
+        Reply::Status { status: 429, headers: vec![("retry-after".into(), "30".into())], body: "slow down".into() },
+        1,
+    );
+    let backup = MockProvider::start("backup").await;
+    let redis = Redis::start().await;
+    let instances = three(&config(&primary.url(), &backup.url(), Some("cool")), &redis.url(), true).await;
+
+    let r = post_chat(&instances[0].url, "m").await;
+    assert_eq!((r.status.as_u16(), r.header("x-switchyard-provider")), (200, "backup"), "{}", r.body);
+    assert_eq!(primary.received(), 1);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    for instance in &instances {
+        let r = post_chat(&instance.url, "m").await;
+        assert_eq!(r.header("x-switchyard-provider"), "backup", "the primary asked for 30 s without requests");
+    }
+    assert_eq!(primary.received(), 1, "no instance asked the primary again");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_killed_under_load_fails_no_request_and_after_a_restart_the_instances_share_again() {
+    let primary = MockProvider::start_cycling("primary", vec![Reply::Ok]).await;
+    let backup = MockProvider::start("backup").await;
+    let mut redis = Redis::start().await;
+    let instances = three(&config(&primary.url(), &backup.url(), Some("kill")), &redis.url(), true).await;
+
+    // Load on all three while Redis is killed, then while it is away.
+    let load = |instances: &[Instance], n: usize| {
+        let urls: Vec<String> = instances.iter().map(|i| i.url.clone()).collect();
+        tokio::spawn(async move {
+            let mut failed = 0;
+            for i in 0..n {
+                if post_chat(&urls[i % urls.len()], "m").await.status != 200 {
+                    failed += 1;
+                }
+            }
+            failed
+        })
+    };
+    let running = load(&instances, 600);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    redis.kill();
+    assert_eq!(running.await.unwrap(), 0, "no request failed while Redis went away");
+    let away = Instant::now();
+    assert_eq!(load(&instances, 300).await.unwrap(), 0, "none while it is away");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !instances.iter().all(|i| i.log().contains("serving on this instance's state")) {
+        assert!(Instant::now() < deadline, "the instances did not notice:\n{}", instances[0].log());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    println!("Redis away for {:?} under load: 0 failed requests", away.elapsed());
+
+    // Back: the instances reconnect and share again.
+    redis.restart().await;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !instances.iter().all(|i| i.log().contains("again; resynchronising")) {
+        assert!(Instant::now() < deadline, "an instance did not reconnect:\n{}", instances[0].log());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    primary.set_cycle(vec![Reply::status(503)]);
+    storm(&instances[..1], &primary, 5, Duration::ZERO).await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let before = primary.received();
+    for instance in &instances[1..] {
+        assert_eq!(post_chat(&instance.url, "m").await.header("x-switchyard-provider"), "backup");
+    }
+    assert_eq!(primary.received(), before, "after the restart, A's breaker holds for B and C again");
+    for instance in &instances {
+        assert_eq!(instance.metric("switchyard_state_up").await, 1.0);
+        assert_eq!(instance.metric("switchyard_state_reconnects_total").await, 1.0);
+        assert!(instance.metric("switchyard_state_failures_total").await >= 1.0, "the PINGs Redis did not answer");
+    }
+    assert_eq!(instances[0].metric("switchyard_state_health_news_total{direction=\"sent\"}").await, 1.0, "A opened");
+    for instance in &instances[1..] {
+        assert_eq!(instance.metric("switchyard_state_health_news_total{direction=\"applied\"}").await, 1.0);
+    }
+}
+
+#[test]
+fn a_redis_backend_without_its_url_variable_refuses_to_start_and_names_the_variable() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("switchyard.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "listen = \"127.0.0.1:{}\"\n{}",
+            free_port(),
+            config("http://127.0.0.1:9", "http://127.0.0.1:9", Some("x"))
+        ),
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_switchyard"))
+        .args(["serve", "--config"])
+        .arg(&path)
+        .env_remove("SWITCHYARD_REDIS_URL")
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(said.contains("SWITCHYARD_REDIS_URL"), "{said}");
+}
