@@ -200,12 +200,10 @@ async fn route_pushes(link: std::sync::Weak<RedisLink>, mut pushed: mpsc::Unboun
                     let _ = reader.try_send(payload);
                 }
             }
-            PushKind::Disconnection => {
-                if link.up.swap(false, Ordering::Relaxed) {
-                    tracing::warn!(
-                        "state: lost the connection to redis; serving on this instance's state until it is back"
-                    );
-                }
+            PushKind::Disconnection if link.up.swap(false, Ordering::Relaxed) => {
+                tracing::warn!(
+                    "state: lost the connection to redis; serving on this instance's state until it is back"
+                );
             }
             _ => {}
         }

@@ -119,7 +119,9 @@ mod tests {
     use super::*;
     use crate::health::BreakerConfig;
 
-    fn recording_book() -> (Arc<HealthBook>, Arc<Mutex<Vec<(u32, SharedMove)>>>) {
+    type Told = Arc<Mutex<Vec<(u32, SharedMove)>>>;
+
+    fn recording_book() -> (Arc<HealthBook>, Told) {
         let told = Arc::new(Mutex::new(Vec::new()));
         let sink = told.clone();
         let book = HealthBook::with_breaker(2, BreakerConfig { failures: 2, ..BreakerConfig::default() })
