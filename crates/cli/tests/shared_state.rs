@@ -6,7 +6,7 @@
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use switchyard_testkit::{MockProvider, Reply, post_chat};
+use switchyard_testkit::{MockProvider, RedisServer as Redis, Reply, post_chat};
 
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
@@ -20,53 +20,6 @@ async fn wait_for_port(port: u16, what: &str, alive: &mut dyn FnMut() -> Option<
         }
         assert!(Instant::now() < deadline, "{what} never listened on {port}");
         tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
-/// A real `redis-server` on a loopback port, its data in a temp dir.
-struct Redis {
-    child: Option<Child>,
-    port: u16,
-    dir: tempfile::TempDir,
-}
-
-impl Redis {
-    async fn start() -> Redis {
-        let mut redis = Redis { child: None, port: free_port(), dir: tempfile::tempdir().unwrap() };
-        redis.restart().await;
-        redis
-    }
-
-    fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}/0", self.port)
-    }
-
-    /// `kill -9`, as a crash would.
-    fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-
-    async fn restart(&mut self) {
-        let child = Command::new("redis-server")
-            .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--port"])
-            .arg(self.port.to_string())
-            .arg("--dir")
-            .arg(self.dir.path())
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("redis-server (Debian package redis-server; scripts/test.sh installs it)");
-        self.child = Some(child);
-        let child = self.child.as_mut().unwrap();
-        wait_for_port(self.port, "redis-server", &mut || child.try_wait().unwrap().map(|s| s.to_string())).await;
-    }
-}
-
-impl Drop for Redis {
-    fn drop(&mut self) {
-        self.kill();
     }
 }
 
@@ -149,6 +102,11 @@ impl Instance {
 /// Route `m`: `primary` first, then `backup`; state in Redis under `prefix`
 /// (`None`: each instance on its own memory).
 fn config(primary: &str, backup: &str, prefix: Option<&str>) -> String {
+    config_with(primary, backup, prefix, "")
+}
+
+/// [`config`] with more lines in the route's table.
+fn config_with(primary: &str, backup: &str, prefix: Option<&str>, route_lines: &str) -> String {
     let state = match prefix {
         Some(prefix) => format!("[state]\nbackend = \"redis\"\nprefix = \"{prefix}\"\n"),
         None => String::new(),
@@ -157,7 +115,7 @@ fn config(primary: &str, backup: &str, prefix: Option<&str>) -> String {
         "[log]\naccess = \"off\"\n[breaker]\ncool_down_ms = 60000\nmax_cool_down_ms = 60000\n{state}\
          [[providers]]\nname = \"primary\"\napi = \"openai\"\nbase_url = \"{primary}\"\n\
          [[providers]]\nname = \"backup\"\napi = \"openai\"\nbase_url = \"{backup}\"\n\
-         [[routes]]\nmodel = \"m\"\ntargets = [{{ provider = \"primary\", model = \"m\" }}, {{ provider = \"backup\", model = \"m\" }}]\n"
+         [[routes]]\nmodel = \"m\"\ntargets = [{{ provider = \"primary\", model = \"m\" }}, {{ provider = \"backup\", model = \"m\" }}]\n{route_lines}"
     )
 }
 
@@ -311,6 +269,37 @@ async fn redis_killed_under_load_fails_no_request_and_after_a_restart_the_instan
     for instance in &instances[1..] {
         assert_eq!(instance.metric("switchyard_state_health_news_total{direction=\"applied\"}").await, 1.0);
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_answer_one_instance_kept_is_served_by_another_while_every_provider_is_down() {
+    let primary = MockProvider::start("primary").await;
+    let backup = MockProvider::start("backup").await;
+    let redis = Redis::start().await;
+    let resilient = "policy = \"resilient\"\n[policies.resilient]\nbase_backoff_ms = 20\nmax_backoff_ms = 100\n";
+    let instances =
+        three(&config_with(&primary.url(), &backup.url(), Some("cache"), resilient), &redis.url(), true).await;
+    let question = r#"{"model":"m","messages":[{"role":"user","content":"What is 2+2?"}]}"#;
+    let ask =
+        |i: usize| switchyard_testkit::post_raw(&instances[i].url, "/v1/chat/completions", question.to_owned(), &[]);
+
+    let fresh = ask(0).await;
+    assert_eq!((fresh.status.as_u16(), fresh.header("x-switchyard-degraded")), (200, ""), "{}", fresh.body);
+    // Kept off the response path, in A's memory and in Redis.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    primary.set_cycle(vec![Reply::status(503)]);
+    backup.set_cycle(vec![Reply::status(503)]);
+    for i in [1, 2] {
+        let cached = ask(i).await;
+        assert_eq!(cached.status, 200, "instance {i}: {}", cached.body);
+        assert_eq!(cached.header("x-switchyard-degraded"), "cached", "instance {i}");
+        assert_eq!(cached.json()["choices"][0]["message"]["content"], fresh.json()["choices"][0]["message"]["content"]);
+    }
+    // A question nobody asked before has no answer to fall back on.
+    let other = r#"{"model":"m","messages":[{"role":"user","content":"And 3+3?"}]}"#;
+    let r = switchyard_testkit::post_raw(&instances[2].url, "/v1/chat/completions", other.to_owned(), &[]).await;
+    assert_eq!(r.status, 503, "{}", r.body);
 }
 
 #[test]

@@ -1,6 +1,7 @@
 //! The response cache behind `degrade: cached`: successful non-streamed
-//! answers, keyed by the normalised request. [`ResponseCache`] is the seam a
-//! shared store (Redis) can fill later; [`MemoryCache`] is the in-process one.
+//! answers, keyed by the normalised request. [`ResponseCache`] is the seam;
+//! [`MemoryCache`] is the in-process one, `shared_cache.rs` the one several
+//! instances share through Redis.
 
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap, VecDeque};
@@ -22,6 +23,11 @@ use tokio::time::Instant;
 pub struct CacheKey([u8; 32]);
 
 impl CacheKey {
+    /// The key as 64 hex digits (how the shared cache names it).
+    pub fn hex(&self) -> String {
+        self.0.iter().map(|b| format!("{b:02x}")).collect()
+    }
+
     /// The key of `body` (in `api`'s format) asked of `route_model`; `None`
     /// when the body is not a JSON object.
     pub fn of(api: switchyard_wire::Api, route_model: &str, body: &[u8]) -> Option<CacheKey> {
@@ -100,10 +106,13 @@ pub struct CachedAnswer {
     pub age: Duration,
 }
 
+/// A cache lookup under way (a shared cache may ask Redis).
+pub type Lookup<'a> = std::pin::Pin<Box<dyn std::future::Future<Output = Option<CachedAnswer>> + Send + 'a>>;
+
 /// Where answers are kept for `degrade: cached`.
 pub trait ResponseCache: Send + Sync {
-    /// The live answer for `key`.
-    fn get(&self, key: &CacheKey) -> Option<CachedAnswer>;
+    /// The live answer for `key`. Asked only by a request that degrades.
+    fn get<'a>(&'a self, key: &'a CacheKey) -> Lookup<'a>;
     /// Keeps `body` (a successful answer from `provider`) for the cache's TTL.
     fn put(&self, key: CacheKey, body: Bytes, provider: &Arc<str>);
 }
@@ -160,15 +169,8 @@ impl MemoryCache {
         MemoryCache { limits, inner: Mutex::default() }
     }
 
-    /// Answers held and their bytes, for tests and the bench.
-    pub fn size(&self) -> (usize, usize) {
-        let inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
-        (inner.map.len(), inner.bytes)
-    }
-}
-
-impl ResponseCache for MemoryCache {
-    fn get(&self, key: &CacheKey) -> Option<CachedAnswer> {
+    /// The live answer for `key`, held here.
+    pub fn lookup(&self, key: &CacheKey) -> Option<CachedAnswer> {
         let inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         let stored = inner.map.get(key)?;
         let age = stored.stored.elapsed();
@@ -179,13 +181,15 @@ impl ResponseCache for MemoryCache {
         })
     }
 
-    fn put(&self, key: CacheKey, body: Bytes, provider: &Arc<str>) {
+    /// Keeps `body`, stored `age` ago elsewhere: it expires when it would have there.
+    pub fn keep(&self, key: CacheKey, body: &Bytes, provider: &Arc<str>, age: Duration) {
         let l = &self.limits;
         if l.ttl.is_zero() || l.max_entries == 0 || body.len() > l.max_body_bytes || body.len() > l.max_bytes {
             return;
         }
-        let body = Bytes::copy_from_slice(&body);
+        let body = Bytes::copy_from_slice(body);
         let now = Instant::now();
+        let stored = now.checked_sub(age).unwrap_or(now);
         let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         let e = &mut *inner;
         // Expired answers leave first, so an idle cache empties.
@@ -193,7 +197,7 @@ impl ResponseCache for MemoryCache {
             e.remove_oldest();
         }
         e.bytes += body.len();
-        match e.map.insert(key, Stored { body, provider: provider.clone(), stored: now }) {
+        match e.map.insert(key, Stored { body, provider: provider.clone(), stored }) {
             Some(old) => {
                 e.bytes -= old.body.len();
                 // Re-stored: it is the newest now.
@@ -203,6 +207,27 @@ impl ResponseCache for MemoryCache {
             None => e.order.push_back(key),
         }
         while (e.map.len() > l.max_entries || e.bytes > l.max_bytes) && e.remove_oldest() {}
+    }
+
+    /// The limits it keeps.
+    pub fn limits(&self) -> CacheLimits {
+        self.limits
+    }
+
+    /// Answers held and their bytes, for tests and the bench.
+    pub fn size(&self) -> (usize, usize) {
+        let inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        (inner.map.len(), inner.bytes)
+    }
+}
+
+impl ResponseCache for MemoryCache {
+    fn get<'a>(&'a self, key: &'a CacheKey) -> Lookup<'a> {
+        Box::pin(std::future::ready(self.lookup(key)))
+    }
+
+    fn put(&self, key: CacheKey, body: Bytes, provider: &Arc<str>) {
+        self.keep(key, &body, provider, Duration::ZERO);
     }
 }
 
@@ -266,12 +291,12 @@ mod tests {
         cache.put(key("a"), Bytes::from_static(b"A"), &p);
         cache.put(key("b"), Bytes::from_static(b"B"), &p);
         cache.put(key("c"), Bytes::from_static(b"C"), &p);
-        assert!(cache.get(&key("a")).is_none(), "evicted");
-        assert_eq!(cache.get(&key("c")).unwrap().body, "C");
+        assert!(cache.lookup(&key("a")).is_none(), "evicted");
+        assert_eq!(cache.lookup(&key("c")).unwrap().body, "C");
         tokio::time::advance(Duration::from_secs(61)).await;
-        assert!(cache.get(&key("c")).is_none(), "expired");
+        assert!(cache.lookup(&key("c")).is_none(), "expired");
         cache.put(key("big"), Bytes::from(vec![0; 2048]), &p);
-        assert!(cache.get(&key("big")).is_none(), "too big to keep");
+        assert!(cache.lookup(&key("big")).is_none(), "too big to keep");
         cache.put(key("d"), Bytes::from_static(b"DD"), &p);
         assert_eq!(cache.size(), (1, 2), "the expired answers left when a new one came");
     }
@@ -287,7 +312,7 @@ mod tests {
         assert_eq!(cache.size(), (3, 900));
         cache.put(key("99"), Bytes::from(vec![b'y'; 100]), &p);
         assert_eq!(cache.size(), (3, 700));
-        assert_eq!(cache.get(&key("99")).unwrap().body.len(), 100);
+        assert_eq!(cache.lookup(&key("99")).unwrap().body.len(), 100);
     }
 
     #[test]
@@ -295,7 +320,7 @@ mod tests {
         let cache = MemoryCache::new(limits(10, 1 << 20));
         let buffer = Bytes::from(vec![b'z'; 64 * 1024]);
         cache.put(key("a"), buffer.slice(0..300), &"p".into());
-        let held = cache.get(&key("a")).unwrap().body;
+        let held = cache.lookup(&key("a")).unwrap().body;
         assert_eq!(held.len(), 300);
         assert!(!buffer.as_ptr_range().contains(&held.as_ptr()), "the cache holds a slice of the 64 KiB read buffer");
     }

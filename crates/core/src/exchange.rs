@@ -294,7 +294,7 @@ impl Exchange {
                         .filter(|(_, rest)| !rest.is_empty()),
                 }
             }
-            RouteDecision::Degrade(d) => self.degrade(d, None),
+            RouteDecision::Degrade(d) => self.degrade(d, None).await,
         };
         loop {
             let (target, delay, retry, hedge) = match step {
@@ -310,7 +310,7 @@ impl Exchange {
             if retry && !self.shared.budget.try_retry() {
                 tracing::warn!(route = %self.peek.model, "retry budget spent: failing fast");
                 let wait = self.longest_wait_ms();
-                return Step::Answer(self.cached_or_unavailable(wait, "the gateway's retry budget is spent"));
+                return Step::Answer(self.cached_or_unavailable(wait, "the gateway's retry budget is spent").await);
             }
             if !delay.is_zero() {
                 // (A zero sleep would still wait for the timer's next 1 ms tick.)
@@ -389,7 +389,7 @@ impl Exchange {
         // request degrades at once instead of hammering a dead provider.
         let Some((target, inflight)) = self.admit(wanted) else {
             let wait = self.longest_wait_ms();
-            return Step::Answer(self.cached_or_unavailable(wait, "every target's circuit breaker is open"));
+            return Step::Answer(self.cached_or_unavailable(wait, "every target's circuit breaker is open").await);
         };
         let permits = match self.enter_quota(target).await {
             Ok(permits) => permits,
@@ -452,11 +452,11 @@ impl Exchange {
                 retry: true,
                 hedge: None,
             },
-            NextStep::Degrade(d) => self.degrade(d, Some(&attempt)),
+            NextStep::Degrade(d) => self.degrade(d, Some(&attempt)).await,
         }
     }
 
-    fn degrade(&mut self, degrade: Degrade, last: Option<&Attempt>) -> Step {
+    async fn degrade(&mut self, degrade: Degrade, last: Option<&Attempt>) -> Step {
         match degrade {
             Degrade::Fallback(target) => {
                 self.meta.degraded = Some("fallback");
@@ -464,7 +464,7 @@ impl Exchange {
             }
             Degrade::Cached(ms) => {
                 let reason = last.map_or("the policy sent this request nowhere", |a| a.detail.as_str()).to_owned();
-                Step::Answer(self.cached_or_unavailable(ms.into(), &reason))
+                Step::Answer(self.cached_or_unavailable(ms.into(), &reason).await)
             }
             Degrade::Unavailable(ms) => {
                 let reason =
@@ -488,8 +488,11 @@ impl Exchange {
 
     /// The answer to an identical earlier request from the response cache
     /// (marked degraded), else 503 with `Retry-After` of `retry_after_ms`.
-    fn cached_or_unavailable(&mut self, retry_after_ms: u64, why: &str) -> Response<ResponseBody> {
-        let hit = self.cache_key().and_then(|key| self.shared.cache.get(&key));
+    async fn cached_or_unavailable(&mut self, retry_after_ms: u64, why: &str) -> Response<ResponseBody> {
+        let hit = match self.cache_key() {
+            Some(key) => self.shared.cache.get(&key).await,
+            None => None,
+        };
         if self.shared.cache_enabled {
             self.shared.metrics.cache_lookup(hit.is_some());
         }

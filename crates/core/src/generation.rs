@@ -269,12 +269,19 @@ impl Generation {
         };
         let cache = match same(&|b| b.cache == config.cache) {
             Some(b) => b.shared.cache.clone(),
-            None => Arc::new(crate::cache::MemoryCache::new(crate::cache::CacheLimits {
-                ttl: Duration::from_millis(config.cache.ttl_ms),
-                max_entries: config.cache.max_entries,
-                max_body_bytes: config.cache.max_body_bytes,
-                max_bytes: config.cache.max_bytes,
-            })),
+            None => {
+                let local = crate::cache::MemoryCache::new(crate::cache::CacheLimits {
+                    ttl: Duration::from_millis(config.cache.ttl_ms),
+                    max_entries: config.cache.max_entries,
+                    max_body_bytes: config.cache.max_body_bytes,
+                    max_bytes: config.cache.max_bytes,
+                });
+                let cache: Arc<dyn crate::cache::ResponseCache> = match sharing {
+                    Some(s) => Arc::new(crate::shared_cache::SharedCache::new(local, s.cache.clone())),
+                    None => Arc::new(local),
+                };
+                cache
+            }
         };
         let access_log = match same(&|b| b.access_log() == config.access_log()) {
             Some(b) => b.shared.access_log.clone(),

@@ -57,6 +57,7 @@ pub mod reload;
 mod respond;
 mod secrets;
 mod server;
+mod shared_cache;
 mod sharing;
 mod status;
 mod tenancy;

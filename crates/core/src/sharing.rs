@@ -17,6 +17,8 @@ use crate::gateway::{Env, GatewayError, Live};
 pub(crate) struct Sharing {
     pub link: Arc<RedisLink>,
     pub health: Arc<HealthShare>,
+    /// The response cache's shared store.
+    pub cache: Arc<switchyard_state::CacheStore>,
     live: Arc<OnceLock<Weak<Live>>>,
 }
 
@@ -40,7 +42,8 @@ pub(crate) fn start(config: &Config, env: &Env) -> Result<Option<Sharing>, Gatew
     // would, counted over the window a breaker's error rate looks back on.
     let trip = SharedTrip { failures: config.breaker.failures.max(1), window: Duration::from_secs(30) };
     let health = HealthShare::start(link.clone(), Arc::new(LiveHealth(live.clone())), trip);
-    Ok(Some(Sharing { link, health, live }))
+    let cache = Arc::new(switchyard_state::CacheStore::new(link.clone()));
+    Ok(Some(Sharing { link, health, cache, live }))
 }
 
 impl Sharing {

@@ -13,10 +13,13 @@
 //! - [`RedisLink`]: the process's one connection, its timeout, heartbeat,
 //!   reconnection and subscriptions.
 //! - [`HealthShare`]: breaker moves, cool-downs and forced breakers.
+//! - [`CacheStore`]: the response cache `degrade: cached` serves from.
 
+mod cache;
 mod health;
 mod link;
 
+pub use cache::{CacheBounds, CacheStore, StoredAnswer};
 pub use health::{HealthCounts, HealthShare, HealthSink, SharedTrip};
 pub use link::{LinkCounts, LinkOptions, RedisLink};
 

@@ -142,6 +142,13 @@ impl RedisLink {
         self.settle(what, tokio::time::timeout(self.timeout, pipe.query_async::<T>(&mut conn)).await)
     }
 
+    /// Runs a script invocation like [`RedisLink::run`] (EVALSHA, loading
+    /// the script when Redis does not have it yet).
+    pub async fn run_script<T: FromRedisValue>(&self, what: &str, script: &redis::ScriptInvocation<'_>) -> Option<T> {
+        let mut conn = self.manager.clone();
+        self.settle(what, tokio::time::timeout(self.timeout, script.invoke_async::<T>(&mut conn)).await)
+    }
+
     fn settle<T>(&self, what: &str, outcome: Result<redis::RedisResult<T>, tokio::time::error::Elapsed>) -> Option<T> {
         match outcome {
             Ok(Ok(value)) => Some(value),

@@ -9,6 +9,7 @@
 //! - [`harness`]: [`TestGateway`] and [`ConfigBuilder`].
 //! - [`client`]: plain and streaming requests to the gateway.
 //! - [`receiver`]: a loopback receiver of webhooks and exported traces.
+//! - [`redis`]: a real `redis-server` for the shared-state tests.
 //! - [`sdk`]: the official `openai` and `anthropic` Python SDKs as clients.
 
 #![forbid(unsafe_code)]
@@ -17,6 +18,7 @@
 pub mod client;
 pub mod harness;
 pub mod receiver;
+pub mod redis;
 pub mod sdk;
 
 pub use client::{
@@ -25,6 +27,7 @@ pub use client::{
 };
 pub use harness::{ConfigBuilder, TestGateway};
 pub use receiver::{Received, Receiver};
+pub use redis::RedisServer;
 pub use sdk::{SdkCall, sdk_call};
 pub use switchyard_mock::{MockProvider, Reply, StreamEnd, closed_port_url};
 pub use switchyard_policy_host::embedded::PLUGIN_ARTIFACTS;
