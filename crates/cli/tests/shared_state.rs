@@ -40,7 +40,20 @@ impl Drop for Instance {
 
 impl Instance {
     async fn start(config: &str, redis_url: &str) -> Instance {
+        Instance::start_with(config, redis_url, &[]).await
+    }
+
+    /// [`Instance::start`] with `policies` (`(NAME, artifact)`) in its policy folder.
+    async fn start_with(config: &str, redis_url: &str, policies: &[(&str, &str)]) -> Instance {
         let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("policies")).unwrap();
+        for (name, artifact) in policies {
+            std::fs::copy(
+                switchyard_testkit::plugin_artifact(artifact),
+                dir.path().join(format!("policies/{name}.wasm")),
+            )
+            .unwrap();
+        }
         let (port, admin) = (free_port(), free_port());
         let path = dir.path().join("switchyard.toml");
         std::fs::write(&path, format!("listen = \"127.0.0.1:{port}\"\nadmin_listen = \"127.0.0.1:{admin}\"\n{config}"))
@@ -300,6 +313,56 @@ async fn an_answer_one_instance_kept_is_served_by_another_while_every_provider_i
     let other = r#"{"model":"m","messages":[{"role":"user","content":"And 3+3?"}]}"#;
     let r = switchyard_testkit::post_raw(&instances[2].url, "/v1/chat/completions", other.to_owned(), &[]).await;
     assert_eq!(r.status, 503, "{}", r.body);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_policys_compare_and_swap_counter_moves_exactly_once_per_request_across_instances() {
+    let primary = MockProvider::start("primary").await;
+    let backup = MockProvider::start("backup").await;
+    let redis = Redis::start().await;
+    let config = config_with(&primary.url(), &backup.url(), Some("rr"), "policy = \"rr\"\n");
+    let mut instances = Vec::new();
+    for _ in 0..3 {
+        instances.push(Instance::start_with(&config, &redis.url(), &[("rr", "round_robin")]).await);
+    }
+    for instance in &instances {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !post_chat(&instance.url, "m").await.header("x-switchyard-policy").starts_with("rr@") {
+            assert!(Instant::now() < deadline, "rr never served:\n{}", instance.log());
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    let mut redis_conn = redis::Client::open(redis.url()).unwrap().get_connection().unwrap();
+    let mut turn = || -> u64 {
+        redis::cmd("GET").arg("rr:policy:rr:turn").query::<String>(&mut redis_conn).unwrap().parse().unwrap()
+    };
+    let (turns_before, served_before) = (turn(), primary.received() + backup.received());
+
+    // Four clients per instance, 25 requests each, all at once.
+    let clients: Vec<_> = (0..12)
+        .map(|c| {
+            let url = instances[c % 3].url.clone();
+            tokio::spawn(async move {
+                for _ in 0..25 {
+                    let r = post_chat(&url, "m").await;
+                    assert_eq!(r.status, 200, "{}", r.body);
+                }
+            })
+        })
+        .collect();
+    for client in clients {
+        client.await.unwrap();
+    }
+    let turns = turn() - turns_before;
+    let served = primary.received() + backup.received() - served_before;
+    assert_eq!((served, turns), (300, 300), "one turn per request, whichever instance took it");
+    let split = primary.received().abs_diff(backup.received());
+    assert!(
+        split <= 1,
+        "turns shared: the targets alternate cluster-wide ({} / {})",
+        primary.received(),
+        backup.received()
+    );
 }
 
 #[test]

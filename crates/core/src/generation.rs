@@ -185,6 +185,9 @@ impl Generation {
                 let routes_down = before.map(|b| b.routes_down.clone()).unwrap_or_default();
                 breaker_watch.start(Arc::downgrade(&health), routes_down);
                 let policies = PolicyHost::new(options, health.clone())?;
+                if let Some(sharing) = sharing {
+                    policies.share_state(sharing.policy_state.clone());
+                }
                 policies.observe(telemetry.clone());
                 telemetry.follow_policies(policies.events());
                 // The default policy decides for routes whose own policy is not

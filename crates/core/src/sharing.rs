@@ -19,6 +19,8 @@ pub(crate) struct Sharing {
     pub health: Arc<HealthShare>,
     /// The response cache's shared store.
     pub cache: Arc<switchyard_state::CacheStore>,
+    /// The policies' shared state (`state-*` imports).
+    pub policy_state: Arc<switchyard_state::RedisPolicyState>,
     live: Arc<OnceLock<Weak<Live>>>,
 }
 
@@ -43,7 +45,8 @@ pub(crate) fn start(config: &Config, env: &Env) -> Result<Option<Sharing>, Gatew
     let trip = SharedTrip { failures: config.breaker.failures.max(1), window: Duration::from_secs(30) };
     let health = HealthShare::start(link.clone(), Arc::new(LiveHealth(live.clone())), trip);
     let cache = Arc::new(switchyard_state::CacheStore::new(link.clone()));
-    Ok(Some(Sharing { link, health, cache, live }))
+    let policy_state = Arc::new(switchyard_state::RedisPolicyState::new(link.clone()));
+    Ok(Some(Sharing { link, health, cache, policy_state, live }))
 }
 
 impl Sharing {

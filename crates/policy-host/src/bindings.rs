@@ -5,6 +5,7 @@ use switchyard_wire::text::truncate;
 use wasmtime::component::HasSelf;
 
 use crate::decision::{self as d, OutcomeKind};
+use crate::shared_kv::KvWrite;
 use crate::state::PolicyState;
 
 mod generated {
@@ -12,6 +13,14 @@ mod generated {
         path: "../../wit",
         world: "policy",
         exports: { default: async },
+        // Policy state may live in a shared store (Redis): its imports
+        // wait for it, up to the store's timeout.
+        imports: {
+            "switchyard:policy/host.state-get": async,
+            "switchyard:policy/host.state-set": async,
+            "switchyard:policy/host.state-compare-and-swap": async,
+            "switchyard:policy/host.state-delete": async,
+        },
     });
 }
 
@@ -83,26 +92,32 @@ impl host::Host for PolicyState {
         }
     }
 
-    fn state_get(&mut self, key: String) -> Option<String> {
-        self.kv.get(&key)
+    async fn state_get(&mut self, key: String) -> Option<String> {
+        self.clock.waiting();
+        self.kv.get(&key).await
     }
 
-    fn state_set(&mut self, key: String, value: String, ttl_ms: Option<u32>) -> Result<(), String> {
-        self.kv.set(&key, value, ttl(ttl_ms)).map_err(|e| e.to_string())
+    async fn state_set(&mut self, key: String, value: String, ttl_ms: Option<u32>) -> Result<(), String> {
+        self.clock.waiting();
+        let write = KvWrite { expected: None, value: &value, ttl: ttl(ttl_ms) };
+        self.kv.write(&key, write).await.map(drop).map_err(|e| e.to_string())
     }
 
-    fn state_compare_and_swap(
+    async fn state_compare_and_swap(
         &mut self,
         key: String,
         expected: Option<String>,
         value: String,
         ttl_ms: Option<u32>,
     ) -> Result<bool, String> {
-        self.kv.compare_and_swap(&key, expected.as_deref(), value, ttl(ttl_ms)).map_err(|e| e.to_string())
+        self.clock.waiting();
+        let write = KvWrite { expected: Some(expected.as_deref()), value: &value, ttl: ttl(ttl_ms) };
+        self.kv.write(&key, write).await.map_err(|e| e.to_string())
     }
 
-    fn state_delete(&mut self, key: String) {
-        self.kv.delete(&key);
+    async fn state_delete(&mut self, key: String) {
+        self.clock.waiting();
+        self.kv.delete(&key).await;
     }
 }
 

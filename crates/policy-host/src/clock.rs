@@ -80,6 +80,12 @@ impl CallClock {
         self.fuel_armed.load(Ordering::Relaxed)
     }
 
+    /// The guest is about to wait for the host (a shared store): the time
+    /// until its next poll is not its own.
+    pub fn waiting(&self) {
+        self.yielded.store(true, Ordering::Relaxed);
+    }
+
     /// The call is polled (again): after a yield, time runs from now.
     pub fn resume(&self) {
         if self.yielded.load(Ordering::Relaxed) {

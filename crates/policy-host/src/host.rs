@@ -230,6 +230,14 @@ impl PolicyHost {
         self.shared.kv.of(name)
     }
 
+    /// From now on the `state-*` imports of every policy use `kv`, shared
+    /// by the gateways of one cluster, falling back to this instance's
+    /// state when it does not answer. Set it before policies load: a
+    /// version loaded earlier keeps its instance-only state.
+    pub fn share_state(&self, kv: Arc<dyn crate::shared_kv::SharedKv>) {
+        let _ = self.shared.shared_kv.set(kv);
+    }
+
     /// The health book the policies read.
     pub fn health(&self) -> &Arc<HealthBook> {
         &self.shared.health

@@ -39,11 +39,29 @@ pub(crate) struct HostShared {
     /// Every policy's log allowance, by policy name.
     pub logs: ByPolicy<crate::log_limit::LogLimit>,
     pub started: tokio::time::Instant,
+    /// The state store gateways share, when there is one (set once, before
+    /// any policy loads).
+    pub shared_kv: std::sync::OnceLock<Arc<dyn crate::shared_kv::SharedKv>>,
 }
 
 impl HostShared {
     pub fn new(health: Arc<HealthBook>) -> Self {
-        HostShared { health, kv: Default::default(), logs: Default::default(), started: tokio::time::Instant::now() }
+        HostShared {
+            health,
+            kv: Default::default(),
+            logs: Default::default(),
+            started: tokio::time::Instant::now(),
+            shared_kv: Default::default(),
+        }
+    }
+
+    /// Policy `name`'s state as its imports see it.
+    pub fn store_of(&self, name: &str) -> crate::shared_kv::PolicyStore {
+        crate::shared_kv::PolicyStore {
+            local: self.kv.of(name),
+            shared: self.shared_kv.get().cloned(),
+            name: name.into(),
+        }
     }
 }
 
@@ -87,8 +105,9 @@ pub(crate) struct PolicyState {
     pub call: Option<Arc<CallContext>>,
     pub rng: SmallRng,
     pub policy_label: Arc<str>,
-    /// The policy's key-value state (shared by its instances and versions).
-    pub kv: Arc<crate::kv::PolicyKv>,
+    /// The policy's key-value state (shared by its instances and versions,
+    /// and by the gateways sharing state).
+    pub kv: crate::shared_kv::PolicyStore,
     /// The policy's log allowance (shared by its instances and versions).
     pub log_limit: Arc<crate::log_limit::LogLimit>,
     /// How long the current call has run, and may run.
@@ -100,7 +119,7 @@ impl PolicyState {
         shared: Arc<HostShared>,
         limit_bytes: usize,
         policy_label: Arc<str>,
-        kv: Arc<crate::kv::PolicyKv>,
+        kv: crate::shared_kv::PolicyStore,
         log_limit: Arc<crate::log_limit::LogLimit>,
     ) -> Self {
         // No preopened directories, no environment, no arguments, no network

@@ -135,7 +135,7 @@ pub struct PolicyVersion {
     settings: String,
     topology: Arc<Topology>,
     shared: Arc<HostShared>,
-    kv: Arc<crate::kv::PolicyKv>,
+    kv: crate::shared_kv::PolicyStore,
     limits: Limits,
     ticker: Arc<crate::engine::Ticker>,
     /// Fuel its decisions burned.
@@ -175,7 +175,7 @@ impl PolicyVersion {
         // yielded, past a tick, holds its instance; the next call waits for
         // one rather than paying ~10 MB for another).
         let max_live = std::thread::available_parallelism().map_or(4, |n| n.get());
-        let kv = p.shared.kv.of(&p.name);
+        let kv = p.shared.store_of(&p.name);
         PolicyVersion {
             kv,
             name: p.name,

@@ -14,14 +14,17 @@
 //!   reconnection and subscriptions.
 //! - [`HealthShare`]: breaker moves, cool-downs and forced breakers.
 //! - [`CacheStore`]: the response cache `degrade: cached` serves from.
+//! - [`RedisPolicyState`]: the policies' `state-*` imports.
 
 mod cache;
 mod health;
 mod link;
+mod policy_state;
 
 pub use cache::{CacheBounds, CacheStore, StoredAnswer};
 pub use health::{HealthCounts, HealthShare, HealthSink, SharedTrip};
 pub use link::{LinkCounts, LinkOptions, RedisLink};
+pub use policy_state::RedisPolicyState;
 
 /// Why shared state cannot be set up.
 #[derive(Debug, thiserror::Error)]
