@@ -10,6 +10,7 @@
 //! ([`budget`]), concurrency, request and token rates ([`rate`]). A
 //! provider's quotas are [`gate::Gate`]s: an attempt waits at its
 //! target's gates, in priority order, until the provider may take it.
+//! Instances sharing state count a key's rates together ([`shared`]).
 
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
@@ -18,6 +19,7 @@ pub mod budget;
 pub mod gate;
 mod keys;
 pub mod rate;
+pub mod shared;
 mod tenant;
 
 pub use keys::{KeyRing, MAX_KEY_BYTES, Refusal, hash_line, new_key};

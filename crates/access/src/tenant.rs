@@ -55,6 +55,8 @@ pub enum Denied {
 pub struct Admission {
     tenant: Arc<Tenant>,
     estimate: u32,
+    /// The token estimate was taken of the shared rate: corrected there.
+    shared: Option<Arc<dyn crate::shared::SharedRates>>,
     /// Requests and tokens the key may still send, as the request was let in.
     pub remaining_requests: Option<u32>,
     /// See `remaining_requests`.
@@ -124,21 +126,8 @@ impl Tenant {
         now: Instant,
         wall: OffsetDateTime,
     ) -> Result<Admission, Denied> {
-        if self.routes.as_ref().is_some_and(|allowed| !allowed.contains(route)) {
-            return Err(Denied::Route);
-        }
-        self.ledger.check(&self.budgets, wall).map_err(Denied::Budget)?;
-        if let Some(max) = self.max_concurrency {
-            let taken = self.inflight.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| (n < max).then_some(n + 1));
-            if taken.is_err() {
-                return Err(Denied::Concurrency(max));
-            }
-        } else {
-            self.inflight.fetch_add(1, Ordering::AcqRel);
-        }
         // From here on, dropping `admission` gives the slot back.
-        let mut admission =
-            Admission { tenant: self.clone(), estimate: 0, remaining_requests: None, remaining_tokens: None };
+        let mut admission = self.admit_unrated(route, wall)?;
         if let Some(tokens) = &self.tokens {
             tokens.check(estimated_tokens, now).map_err(Denied::Tokens)?;
         }
@@ -157,6 +146,70 @@ impl Tenant {
         }
         Ok(admission)
     }
+
+    /// [`Tenant::admit`] with the key's request and token rates counted in
+    /// `shared`, across every instance, in one round trip; when it does not
+    /// answer in time, this instance's own buckets decide, as `admit` does.
+    pub async fn admit_shared(
+        self: &Arc<Self>,
+        route: &str,
+        estimated_tokens: u32,
+        now: Instant,
+        wall: OffsetDateTime,
+        shared: &Arc<dyn crate::shared::SharedRates>,
+    ) -> Result<Admission, Denied> {
+        let ask = crate::shared::RateAsk {
+            requests_per_minute: self.requests.as_ref().map(Rate::per_minute),
+            tokens_per_minute: self.tokens.as_ref().map(Rate::per_minute),
+            tokens: estimated_tokens,
+        };
+        if ask.requests_per_minute.is_none() && ask.tokens_per_minute.is_none() {
+            return self.admit(route, estimated_tokens, now, wall);
+        }
+        // Routes, budgets and concurrency first (and the concurrency slot
+        // is held from here: dropping the admission gives it back).
+        let mut admission = self.admit_unrated(route, wall)?;
+        match shared.take(&self.name, ask).await {
+            Some(crate::shared::RateAnswer::Admitted { requests, tokens }) => {
+                admission.remaining_requests = requests.map(|a| a.remaining);
+                admission.remaining_tokens = tokens.map(|a| a.remaining);
+                if tokens.is_some() {
+                    admission.estimate = estimated_tokens;
+                    admission.shared = Some(shared.clone());
+                }
+                Ok(admission)
+            }
+            Some(crate::shared::RateAnswer::Requests(limited)) => Err(Denied::Requests(limited)),
+            Some(crate::shared::RateAnswer::Tokens(limited)) => Err(Denied::Tokens(limited)),
+            None => {
+                drop(admission);
+                self.admit(route, estimated_tokens, now, wall)
+            }
+        }
+    }
+
+    /// Routes, budgets and a concurrency slot; no rate taken.
+    fn admit_unrated(self: &Arc<Self>, route: &str, wall: OffsetDateTime) -> Result<Admission, Denied> {
+        if self.routes.as_ref().is_some_and(|allowed| !allowed.contains(route)) {
+            return Err(Denied::Route);
+        }
+        self.ledger.check(&self.budgets, wall).map_err(Denied::Budget)?;
+        if let Some(max) = self.max_concurrency {
+            let taken = self.inflight.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| (n < max).then_some(n + 1));
+            if taken.is_err() {
+                return Err(Denied::Concurrency(max));
+            }
+        } else {
+            self.inflight.fetch_add(1, Ordering::AcqRel);
+        }
+        Ok(Admission {
+            tenant: self.clone(),
+            estimate: 0,
+            shared: None,
+            remaining_requests: None,
+            remaining_tokens: None,
+        })
+    }
 }
 
 impl Admission {
@@ -174,7 +227,11 @@ impl Admission {
             && input_tokens + output_tokens > 0
         {
             let real = i64::try_from(input_tokens + output_tokens).unwrap_or(i64::MAX);
-            tokens.settle(real - i64::from(self.estimate));
+            let delta = real - i64::from(self.estimate);
+            match &self.shared {
+                Some(shared) => shared.settle_tokens(&self.tenant.name, tokens.per_minute(), delta),
+                None => tokens.settle(delta),
+            }
         }
     }
 }

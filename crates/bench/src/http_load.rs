@@ -16,13 +16,13 @@ use switchyard_testkit::{ConfigBuilder, MockProvider, TestGateway, chat_body, me
 
 /// Which API the load generator speaks.
 #[derive(Clone, Copy)]
-enum Client {
+pub(crate) enum Client {
     OpenAi,
     Anthropic,
 }
 
 impl Client {
-    fn body(self) -> Bytes {
+    pub(crate) fn body(self) -> Bytes {
         Bytes::from(match self {
             Client::OpenAi => chat_body("gpt-4o-mini", false),
             Client::Anthropic => messages_body("gpt-4o-mini", false),
@@ -48,7 +48,7 @@ pub struct HttpFigures {
 }
 
 /// A runtime whose threads are named, so profiles can tell the parts apart.
-fn runtime(name: &str, threads: usize) -> tokio::runtime::Runtime {
+pub(crate) fn runtime(name: &str, threads: usize) -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(threads)
         .thread_name(name)
@@ -103,7 +103,7 @@ pub(crate) async fn post(
 /// p50 and p99 of each path, measured interleaved — one request to each
 /// path in turn, each over its own keep-alive connection — so the machine's
 /// swings hit every path alike and the ratios between them hold.
-fn latencies(
+pub(crate) fn latencies(
     client: &tokio::runtime::Runtime,
     paths: &[(&str, String, Client)],
     n: usize,
@@ -182,7 +182,7 @@ fn throughput(client: &tokio::runtime::Runtime, addr: &str, api: Client, conns: 
 
 /// The gateway key every bench request carries.
 const BENCH_KEY: &str = "sy-bench000000000000000000000000000000000000000000";
-const BENCH_KEY_HEADER: &str = "Bearer sy-bench000000000000000000000000000000000000000000";
+pub(crate) const BENCH_KEY_HEADER: &str = "Bearer sy-bench000000000000000000000000000000000000000000";
 /// The gateway with a key and every per-key and provider limit on (none binding).
 pub const KEYED: &str = "switchyard (gateway key + all limits on)";
 

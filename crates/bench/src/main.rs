@@ -38,7 +38,11 @@
 //! 13. with `--soak SECONDS`: the `switchyard` binary's RSS under full load
 //!     of questions never asked before (every answer a new cache entry),
 //!     against the same run with the cache off (build it first:
-//!     `cargo build --release -p switchyard`).
+//!     `cargo build --release -p switchyard`);
+//! 14. with `--shared-state SECONDS`: `[state] backend = "memory"` against
+//!     `"redis"` (a real redis-server): added latency per request, open and
+//!     with a key's rate, and attempts at a failing provider over three
+//!     instances (a storm of SECONDS) against one instance.
 //!
 //! Figures are printed as ratios against the baselines of the same run,
 //! since absolute numbers on a shared 2-core machine move from run to run.
@@ -60,6 +64,7 @@ mod many_streams;
 mod nginx;
 mod policy_memory;
 mod queue;
+mod shared_state;
 mod soak;
 mod streaming;
 
@@ -128,6 +133,16 @@ fn main() {
     if let Some(secs) = args.iter().position(|a| a == "--external").and_then(|i| args.get(i + 1)) {
         let against = args.iter().position(|a| a == "--against").and_then(|i| args.get(i + 1));
         external_table(secs.parse().expect("--external SECONDS"), against.map(std::path::Path::new));
+        return;
+    }
+    if let Some(secs) = args.iter().position(|a| a == "--shared-state").and_then(|i| args.get(i + 1)) {
+        let storm_for = Duration::from_secs(secs.parse().expect("--shared-state SECONDS"));
+        if std::process::Command::new("redis-server").arg("--version").output().is_err() {
+            println!("redis-server is needed: apt-get install redis-server");
+            return;
+        }
+        let n = 3000 * scale;
+        shared_state::print(&shared_state::measure(n, storm_for), n, storm_for);
         return;
     }
     if let Some(secs) = args.iter().position(|a| a == "--policy-memory").and_then(|i| args.get(i + 1)) {

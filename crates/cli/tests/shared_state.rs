@@ -365,6 +365,59 @@ async fn a_policys_compare_and_swap_counter_moves_exactly_once_per_request_acros
     );
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_keys_requests_per_minute_holds_across_three_instances_within_three_percent() {
+    let primary = MockProvider::start("primary").await;
+    let backup = MockProvider::start("backup").await;
+    let redis = Redis::start().await;
+    let key = "sk-shared-limit-test-key";
+    let keys = format!(
+        "[[keys]]\nname = \"team-a\"\nhash = \"{}\"\nrequests_per_minute = 120\n",
+        switchyard_access::hash_line(key)
+    );
+    let config = format!("{keys}{}", config(&primary.url(), &backup.url(), Some("limit")));
+    let instances = three(&config, &redis.url(), true).await;
+    let bearer = format!("Bearer {key}");
+
+    // 12 clients, 4 per instance, 40 requests each: 480 asked of a limit of 120 a minute.
+    let started = Instant::now();
+    let clients: Vec<_> = (0..12)
+        .map(|c| {
+            let (url, bearer) = (instances[c % 3].url.clone(), bearer.clone());
+            tokio::spawn(async move {
+                let (mut admitted, mut limited) = (0u32, 0u32);
+                for _ in 0..40 {
+                    let body = switchyard_testkit::chat_body("m", false);
+                    let r =
+                        switchyard_testkit::post_raw(&url, "/v1/chat/completions", body, &[("authorization", &bearer)])
+                            .await;
+                    match r.status.as_u16() {
+                        200 => admitted += 1,
+                        429 => {
+                            assert!(!r.header("retry-after").is_empty(), "a 429 says when to come back");
+                            limited += 1;
+                        }
+                        other => panic!("{other}: {}", r.body),
+                    }
+                }
+                (admitted, limited)
+            })
+        })
+        .collect();
+    let (mut admitted, mut limited) = (0, 0);
+    for client in clients {
+        let (a, l) = client.await.unwrap();
+        admitted += a;
+        limited += l;
+    }
+    // A minute's worth at once, then 2 a second refilled while the load ran.
+    let expected = 120.0 + 2.0 * started.elapsed().as_secs_f64();
+    println!("admitted {admitted} of 480 (limited {limited}) in {:?}; expected {expected:.1}", started.elapsed());
+    assert_eq!(admitted + limited, 480);
+    let off = (f64::from(admitted) - expected).abs() / expected;
+    assert!(off <= 0.03, "admitted {admitted}, expected {expected:.1}: {:.1} % off", off * 100.0);
+}
+
 #[test]
 fn a_redis_backend_without_its_url_variable_refuses_to_start_and_names_the_variable() {
     let dir = tempfile::tempdir().unwrap();

@@ -97,6 +97,8 @@ pub(crate) struct Shared {
     pub keys: switchyard_access::KeyRing,
     /// Provider quotas, route queues, target prices.
     pub quotas: crate::quota::Quotas,
+    /// Gateway keys' rates counted across instances (`[state] backend = "redis"`).
+    pub shared_rates: Option<Arc<dyn switchyard_access::shared::SharedRates>>,
 }
 
 /// How provider keys (and webhook URLs) are read: the process environment

@@ -311,6 +311,7 @@ impl Generation {
             closing: closing.clone(),
             keys: switchyard_access::KeyRing::new(&config, before.map(|b| &b.shared.keys)),
             quotas,
+            shared_rates: sharing.map(|s| s.rates.clone() as Arc<dyn switchyard_access::shared::SharedRates>),
         };
         let probes = crate::probe::start(probes, &shared.health);
         let routes_down = before.map(|b| b.routes_down.clone()).unwrap_or_default();

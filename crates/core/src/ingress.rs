@@ -175,7 +175,11 @@ async fn serve(
         Some(tenant) => {
             let route_model = shared.routes[route].name.as_str();
             let now = (std::time::Instant::now(), time::OffsetDateTime::now_utc());
-            match tenant.admit(route_model, peek.estimated_input_tokens, now.0, now.1) {
+            let admitted = match &shared.shared_rates {
+                Some(rates) => tenant.admit_shared(route_model, peek.estimated_input_tokens, now.0, now.1, rates).await,
+                None => tenant.admit(route_model, peek.estimated_input_tokens, now.0, now.1),
+            };
+            match admitted {
                 Ok(admission) => {
                     shared.metrics.key_request(&tenant.label(), "admitted");
                     Some(admission)

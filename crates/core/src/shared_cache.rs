@@ -3,6 +3,8 @@
 //! is written to both (off the response path); a lookup that misses here
 //! asks Redis — only a request that degrades looks, and it waits at most
 //! `[state] timeout_ms` — and keeps what it found for the time it has left.
+//! An answer to a question kept less than a tenth of the TTL ago is not
+//! written again.
 
 use std::sync::Arc;
 
@@ -44,6 +46,13 @@ impl ResponseCache for SharedCache {
     fn put(&self, key: CacheKey, body: Bytes, provider: &Arc<str>) {
         let l = self.local.limits();
         if l.ttl.is_zero() || body.len() > l.max_body_bytes {
+            return;
+        }
+        // The same question answered again soon after: the copy kept (here
+        // and in Redis) is fresh enough for a degraded answer, and a hot
+        // prompt costs Redis one write per tenth of the TTL, not one per
+        // request. (Its `Age` says how old it is.)
+        if self.local.lookup(&key).is_some_and(|kept| kept.age < l.ttl / 10) {
             return;
         }
         self.local.keep(key, &body, provider, std::time::Duration::ZERO);

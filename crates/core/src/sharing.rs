@@ -21,6 +21,8 @@ pub(crate) struct Sharing {
     pub cache: Arc<switchyard_state::CacheStore>,
     /// The policies' shared state (`state-*` imports).
     pub policy_state: Arc<switchyard_state::RedisPolicyState>,
+    /// Gateway keys' request and token rates.
+    pub rates: Arc<switchyard_state::RedisRates>,
     live: Arc<OnceLock<Weak<Live>>>,
 }
 
@@ -46,7 +48,8 @@ pub(crate) fn start(config: &Config, env: &Env) -> Result<Option<Sharing>, Gatew
     let health = HealthShare::start(link.clone(), Arc::new(LiveHealth(live.clone())), trip);
     let cache = Arc::new(switchyard_state::CacheStore::new(link.clone()));
     let policy_state = Arc::new(switchyard_state::RedisPolicyState::new(link.clone()));
-    Ok(Some(Sharing { link, health, cache, policy_state, live }))
+    let rates = switchyard_state::RedisRates::new(link.clone());
+    Ok(Some(Sharing { link, health, cache, policy_state, rates, live }))
 }
 
 impl Sharing {

@@ -15,16 +15,19 @@
 //! - [`HealthShare`]: breaker moves, cool-downs and forced breakers.
 //! - [`CacheStore`]: the response cache `degrade: cached` serves from.
 //! - [`RedisPolicyState`]: the policies' `state-*` imports.
+//! - [`RedisRates`]: gateway keys' request and token rates.
 
 mod cache;
 mod health;
 mod link;
 mod policy_state;
+mod rates;
 
 pub use cache::{CacheBounds, CacheStore, StoredAnswer};
 pub use health::{HealthCounts, HealthShare, HealthSink, SharedTrip};
 pub use link::{LinkCounts, LinkOptions, RedisLink};
 pub use policy_state::RedisPolicyState;
+pub use rates::RedisRates;
 
 /// Why shared state cannot be set up.
 #[derive(Debug, thiserror::Error)]

@@ -42,9 +42,23 @@ pub struct LinkCounts {
     pub reconnects: u64,
 }
 
+thread_local! {
+    /// Per thread, per link: a connection whose driver runs on this
+    /// thread's runtime (a serving thread's request never hands its Redis
+    /// command to another thread and waits to be woken back).
+    static HERE: std::cell::RefCell<HashMap<u64, redis::aio::MultiplexedConnection>> =
+        std::cell::RefCell::new(HashMap::new());
+}
+
 /// The process's connection to the shared Redis.
 pub struct RedisLink {
+    /// Subscriptions and the heartbeat (it re-makes a lost connection and
+    /// renews the subscriptions).
     manager: ConnectionManager,
+    /// Where each thread's own command connection comes from.
+    client: redis::Client,
+    /// Tells this link's thread-local connections from another link's.
+    id: u64,
     prefix: String,
     timeout: Duration,
     /// This process, as it signs what it publishes (so it can skip its own).
@@ -86,10 +100,12 @@ impl RedisLink {
             .set_number_of_retries(2)
             .set_push_sender(pushes)
             .set_automatic_resubscription();
-        let manager =
-            ConnectionManager::new_lazy_with_config(client, config).map_err(|e| StateError::Url(e.to_string()))?;
+        let manager = ConnectionManager::new_lazy_with_config(client.clone(), config)
+            .map_err(|e| StateError::Url(e.to_string()))?;
         let link = Arc::new(RedisLink {
             manager,
+            client,
+            id: rand::random(),
             prefix: options.prefix.clone(),
             timeout: options.timeout,
             instance: format!("{:016x}", rand::random::<u64>()),
@@ -129,24 +145,53 @@ impl RedisLink {
         self.comeback.subscribe()
     }
 
-    /// Runs `cmd`, or gives up after the timeout (counted, logged at debug:
-    /// the heartbeat tells the operator the link is down, once).
+    /// Runs `cmd` on this thread's connection, or gives up after the
+    /// timeout (counted, logged at debug: the heartbeat tells the operator
+    /// the link is down, once).
     pub async fn run<T: FromRedisValue>(&self, what: &str, cmd: &redis::Cmd) -> Option<T> {
-        let mut conn = self.manager.clone();
-        self.settle(what, tokio::time::timeout(self.timeout, cmd.query_async::<T>(&mut conn)).await)
+        let work = async {
+            let mut conn = self.here().await?;
+            cmd.query_async::<T>(&mut conn).await
+        };
+        self.settle(what, tokio::time::timeout(self.timeout, work).await)
     }
 
     /// Runs `pipe` like [`RedisLink::run`].
     pub async fn run_pipe<T: FromRedisValue>(&self, what: &str, pipe: &redis::Pipeline) -> Option<T> {
-        let mut conn = self.manager.clone();
-        self.settle(what, tokio::time::timeout(self.timeout, pipe.query_async::<T>(&mut conn)).await)
+        let work = async {
+            let mut conn = self.here().await?;
+            pipe.query_async::<T>(&mut conn).await
+        };
+        self.settle(what, tokio::time::timeout(self.timeout, work).await)
     }
 
     /// Runs a script invocation like [`RedisLink::run`] (EVALSHA, loading
     /// the script when Redis does not have it yet).
     pub async fn run_script<T: FromRedisValue>(&self, what: &str, script: &redis::ScriptInvocation<'_>) -> Option<T> {
-        let mut conn = self.manager.clone();
-        self.settle(what, tokio::time::timeout(self.timeout, script.invoke_async::<T>(&mut conn)).await)
+        let work = async {
+            let mut conn = self.here().await?;
+            script.invoke_async::<T>(&mut conn).await
+        };
+        self.settle(what, tokio::time::timeout(self.timeout, work).await)
+    }
+
+    /// This thread's command connection, made on first use (and again
+    /// after one failed).
+    async fn here(&self) -> redis::RedisResult<redis::aio::MultiplexedConnection> {
+        if let Some(conn) = HERE.with(|here| here.borrow().get(&self.id).cloned()) {
+            return Ok(conn);
+        }
+        let config = redis::AsyncConnectionConfig::new()
+            .set_connection_timeout(Some(self.timeout.max(Duration::from_millis(250))))
+            .set_response_timeout(Some(self.timeout));
+        let conn = self.client.get_multiplexed_async_connection_with_config(&config).await?;
+        HERE.with(|here| here.borrow_mut().insert(self.id, conn.clone()));
+        Ok(conn)
+    }
+
+    /// This thread's connection failed or hung: the next command makes another.
+    fn forget_here(&self) {
+        HERE.with(|here| here.borrow_mut().remove(&self.id));
     }
 
     fn settle<T>(&self, what: &str, outcome: Result<redis::RedisResult<T>, tokio::time::error::Elapsed>) -> Option<T> {
@@ -154,10 +199,14 @@ impl RedisLink {
             Ok(Ok(value)) => Some(value),
             Ok(Err(e)) => {
                 self.failures.fetch_add(1, Ordering::Relaxed);
+                if e.is_unrecoverable_error() || e.is_timeout() || e.is_io_error() {
+                    self.forget_here();
+                }
                 tracing::debug!("state: redis {what} failed: {e}");
                 None
             }
             Err(_) => {
+                self.forget_here();
                 self.failures.fetch_add(1, Ordering::Relaxed);
                 tracing::debug!("state: redis {what} gave no answer within {} ms", self.timeout.as_millis());
                 None
@@ -173,6 +222,18 @@ impl RedisLink {
         // The heartbeat subscribes it at its next beat.
         self.unsubscribed.store(true, Ordering::Relaxed);
         rx
+    }
+
+    /// PING over the manager's connection (which re-makes it, and renews
+    /// the subscriptions, when it was lost).
+    async fn ping(&self) -> bool {
+        let mut conn = self.manager.clone();
+        let answered = tokio::time::timeout(self.timeout, redis::cmd("PING").query_async::<String>(&mut conn)).await;
+        let ok = matches!(answered, Ok(Ok(_)));
+        if !ok {
+            self.failures.fetch_add(1, Ordering::Relaxed);
+        }
+        ok
     }
 
     async fn subscribe_all(&self) -> bool {
@@ -223,7 +284,7 @@ async fn heartbeat(link: std::sync::Weak<RedisLink>) {
     let mut first = true;
     loop {
         let Some(l) = link.upgrade() else { return };
-        let answered = l.run::<String>("PING", &redis::cmd("PING")).await.is_some();
+        let answered = l.ping().await;
         let was_up = l.up.load(Ordering::Relaxed);
         if answered && (!was_up || l.unsubscribed.swap(false, Ordering::Relaxed)) {
             if !l.subscribe_all().await {
