@@ -131,6 +131,14 @@ pub(crate) async fn validate(path: &Path) -> anyhow::Result<ExitCode> {
     for k in &config.keys {
         println!("  key {:?}: priority {}", k.name, k.priority.as_str());
     }
+    if config.state.backend == switchyard_config::StateBackend::Redis {
+        let var = &config.state.url_env;
+        let url = match std::env::var_os(var) {
+            Some(_) => format!("URL from ${var}"),
+            None => format!("WARNING: ${var} is not set; `serve` will refuse to start"),
+        };
+        println!("  state shared through redis under {:?} — {url}", config.state.prefix);
+    }
     // Load every policy a route uses, with its settings, exactly as `serve` would.
     let options = policy_host_options(&config);
     let health = Arc::new(HealthBook::new(options.topology.targets.len()));

@@ -136,6 +136,31 @@ fn validate_accepts_the_edge_example_and_names_its_keys_quotas_and_tls() {
 }
 
 #[test]
+fn validate_accepts_the_cluster_example_and_says_where_its_state_is_shared() {
+    let example = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/cluster/switchyard.toml");
+    let run = |redis: Option<&str>| {
+        let mut cmd = switchyard();
+        cmd.args(["validate", "--config", example])
+            .env("OPENAI_API_KEY", "sk-test")
+            .env("ANTHROPIC_API_KEY", "sk-test");
+        match redis {
+            Some(url) => cmd.env("SWITCHYARD_REDIS_URL", url),
+            None => cmd.env_remove("SWITCHYARD_REDIS_URL"),
+        };
+        let out = cmd.output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let said = run(Some("redis://:secret-pass@127.0.0.1:6379/0"));
+    assert!(
+        said.contains("state shared through redis under \"switchyard\" — URL from $SWITCHYARD_REDIS_URL"),
+        "{said}"
+    );
+    assert!(!said.contains("secret-pass"), "the URL's password is never printed: {said}");
+    assert!(run(None).contains("WARNING: $SWITCHYARD_REDIS_URL is not set"));
+}
+
+#[test]
 fn validate_loads_policies_with_their_settings() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("typo.toml");

@@ -418,6 +418,34 @@ async fn a_keys_requests_per_minute_holds_across_three_instances_within_three_pe
     assert!(off <= 0.03, "admitted {admitted}, expected {expected:.1}: {:.1} % off", off * 100.0);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_instances_probe_an_open_breaker_in_turn_not_each_on_its_own() {
+    let primary = MockProvider::start_cycling("primary", vec![Reply::status(503)]).await;
+    let backup = MockProvider::start("backup").await;
+    let redis = Redis::start().await;
+    let probed = |prefix: Option<&'static str>| {
+        let config = config(&primary.url(), &backup.url(), prefix)
+            .replace("base_url = \"", "probe = \"models\"\nprobe_interval_ms = 200\nbase_url = \"");
+        let (primary, redis) = (&primary, redis.url());
+        async move {
+            let instances = three(&config, &redis, prefix.is_some()).await;
+            for instance in &instances {
+                storm(std::slice::from_ref(instance), primary, 5, Duration::ZERO).await;
+            }
+            let before = primary.received();
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            primary.received() - before
+        }
+    };
+    let isolated = probed(None).await;
+    let shared = probed(Some("probes")).await;
+    println!("active probes of the open primary in 2 s (every 200 ms): isolated {isolated}, sharing {shared}");
+    // At most one probe per 200 ms among the three (10 in 2 s, one more at an edge)...
+    assert!((1..=12).contains(&shared), "one probe per interval among three instances: {shared}");
+    // ...where, on their own, each probes every interval.
+    assert!(isolated >= 2 * shared, "isolated {isolated}, sharing {shared}");
+}
+
 #[test]
 fn a_redis_backend_without_its_url_variable_refuses_to_start_and_names_the_variable() {
     let dir = tempfile::tempdir().unwrap();

@@ -313,7 +313,7 @@ impl Generation {
             quotas,
             shared_rates: sharing.map(|s| s.rates.clone() as Arc<dyn switchyard_access::shared::SharedRates>),
         };
-        let probes = crate::probe::start(probes, &shared.health);
+        let probes = crate::probe::start(probes, &shared.health, sharing.map(|s| s.probe_leases.clone()));
         let routes_down = before.map(|b| b.routes_down.clone()).unwrap_or_default();
         telemetry.registry.set_enabled(config.metrics.enabled);
         let generation =

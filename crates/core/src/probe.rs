@@ -35,18 +35,30 @@ impl Drop for Probes {
     }
 }
 
-/// Starts a task per probe.
-pub(crate) fn start(probes: Vec<Probe>, health: &Arc<HealthBook>) -> Probes {
-    Probes(probes.into_iter().map(|probe| tokio::spawn(run(probe, health.clone()))).collect())
+/// Starts a task per probe. With `leases` (instances sharing state), an
+/// instance probes a target only in the turns it takes the target's lease.
+pub(crate) fn start(
+    probes: Vec<Probe>,
+    health: &Arc<HealthBook>,
+    leases: Option<Arc<switchyard_state::ProbeLeases>>,
+) -> Probes {
+    Probes(probes.into_iter().map(|probe| tokio::spawn(run(probe, health.clone(), leases.clone()))).collect())
 }
 
-async fn run(probe: Probe, health: Arc<HealthBook>) {
+async fn run(probe: Probe, health: Arc<HealthBook>, leases: Option<Arc<switchyard_state::ProbeLeases>>) {
     let mut tick = tokio::time::interval(probe.interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
         for (target, model) in &probe.targets {
             if health.get(*target).is_none_or(|h| h.breaker != BreakerState::Open) {
+                continue;
+            }
+            // Another instance's turn: it probes, and tells the rest if it closes.
+            let term = probe.interval.mul_f32(0.9);
+            if let Some(leases) = &leases
+                && !leases.take(&format!("{}/{model}", probe.provider.name), term).await
+            {
                 continue;
             }
             let started = Instant::now();

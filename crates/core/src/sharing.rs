@@ -23,6 +23,8 @@ pub(crate) struct Sharing {
     pub policy_state: Arc<switchyard_state::RedisPolicyState>,
     /// Gateway keys' request and token rates.
     pub rates: Arc<switchyard_state::RedisRates>,
+    /// Active probes, one instance at a time.
+    pub probe_leases: Arc<switchyard_state::ProbeLeases>,
     live: Arc<OnceLock<Weak<Live>>>,
 }
 
@@ -49,7 +51,8 @@ pub(crate) fn start(config: &Config, env: &Env) -> Result<Option<Sharing>, Gatew
     let cache = Arc::new(switchyard_state::CacheStore::new(link.clone()));
     let policy_state = Arc::new(switchyard_state::RedisPolicyState::new(link.clone()));
     let rates = switchyard_state::RedisRates::new(link.clone());
-    Ok(Some(Sharing { link, health, cache, policy_state, rates, live }))
+    let probe_leases = Arc::new(switchyard_state::ProbeLeases::new(link.clone()));
+    Ok(Some(Sharing { link, health, cache, policy_state, rates, probe_leases, live }))
 }
 
 impl Sharing {

@@ -13,18 +13,21 @@
 //! - [`RedisLink`]: the process's one connection, its timeout, heartbeat,
 //!   reconnection and subscriptions.
 //! - [`HealthShare`]: breaker moves, cool-downs and forced breakers.
+//! - [`ProbeLeases`]: active probes of an open breaker, one instance at a time.
 //! - [`CacheStore`]: the response cache `degrade: cached` serves from.
 //! - [`RedisPolicyState`]: the policies' `state-*` imports.
 //! - [`RedisRates`]: gateway keys' request and token rates.
 
 mod cache;
 mod health;
+mod lease;
 mod link;
 mod policy_state;
 mod rates;
 
 pub use cache::{CacheBounds, CacheStore, StoredAnswer};
 pub use health::{HealthCounts, HealthShare, HealthSink, SharedTrip};
+pub use lease::ProbeLeases;
 pub use link::{LinkCounts, LinkOptions, RedisLink};
 pub use policy_state::RedisPolicyState;
 pub use rates::RedisRates;
