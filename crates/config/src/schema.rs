@@ -228,6 +228,9 @@ pub struct StateSection {
     /// A Redis command unanswered after this long is given up: the instance
     /// goes on with its local state. Default 50.
     pub timeout_ms: u64,
+    /// With a `rediss://` URL (TLS): the CA (PEM) that signed the server's
+    /// certificate, relative to the config file; the system's roots when absent.
+    pub ca_file: Option<PathBuf>,
 }
 
 impl Default for StateSection {
@@ -237,6 +240,7 @@ impl Default for StateSection {
             url_env: "SWITCHYARD_REDIS_URL".into(),
             prefix: "switchyard".into(),
             timeout_ms: 50,
+            ca_file: None,
         }
     }
 }

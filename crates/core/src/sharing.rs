@@ -39,10 +39,22 @@ pub(crate) fn start(config: &Config, env: &Env) -> Result<Option<Sharing>, Gatew
     let url = env(&state.url_env).ok_or_else(|| {
         GatewayError::State(format!("environment variable {} (state.url_env) is not set", state.url_env))
     })?;
-    let options = LinkOptions { url, prefix: state.prefix.clone(), timeout: Duration::from_millis(state.timeout_ms) };
+    let ca_pem = match &state.ca_file {
+        Some(file) => {
+            let path = config.base_dir.join(file);
+            Some(std::fs::read(&path).map_err(|e| GatewayError::State(format!("ca_file {}: {e}", path.display())))?)
+        }
+        None => None,
+    };
+    let options =
+        LinkOptions { url, prefix: state.prefix.clone(), timeout: Duration::from_millis(state.timeout_ms), ca_pem };
     // The URL (it may hold a password) is never part of the error.
-    let link = RedisLink::connect(&options)
-        .map_err(|_| GatewayError::State(format!("the URL in {} is not a redis:// or valkey:// URL", state.url_env)))?;
+    let link = RedisLink::connect(&options).map_err(|_| {
+        GatewayError::State(format!(
+            "the URL in {} is not a redis://, rediss:// (TLS) or valkey:// URL, or ca_file is not a PEM certificate",
+            state.url_env
+        ))
+    })?;
     let live = Arc::new(OnceLock::new());
     // Together the instances trip a breaker on as many failures as one
     // would, counted over the window a breaker's error rate looks back on.

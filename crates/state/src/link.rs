@@ -29,6 +29,8 @@ pub struct LinkOptions {
     pub prefix: String,
     /// A command unanswered after this long is given up.
     pub timeout: Duration,
+    /// For a `rediss://` URL: the CA (PEM) to trust instead of the system's roots.
+    pub ca_pem: Option<Vec<u8>>,
 }
 
 /// What the link has seen, for `/metrics` and the status page.
@@ -90,7 +92,15 @@ impl RedisLink {
         let info = options.url.as_str().into_connection_info().map_err(|e| StateError::Url(e.to_string()))?;
         // RESP3: subscriptions share the command connection.
         let resp3 = info.redis_settings().clone().set_protocol(ProtocolVersion::RESP3);
-        let client = redis::Client::open(info.set_redis_settings(resp3)).map_err(|e| StateError::Url(e.to_string()))?;
+        let info = info.set_redis_settings(resp3);
+        let client = match &options.ca_pem {
+            Some(ca) => redis::Client::build_with_tls(
+                info,
+                redis::TlsCertificates { client_tls: None, root_cert: Some(ca.clone()) },
+            ),
+            None => redis::Client::open(info),
+        }
+        .map_err(|e| StateError::Url(e.to_string()))?;
         let (pushes, pushed) = mpsc::unbounded_channel();
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(options.timeout.max(Duration::from_millis(250))))

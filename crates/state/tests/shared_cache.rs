@@ -13,6 +13,7 @@ async fn link_to(url: &str, prefix: &str) -> Arc<RedisLink> {
         url: url.to_owned(),
         prefix: prefix.to_owned(),
         timeout: Duration::from_millis(50),
+        ca_pem: None,
     })
     .unwrap();
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -75,8 +76,13 @@ async fn a_redis_that_never_answers_costs_a_lookup_at_most_the_timeout() {
             held.push(conn);
         }
     });
-    let link =
-        RedisLink::connect(&LinkOptions { url, prefix: "hung".into(), timeout: Duration::from_millis(50) }).unwrap();
+    let link = RedisLink::connect(&LinkOptions {
+        url,
+        prefix: "hung".into(),
+        timeout: Duration::from_millis(50),
+        ca_pem: None,
+    })
+    .unwrap();
     let store = CacheStore::new(link.clone());
     let bounds = CacheBounds { ttl: HOUR, max_entries: 10, max_bytes: 10_000 };
     tokio::time::sleep(Duration::from_millis(300)).await;
