@@ -39,7 +39,9 @@ pub enum RateAnswer {
 /// An answer of the shared store; `None` when it did not answer in time.
 pub type RateFuture<'a> = Pin<Box<dyn Future<Output = Option<RateAnswer>> + Send + 'a>>;
 
-/// Rates shared by the instances of one cluster, by key name.
+/// Rates shared by the instances of one cluster, by name: a gateway key's
+/// (`key:NAME`), a provider's quota (`provider:NAME`), a model's
+/// (`model:PROVIDER/MODEL`).
 pub trait SharedRates: Send + Sync + std::fmt::Debug {
     /// Takes `ask` of `key`'s rates, atomically across instances.
     fn take<'a>(&'a self, key: &'a str, ask: RateAsk) -> RateFuture<'a>;

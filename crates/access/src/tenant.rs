@@ -169,7 +169,7 @@ impl Tenant {
         // Routes, budgets and concurrency first (and the concurrency slot
         // is held from here: dropping the admission gives it back).
         let mut admission = self.admit_unrated(route, wall)?;
-        match shared.take(&self.name, ask).await {
+        match shared.take(&format!("key:{}", self.name), ask).await {
             Some(crate::shared::RateAnswer::Admitted { requests, tokens }) => {
                 admission.remaining_requests = requests.map(|a| a.remaining);
                 admission.remaining_tokens = tokens.map(|a| a.remaining);
@@ -229,7 +229,7 @@ impl Admission {
             let real = i64::try_from(input_tokens + output_tokens).unwrap_or(i64::MAX);
             let delta = real - i64::from(self.estimate);
             match &self.shared {
-                Some(shared) => shared.settle_tokens(&self.tenant.name, tokens.per_minute(), delta),
+                Some(shared) => shared.settle_tokens(&format!("key:{}", self.tenant.name), tokens.per_minute(), delta),
                 None => tokens.settle(delta),
             }
         }

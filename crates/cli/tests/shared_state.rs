@@ -446,6 +446,52 @@ async fn three_instances_probe_an_open_breaker_in_turn_not_each_on_its_own() {
     assert!(isolated >= 2 * shared, "isolated {isolated}, sharing {shared}");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_providers_rpm_holds_across_three_instances_within_three_percent() {
+    let provider = MockProvider::start("provider").await;
+    let redis = Redis::start().await;
+    let config = format!(
+        "[log]\naccess = \"off\"\n[state]\nbackend = \"redis\"\nprefix = \"rpm\"\n[queue]\nmax_wait_ms = 1\n\
+         [[providers]]\nname = \"provider\"\napi = \"openai\"\nbase_url = \"{}\"\nrpm = 60\n\
+         [[routes]]\nmodel = \"m\"\ntargets = [{{ provider = \"provider\", model = \"m\" }}]\n",
+        provider.url()
+    );
+    let instances = three(&config, &redis.url(), true).await;
+    let started = Instant::now();
+    let clients: Vec<_> = (0..9)
+        .map(|c| {
+            let url = instances[c % 3].url.clone();
+            tokio::spawn(async move {
+                let mut statuses = Vec::new();
+                for _ in 0..30 {
+                    let r = post_chat(&url, "m").await;
+                    if r.status == 503 {
+                        assert!(!r.header("retry-after").is_empty(), "a shed request says when to come back");
+                    }
+                    statuses.push(r.status.as_u16());
+                }
+                statuses
+            })
+        })
+        .collect();
+    let mut statuses = Vec::new();
+    for client in clients {
+        statuses.extend(client.await.unwrap());
+    }
+    let answered = statuses.iter().filter(|s| **s == 200).count();
+    assert!(statuses.iter().all(|s| [200, 503].contains(s)), "{statuses:?}");
+    // A minute's worth at once, then one a second.
+    let expected = 60.0 + started.elapsed().as_secs_f64();
+    println!(
+        "the provider got {} of 270 ({answered} answered) in {:?}; expected {expected:.1}",
+        provider.received(),
+        started.elapsed()
+    );
+    assert_eq!(provider.received(), answered, "what was shed never reached the provider");
+    let off = (answered as f64 - expected).abs() / expected;
+    assert!(off <= 0.03, "{answered} reached the provider, expected {expected:.1}: {:.1} % off", off * 100.0);
+}
+
 #[test]
 fn a_redis_backend_without_its_url_variable_refuses_to_start_and_names_the_variable() {
     let dir = tempfile::tempdir().unwrap();

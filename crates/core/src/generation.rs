@@ -290,7 +290,9 @@ impl Generation {
             Some(b) => b.shared.access_log.clone(),
             None => switchyard_telemetry::access_log::AccessLog::open(&config.access_log())?,
         };
-        let quotas = crate::quota::Quotas::new(&config, &topology, before.map(|b| &b.shared.quotas));
+        let shared_rates = sharing.map(|s| s.rates.clone() as Arc<dyn switchyard_access::shared::SharedRates>);
+        let quotas =
+            crate::quota::Quotas::new(&config, &topology, before.map(|b| &b.shared.quotas), shared_rates.clone());
         let shared = Shared {
             routes,
             routes_by_model,
@@ -311,7 +313,7 @@ impl Generation {
             closing: closing.clone(),
             keys: switchyard_access::KeyRing::new(&config, before.map(|b| &b.shared.keys)),
             quotas,
-            shared_rates: sharing.map(|s| s.rates.clone() as Arc<dyn switchyard_access::shared::SharedRates>),
+            shared_rates,
         };
         let probes = crate::probe::start(probes, &shared.health, sharing.map(|s| s.probe_leases.clone()));
         let routes_down = before.map(|b| b.routes_down.clone()).unwrap_or_default();

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use switchyard_access::gate::{Gate, Permit, Shed, Waiting};
+use switchyard_access::shared::{RateAnswer, RateAsk, SharedRates};
 use switchyard_config::{Config, Priority};
 use switchyard_policy_host::Topology;
 use switchyard_wire::usage::Usage;
@@ -29,7 +30,14 @@ pub(crate) struct Quotas {
     models: HashMap<(String, String), Arc<Gate>>,
     /// `[queue] max_concurrency`: every attempt's last gate.
     gateway: Option<Arc<Gate>>,
+    /// Per target index: the rates of its gates counted across instances
+    /// (`[state] backend = "redis"`).
+    shared_rates: Vec<Vec<SharedQuota>>,
+    shared: Option<Arc<dyn SharedRates>>,
 }
+
+/// A quota's rates as instances count them together: (name, rpm, tpm).
+type SharedQuota = (String, Option<u32>, Option<u32>);
 
 /// The places an attempt holds at its target's gates (none when the target
 /// has no quota); dropping it lets the next waiters in.
@@ -39,7 +47,12 @@ pub(crate) struct Permits {
 }
 
 impl Quotas {
-    pub fn new(config: &Config, topology: &Topology, before: Option<&Quotas>) -> Quotas {
+    pub fn new(
+        config: &Config,
+        topology: &Topology,
+        before: Option<&Quotas>,
+        shared: Option<Arc<dyn SharedRates>>,
+    ) -> Quotas {
         let carried = |gate: Option<&Arc<Gate>>, quota: switchyard_config::Quota| match gate {
             Some(g) if g.quota() == quota => g.clone(),
             _ => Gate::new(quota),
@@ -83,7 +96,30 @@ impl Quotas {
             })
             .collect();
         let waiting = config.routes.iter().map(|_| Arc::new(Waiting::new(config.queue.max_waiting))).collect();
+        let rated = |name: String, quota: switchyard_config::Quota| {
+            (quota.rpm.is_some() || quota.tpm.is_some()).then_some((name, quota.rpm, quota.tpm))
+        };
+        let shared_rates = topology
+            .targets
+            .iter()
+            .map(|t| {
+                let model = config
+                    .providers
+                    .iter()
+                    .find(|p| p.name.get_ref() == &t.provider)
+                    .and_then(|p| p.models.get(&t.model))
+                    .and_then(|m| rated(format!("model:{}/{}", t.provider, t.model), m.quota()));
+                let provider = config
+                    .providers
+                    .iter()
+                    .find(|p| p.name.get_ref() == &t.provider)
+                    .and_then(|p| rated(format!("provider:{}", t.provider), p.quota()));
+                model.into_iter().chain(provider).collect()
+            })
+            .collect();
         Quotas {
+            shared_rates,
+            shared,
             per_target,
             prices,
             waiting,
@@ -115,7 +151,31 @@ impl Quotas {
             let left = until.saturating_duration_since(tokio::time::Instant::now());
             held.push(gate.enter(priority, tokens, left, waiting).await?);
         }
+        self.enter_shared(target, tokens, until).await?;
         Ok(Permits { _held: held })
+    }
+
+    /// With instances sharing state: the target's provider and model rates
+    /// across the cluster, one round trip each; over one, waits until it
+    /// refills (within `until`). Redis not answering: this instance's
+    /// gates (already passed) decide alone.
+    async fn enter_shared(&self, target: u32, tokens: u32, until: tokio::time::Instant) -> Result<(), Shed> {
+        let Some(shared) = &self.shared else { return Ok(()) };
+        for (name, rpm, tpm) in &self.shared_rates[target as usize] {
+            let ask = RateAsk { requests_per_minute: *rpm, tokens_per_minute: *tpm, tokens };
+            loop {
+                let limited = match shared.take(name, ask).await {
+                    Some(RateAnswer::Requests(l) | RateAnswer::Tokens(l)) => l,
+                    Some(RateAnswer::Admitted { .. }) | None => break,
+                };
+                let left = until.saturating_duration_since(tokio::time::Instant::now());
+                if limited.retry_after >= left {
+                    return Err(Shed::Expired { retry_after: limited.retry_after.max(Duration::from_secs(1)) });
+                }
+                tokio::time::sleep(limited.retry_after).await;
+            }
+        }
+        Ok(())
     }
 
     /// A place at each of `target`'s gates now, or `None` (never waits).
@@ -131,8 +191,16 @@ impl Quotas {
         if real == 0 {
             return;
         }
+        let delta = i64::try_from(real).unwrap_or(i64::MAX) - i64::from(estimate);
         for gate in &self.per_target[target as usize] {
-            gate.settle(i64::try_from(real).unwrap_or(i64::MAX) - i64::from(estimate));
+            gate.settle(delta);
+        }
+        if let Some(shared) = &self.shared {
+            for (name, _, tpm) in &self.shared_rates[target as usize] {
+                if let Some(tpm) = tpm {
+                    shared.settle_tokens(name, *tpm, delta);
+                }
+            }
         }
     }
 
