@@ -24,6 +24,9 @@ pub struct Gate {
     rpm: Option<Rate>,
     tpm: Option<Rate>,
     state: Mutex<State>,
+    /// Instances sharing the provider (`[state] backend = "redis"`): this
+    /// one keeps its share of `max_concurrency`.
+    members: std::sync::atomic::AtomicU32,
 }
 
 #[derive(Debug, Default)]
@@ -108,7 +111,21 @@ impl Gate {
             rpm: quota.rpm.map(Rate::new),
             tpm: quota.tpm.map(Rate::new),
             state: Mutex::new(State::default()),
+            members: std::sync::atomic::AtomicU32::new(1),
         })
+    }
+
+    /// `members` instances share this quota now: this one lets in at most
+    /// its share of `max_concurrency` (rounded up). Rates are shared
+    /// through [`crate::shared`] instead.
+    pub fn share(&self, members: u32) {
+        self.members.store(members.max(1), Ordering::Relaxed);
+    }
+
+    /// This instance's part of `max_concurrency`.
+    fn max_concurrency(&self) -> Option<u32> {
+        let members = self.members.load(Ordering::Relaxed).max(1);
+        self.quota.max_concurrency.map(|max| max.div_ceil(members))
     }
 
     /// The quota it enforces.
@@ -130,7 +147,7 @@ impl Gate {
     /// else `Err(Some(wait))` when only a rate is short (for `wait`), or
     /// `Err(None)` when the concurrency is full.
     fn try_take(&self, s: &mut State, tokens: u32, now: Instant) -> Result<(), Option<Duration>> {
-        if self.quota.max_concurrency.is_some_and(|max| s.inflight >= max) {
+        if self.max_concurrency().is_some_and(|max| s.inflight >= max) {
             return Err(None);
         }
         let short = |rate: &Option<Rate>, n| rate.as_ref().and_then(|r| r.check(n, now).err()).map(|l| l.retry_after);

@@ -48,4 +48,9 @@ pub trait SharedRates: Send + Sync + std::fmt::Debug {
     /// Corrects the token rate by `delta` (real minus estimated), off the
     /// request path; a correction that cannot be made is dropped.
     fn settle_tokens(&self, key: &str, tokens_per_minute: u32, delta: i64);
+    /// Instances sharing the limits now (the last count known while the
+    /// store is away): each keeps its share of a `max_concurrency`.
+    fn members(&self) -> u32 {
+        1
+    }
 }

@@ -126,8 +126,21 @@ impl Tenant {
         now: Instant,
         wall: OffsetDateTime,
     ) -> Result<Admission, Denied> {
+        self.admit_local(route, estimated_tokens, now, wall, 1)
+    }
+
+    /// [`Tenant::admit`] on this instance's buckets, one of `members`
+    /// instances sharing the key's `max_concurrency`.
+    fn admit_local(
+        self: &Arc<Self>,
+        route: &str,
+        estimated_tokens: u32,
+        now: Instant,
+        wall: OffsetDateTime,
+        members: u32,
+    ) -> Result<Admission, Denied> {
         // From here on, dropping `admission` gives the slot back.
-        let mut admission = self.admit_unrated(route, wall)?;
+        let mut admission = self.admit_unrated(route, wall, members)?;
         if let Some(tokens) = &self.tokens {
             tokens.check(estimated_tokens, now).map_err(Denied::Tokens)?;
         }
@@ -163,12 +176,13 @@ impl Tenant {
             tokens_per_minute: self.tokens.as_ref().map(Rate::per_minute),
             tokens: estimated_tokens,
         };
+        let members = shared.members();
         if ask.requests_per_minute.is_none() && ask.tokens_per_minute.is_none() {
-            return self.admit(route, estimated_tokens, now, wall);
+            return self.admit_local(route, estimated_tokens, now, wall, members);
         }
         // Routes, budgets and concurrency first (and the concurrency slot
         // is held from here: dropping the admission gives it back).
-        let mut admission = self.admit_unrated(route, wall)?;
+        let mut admission = self.admit_unrated(route, wall, members)?;
         match shared.take(&format!("key:{}", self.name), ask).await {
             Some(crate::shared::RateAnswer::Admitted { requests, tokens }) => {
                 admission.remaining_requests = requests.map(|a| a.remaining);
@@ -183,18 +197,19 @@ impl Tenant {
             Some(crate::shared::RateAnswer::Tokens(limited)) => Err(Denied::Tokens(limited)),
             None => {
                 drop(admission);
-                self.admit(route, estimated_tokens, now, wall)
+                self.admit_local(route, estimated_tokens, now, wall, members)
             }
         }
     }
 
-    /// Routes, budgets and a concurrency slot; no rate taken.
-    fn admit_unrated(self: &Arc<Self>, route: &str, wall: OffsetDateTime) -> Result<Admission, Denied> {
+    /// Routes, budgets and a concurrency slot (of this instance's share of
+    /// `max_concurrency`, one of `members`); no rate taken.
+    fn admit_unrated(self: &Arc<Self>, route: &str, wall: OffsetDateTime, members: u32) -> Result<Admission, Denied> {
         if self.routes.as_ref().is_some_and(|allowed| !allowed.contains(route)) {
             return Err(Denied::Route);
         }
         self.ledger.check(&self.budgets, wall).map_err(Denied::Budget)?;
-        if let Some(max) = self.max_concurrency {
+        if let Some(max) = self.max_concurrency.map(|max| max.div_ceil(members.max(1))) {
             let taken = self.inflight.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| (n < max).then_some(n + 1));
             if taken.is_err() {
                 return Err(Denied::Concurrency(max));

@@ -492,6 +492,44 @@ async fn a_providers_rpm_holds_across_three_instances_within_three_percent() {
     assert!(off <= 0.03, "{answered} reached the provider, expected {expected:.1}: {:.1} % off", off * 100.0);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_instances_each_keep_their_share_of_a_keys_max_concurrency() {
+    let slow = Reply::Delay(Duration::from_millis(600), Box::new(Reply::Ok));
+    let (primary, backup) =
+        (MockProvider::start_cycling("primary", vec![slow]).await, MockProvider::start("backup").await);
+    let redis = Redis::start().await;
+    let key = "sk-shared-concurrency-key";
+    let config = format!(
+        "[[keys]]\nname = \"team-a\"\nhash = \"{}\"\nmax_concurrency = 3\n{}",
+        switchyard_access::hash_line(key),
+        config(&primary.url(), &backup.url(), Some("conc"))
+    );
+    let instances = three(&config, &redis.url(), true).await;
+    // Every instance has seen the three beat (each heartbeat counts them).
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let bearer = format!("Bearer {key}");
+    // Nine at once, three per instance, each held 600 ms by the provider.
+    let clients: Vec<_> = (0..9)
+        .map(|c| {
+            let (url, bearer) = (instances[c % 3].url.clone(), bearer.clone());
+            tokio::spawn(async move {
+                let body = switchyard_testkit::chat_body("m", false);
+                switchyard_testkit::post_raw(&url, "/v1/chat/completions", body, &[("authorization", &bearer)])
+                    .await
+                    .status
+                    .as_u16()
+            })
+        })
+        .collect();
+    let mut statuses = Vec::new();
+    for client in clients {
+        statuses.push(client.await.unwrap());
+    }
+    statuses.sort();
+    assert_eq!(statuses, [200, 200, 200, 429, 429, 429, 429, 429, 429], "a third of 3 each: 3 at once in all");
+    assert_eq!(primary.max_inflight(), 3);
+}
+
 #[test]
 fn a_redis_backend_without_its_url_variable_refuses_to_start_and_names_the_variable() {
     let dir = tempfile::tempdir().unwrap();

@@ -145,6 +145,12 @@ impl Quotas {
             return Ok(Permits::default());
         }
         let waiting = &self.waiting[route];
+        if let Some(shared) = &self.shared {
+            let members = shared.members();
+            for gate in gates {
+                gate.share(members);
+            }
+        }
         let until = tokio::time::Instant::now() + wait;
         let mut held = Vec::with_capacity(gates.len());
         for gate in gates {

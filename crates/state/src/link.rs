@@ -17,6 +17,8 @@ use crate::StateError;
 
 /// How often the link checks that Redis answers (and notices it is back).
 const HEARTBEAT: Duration = Duration::from_millis(250);
+/// An instance not heard from for this long is no longer counted a member.
+const MEMBER_FOR: Duration = Duration::from_secs(3);
 /// Messages of one channel waiting for their reader; more are dropped.
 const CHANNEL_BACKLOG: usize = 4096;
 
@@ -66,6 +68,9 @@ pub struct RedisLink {
     /// This process, as it signs what it publishes (so it can skip its own).
     instance: String,
     up: AtomicBool,
+    /// Instances seen beating in the last `MEMBER_FOR` (this one included;
+    /// the last count while Redis is away).
+    members: std::sync::atomic::AtomicU32,
     /// A channel was added since the last subscription.
     unsubscribed: AtomicBool,
     failures: AtomicU64,
@@ -120,6 +125,7 @@ impl RedisLink {
             timeout: options.timeout,
             instance: format!("{:016x}", rand::random::<u64>()),
             up: AtomicBool::new(false),
+            members: std::sync::atomic::AtomicU32::new(1),
             unsubscribed: AtomicBool::new(false),
             failures: AtomicU64::new(0),
             reconnects: AtomicU64::new(0),
@@ -148,6 +154,12 @@ impl RedisLink {
             failures: self.failures.load(Ordering::Relaxed),
             reconnects: self.reconnects.load(Ordering::Relaxed),
         }
+    }
+
+    /// Instances sharing this Redis (and prefix) now, by their heartbeats;
+    /// the last count while Redis is away, 1 before the first.
+    pub fn members(&self) -> u32 {
+        self.members.load(Ordering::Relaxed).max(1)
     }
 
     /// Changes each time Redis answers again after it did not.
@@ -236,14 +248,30 @@ impl RedisLink {
 
     /// PING over the manager's connection (which re-makes it, and renews
     /// the subscriptions, when it was lost).
+    /// Also says this instance is alive, and counts the instances that are.
     async fn ping(&self) -> bool {
         let mut conn = self.manager.clone();
-        let answered = tokio::time::timeout(self.timeout, redis::cmd("PING").query_async::<String>(&mut conn)).await;
-        let ok = matches!(answered, Ok(Ok(_)));
-        if !ok {
-            self.failures.fetch_add(1, Ordering::Relaxed);
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis());
+        let members = self.key("members");
+        let mut pipe = redis::pipe();
+        pipe.cmd("PING")
+            .ignore()
+            .zadd(&members, &self.instance, now as u64)
+            .ignore()
+            .zrembyscore(&members, "-inf", (now.saturating_sub(MEMBER_FOR.as_millis())) as u64)
+            .ignore()
+            .zcard(&members);
+        let answered = tokio::time::timeout(self.timeout, pipe.query_async::<(u32,)>(&mut conn)).await;
+        match answered {
+            Ok(Ok((count,))) => {
+                self.members.store(count.max(1), Ordering::Relaxed);
+                true
+            }
+            _ => {
+                self.failures.fetch_add(1, Ordering::Relaxed);
+                false
+            }
         }
-        ok
     }
 
     async fn subscribe_all(&self) -> bool {

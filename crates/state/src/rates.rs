@@ -119,6 +119,10 @@ impl SharedRates for RedisRates {
         })
     }
 
+    fn members(&self) -> u32 {
+        self.link.members()
+    }
+
     fn settle_tokens(&self, key: &str, tokens_per_minute: u32, delta: i64) {
         if delta == 0 || !self.link.counts().up {
             return;
