@@ -44,41 +44,44 @@ pub(crate) async fn check(file: &Path, settings: Option<&str>, cache_dir: Option
     let (version, from_cache) = match host.prepare(&name, bytes, PolicyOrigin::File(file.to_owned())).await {
         Ok(loaded) => loaded,
         Err(e) => {
-            println!("{}: REJECTED ({}) — {e}", file.display(), e.reason());
+            say!("{}: REJECTED ({}) — {e}", file.display(), e.reason());
             return Ok(ExitCode::FAILURE);
         }
     };
     let loaded = started.elapsed();
-    println!("{}: {} ({} KiB)", file.display(), version.label(), size.div_ceil(1024));
-    println!("  world      switchyard:policy/policy@{} — satisfied", switchyard_policy_host::world_version());
+    say!("{}: {} ({} KiB)", file.display(), version.label(), size.div_ceil(1024));
+    if !switchyard_policy_host::host::conventional_name(&name) {
+        say!("  name       hint: {}", switchyard_policy_host::host::name_hint(&name));
+    }
+    say!("  world      switchyard:policy/policy@{} — satisfied", switchyard_policy_host::world_version());
     let imports = version.imports();
-    println!("  imports    {}", if imports.is_empty() { "none".to_owned() } else { imports.join(", ") });
+    say!("  imports    {}", if imports.is_empty() { "none".to_owned() } else { imports.join(", ") });
     let how = if from_cache { "from the compile cache" } else { "compile" };
-    println!("  load       {} ms ({how}, link, init, load-time checks)", loaded.as_millis());
+    say!("  load       {} ms ({how}, link, init, load-time checks)", loaded.as_millis());
     let report = host.conformance(&version).await;
-    println!("  scenarios");
+    say!("  scenarios");
     for s in &report.scenarios {
-        println!("    {} {} — {}", if s.passed { "ok  " } else { "FAIL" }, s.name, truncate(&s.detail, 160));
+        say!("    {} {} — {}", if s.passed { "ok  " } else { "FAIL" }, s.name, truncate(&s.detail, 160));
     }
     let us = |d: std::time::Duration| format!("{:.1} µs", d.as_secs_f64() * 1e6);
-    println!("  instantiate {} (fresh instance + init, median)", us(report.instantiate));
-    println!("  route       p50 {} p99 {}", us(report.route.0), us(report.route.1));
-    println!("  on-attempt  p50 {} p99 {}", us(report.on_attempt.0), us(report.on_attempt.1));
-    println!(
+    say!("  instantiate {} (fresh instance + init, median)", us(report.instantiate));
+    say!("  route       p50 {} p99 {}", us(report.route.0), us(report.route.1));
+    say!("  on-attempt  p50 {} p99 {}", us(report.on_attempt.0), us(report.on_attempt.1));
+    say!(
         "  memory      {} KiB high-water (limit 64 MiB) per instance; {} instance(s) alive",
         report.memory_high_water / 1024,
         report.instances
     );
     let (mean, max, budget) = report.fuel;
-    println!(
+    say!(
         "  fuel        {mean} instructions per decision on average, {max} at most (budget {budget}: {:.1} %)",
         max as f64 * 100.0 / budget.max(1) as f64
     );
     if report.passed() {
-        println!("ok");
+        say!("ok");
         Ok(ExitCode::SUCCESS)
     } else {
-        println!("FAILED: {} scenario(s)", report.scenarios.iter().filter(|s| !s.passed).count());
+        say!("FAILED: {} scenario(s)", report.scenarios.iter().filter(|s| !s.passed).count());
         Ok(ExitCode::FAILURE)
     }
 }

@@ -4,6 +4,16 @@
 
 #![forbid(unsafe_code)]
 
+/// `println!` for reports a reader may cut short (`| head`): a closed
+/// stdout is an `io::Error` the caller returns (and `main` ends quietly on),
+/// not a panic.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        writeln!(std::io::stdout().lock(), $($arg)*)?
+    }};
+}
+
 mod check;
 mod demo;
 mod new;
@@ -175,6 +185,10 @@ fn main() -> ExitCode {
     });
     match result {
         Ok(code) => code,
+        // The reader went away (`| head`): what it wanted, it has.
+        Err(e) if e.downcast_ref::<std::io::Error>().is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe) => {
+            ExitCode::SUCCESS
+        }
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::FAILURE

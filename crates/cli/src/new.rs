@@ -43,9 +43,7 @@ const JS: Files = template!("js": "policy.js", "package.json", "build.sh", "READ
 
 /// A policy name is its file stem: lower-case letters, digits and dashes.
 fn valid_name(name: &str) -> bool {
-    name.starts_with(|c: char| c.is_ascii_lowercase())
-        && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
-        && name.len() <= 64
+    switchyard_policy_host::host::conventional_name(name)
 }
 
 pub(crate) fn new(name: &str, lang: Lang, parent: &Path) -> anyhow::Result<ExitCode> {

@@ -97,8 +97,8 @@ pub(crate) async fn serve(path: &Path) -> anyhow::Result<ExitCode> {
 pub(crate) async fn validate(path: &Path) -> anyhow::Result<ExitCode> {
     let Some(config) = load(path) else { return Ok(ExitCode::from(EXIT_CONFIG)) };
     let dir = config.policy_dir();
-    println!("{}: ok", path.display());
-    println!("  listen {}; policy folder {}", config.listen, dir.display());
+    say!("{}: ok", path.display());
+    say!("  listen {}; policy folder {}", config.listen, dir.display());
     for p in &config.providers {
         let key = match &p.api_key_env {
             Some(var) if std::env::var_os(var).is_some() => format!("key from ${var}"),
@@ -115,13 +115,13 @@ pub(crate) async fn validate(path: &Path) -> anyhow::Result<ExitCode> {
             .filter_map(|(name, v)| v.map(|v| format!("{name} {v}")))
             .collect();
         let limits = if limits.is_empty() { String::new() } else { format!("; {}", limits.join(", ")) };
-        println!("  provider {:?} ({api}) at {} — {key}{limits}", p.name.get_ref(), p.base_url.get_ref());
+        say!("  provider {:?} ({api}) at {} — {key}{limits}", p.name.get_ref(), p.base_url.get_ref());
     }
     if let Some(tls) = &config.tls {
         let (cert, key) = (config.base_dir.join(&tls.cert_file), config.base_dir.join(&tls.key_file));
         match (cert.exists(), key.exists()) {
-            (true, true) => println!("  tls {} + {} (HTTP/2 or HTTP/1.1 by ALPN)", cert.display(), key.display()),
-            _ => println!(
+            (true, true) => say!("  tls {} + {} (HTTP/2 or HTTP/1.1 by ALPN)", cert.display(), key.display()),
+            _ => say!(
                 "  tls WARNING: {} or {} does not exist; `serve` will refuse to start",
                 cert.display(),
                 key.display()
@@ -129,7 +129,7 @@ pub(crate) async fn validate(path: &Path) -> anyhow::Result<ExitCode> {
         }
     }
     for k in &config.keys {
-        println!("  key {:?}: priority {}", k.name, k.priority.as_str());
+        say!("  key {:?}: priority {}", k.name, k.priority.as_str());
     }
     if config.state.backend == switchyard_config::StateBackend::Redis {
         let var = &config.state.url_env;
@@ -137,7 +137,7 @@ pub(crate) async fn validate(path: &Path) -> anyhow::Result<ExitCode> {
             Some(_) => format!("URL from ${var}"),
             None => format!("WARNING: ${var} is not set; `serve` will refuse to start"),
         };
-        println!("  state shared through redis under {:?} — {url}", config.state.prefix);
+        say!("  state shared through redis under {:?} — {url}", config.state.prefix);
     }
     // Load every policy a route uses, with its settings, exactly as `serve` would.
     let options = policy_host_options(&config);
@@ -166,7 +166,7 @@ pub(crate) async fn validate(path: &Path) -> anyhow::Result<ExitCode> {
             },
         };
         let targets: Vec<String> = r.targets.iter().map(|t| format!("{}/{}", t.provider.get_ref(), t.model)).collect();
-        println!(
+        say!(
             "  route {:?} → [{}] deadline {} ms, {}, policy {policy:?}: {verdict}",
             r.model.get_ref(),
             targets.join(", "),

@@ -22,6 +22,39 @@ fn policy_check_accepts_the_default_policy() {
 }
 
 #[test]
+fn policy_check_piped_into_a_reader_that_stops_early_ends_quietly() {
+    use std::io::BufRead;
+    let mut child = switchyard()
+        .args(["policy", "check"])
+        .arg(plugin_artifact("failover"))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // `| head -1`: one line, then the pipe closes while the checks still run.
+    let mut first = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap()).read_line(&mut first).unwrap();
+    assert!(first.contains("failover@"), "{first}");
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(out.status.success(), "{:?}: {stderr}", out.status);
+}
+
+#[test]
+fn policy_check_hints_at_the_naming_rule_for_a_file_named_against_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let odd = dir.path().join("My_C.wasm");
+    std::fs::copy(plugin_artifact("failover"), &odd).unwrap();
+    let out = switchyard().args(["policy", "check"]).arg(&odd).output().unwrap();
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(said.contains("hint: policy names are lower-case letters, digits and dashes (like \"my-c\")"), "{said}");
+    assert!(said.contains("loads as the policy \"My_C\""), "{said}");
+    let out = switchyard().args(["policy", "check"]).arg(plugin_artifact("failover")).output().unwrap();
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("hint:"), "a well-named file gets no hint");
+}
+
+#[test]
 fn policy_check_flags_a_policy_that_ignores_retry_after() {
     let out = switchyard()
         .args(["policy", "check"])
@@ -259,4 +292,37 @@ fn validate_accepts_the_tenant_tiers_example_with_its_embedded_policy() {
         stdout.contains("policy \"tenant-tiers\": tenant-tiers@") && stdout.contains("settings accepted"),
         "{stdout}"
     );
+}
+
+#[test]
+fn a_template_build_without_its_tools_names_what_is_missing_and_where_it_comes_from() {
+    // A PATH with a shell and `dirname` only: no node, npm, python3 or cargo.
+    let bin = tempfile::tempdir().unwrap();
+    for tool in ["bash", "dirname"] {
+        let found = std::process::Command::new("bash").args(["-c", &format!("command -v {tool}")]).output().unwrap();
+        let path = String::from_utf8_lossy(&found.stdout).trim().to_owned();
+        std::os::unix::fs::symlink(path, bin.path().join(tool)).unwrap();
+    }
+    let dir = tempfile::tempdir().unwrap();
+    for (lang, missing, hint) in [
+        ("js", "node", "Debian: apt-get install nodejs npm"),
+        ("python", "python3", "python3-venv"),
+        ("c", "python3", "python3-venv"),
+        ("rust", "cargo", "rustup"),
+    ] {
+        let name = format!("bare-{lang}");
+        let made = switchyard().args(["new", &name, "--lang", lang, "--dir"]).arg(dir.path()).output().unwrap();
+        assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
+        let out = std::process::Command::new(bin.path().join("bash"))
+            .arg(dir.path().join(&name).join("build.sh"))
+            .env_clear()
+            .env("PATH", bin.path())
+            .output()
+            .unwrap();
+        let said = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{lang}");
+        assert!(said.contains(&format!("error: '{missing}' is needed to build this policy")), "{lang}: {said}");
+        assert!(said.contains(hint), "{lang}: {said}");
+        assert!(!said.contains("command not found"), "{lang}: {said}");
+    }
 }

@@ -381,6 +381,9 @@ impl PolicyHost {
         let Some(name) = policy_name(path) else { return Ok(None) };
         let _serial = self.load_lock.lock().await;
         let started = std::time::Instant::now();
+        if !conventional_name(&name) {
+            tracing::warn!(policy = %name, path = %path.display(), "{}", name_hint(&name));
+        }
         let result: Result<Option<Arc<PolicyVersion>>, PolicyError> = async {
             let bytes = tokio::fs::read(path).await.map_err(|e| PolicyError::Io(e.to_string()))?;
             let slot = self.slot(&name);
@@ -481,6 +484,22 @@ pub fn policy_name(path: &Path) -> Option<String> {
     }
     let stem = path.file_stem()?.to_str()?;
     (!stem.is_empty() && !stem.starts_with('.')).then(|| stem.to_owned())
+}
+
+/// Whether `name` follows the naming rule `switchyard new` keeps:
+/// lower-case letters, digits and dashes, starting with a letter. Another
+/// file stem still loads (as that exact name), with a hint.
+pub fn conventional_name(name: &str) -> bool {
+    name.starts_with(|c: char| c.is_ascii_lowercase())
+        && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+}
+
+/// The hint for a policy file whose name breaks the naming rule.
+pub fn name_hint(name: &str) -> String {
+    format!(
+        "policy names are lower-case letters, digits and dashes (like {:?}); this file loads as the policy {name:?}, which a route must name exactly",
+        name.to_ascii_lowercase().replace(|c: char| !c.is_ascii_alphanumeric(), "-")
+    )
 }
 
 /// What a request asks its policy.

@@ -6,6 +6,9 @@
 # wit-bindgen-cli and wasm-tools with cargo, ziglang with pip.
 set -euo pipefail
 cd "$(dirname "$0")"
+# A missing tool is named, with where it comes from, before anything runs.
+need() { command -v "$1" >/dev/null 2>&1 || { echo "error: '$1' is needed to build this policy: $2" >&2; exit 1; }; }
+need python3 "Python 3.10 or later with its venv module, for zig from PyPI (Debian: apt-get install python3 python3-venv)"
 WIT_BINDGEN_VERSION=0.63.0
 WASM_TOOLS_VERSION=1.263.0
 ZIG_VERSION=0.17.1

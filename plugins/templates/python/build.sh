@@ -3,6 +3,9 @@
 # from PyPI into a virtualenv if missing ($SWITCHYARD_TOOLS, default .tools/).
 set -euo pipefail
 cd "$(dirname "$0")"
+# A missing tool is named, with where it comes from, before anything runs.
+need() { command -v "$1" >/dev/null 2>&1 || { echo "error: '$1' is needed to build this policy: $2" >&2; exit 1; }; }
+need python3 "Python 3.10 or later with its venv module (Debian: apt-get install python3 python3-venv)"
 COMPONENTIZE_PY_VERSION=0.25.1
 tools="${SWITCHYARD_TOOLS:-$PWD/.tools}"
 venv="$tools/python-$COMPONENTIZE_PY_VERSION"

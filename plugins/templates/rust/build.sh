@@ -2,7 +2,11 @@
 # Builds {{name}}.wasm next to this script. Installs the wasm32-wasip2 target if missing.
 set -euo pipefail
 cd "$(dirname "$0")"
-if ! rustup target list --installed | grep -qx wasm32-wasip2; then
+# A missing tool is named, with where it comes from, before anything runs.
+need() { command -v "$1" >/dev/null 2>&1 || { echo "error: '$1' is needed to build this policy: $2" >&2; exit 1; }; }
+need cargo "Rust's cargo, installed with rustup"
+# (Without rustup, the toolchain must already have the wasm32-wasip2 target.)
+if command -v rustup >/dev/null 2>&1 && ! rustup target list --installed | grep -qx wasm32-wasip2; then
   rustup target add wasm32-wasip2
 fi
 cargo build --release --target wasm32-wasip2
