@@ -6,9 +6,10 @@
 //! write sees and trims the same index.
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use crate::link::RedisLink;
+use crate::unix_ms;
 
 /// What the shared cache may hold, across every instance.
 #[derive(Debug, Clone, Copy)]
@@ -71,10 +72,6 @@ impl std::fmt::Debug for CacheStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("CacheStore").finish_non_exhaustive()
     }
-}
-
-fn unix_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
 fn ms(d: Duration) -> u64 {

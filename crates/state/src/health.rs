@@ -7,7 +7,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use switchyard_policy_host::{BreakerState, SharedMove};
@@ -15,6 +15,7 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use crate::link::RedisLink;
+use crate::unix_ms;
 
 /// Moves waiting to be published; more are dropped (and counted).
 const OUTBOX: usize = 4096;
@@ -147,10 +148,6 @@ impl HealthShare {
             dropped: self.dropped.load(Ordering::Relaxed),
         }
     }
-}
-
-fn unix_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
 /// The hash field a move is kept under, and its value (`None`: remove it).

@@ -39,3 +39,11 @@ pub enum StateError {
     #[error("[state] redis URL: {0}")]
     Url(String),
 }
+
+/// Now, as milliseconds since the Unix epoch: how deadlines and bucket
+/// times travel between hosts (keep their clocks in sync).
+pub(crate) fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}

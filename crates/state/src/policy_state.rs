@@ -5,12 +5,13 @@
 //! moves exactly once per call whichever instance makes it.
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use switchyard_policy_host::kv::{KvError, MAX_KEYS};
 use switchyard_policy_host::{KvFuture, KvWrite, SharedKv};
 
 use crate::link::RedisLink;
+use crate::unix_ms;
 
 /// KEYS: the value, the policy's index (a zset of its keys by expiry).
 /// ARGV: compare ("1" or "0"), expected present ("1"/"0"), expected,
@@ -64,10 +65,6 @@ impl RedisPolicyState {
     fn index_key(&self, policy: &str) -> String {
         self.link.key(&format!("policy-keys:{policy}"))
     }
-}
-
-fn unix_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
 fn ttl_ms(ttl: Option<Duration>) -> u64 {

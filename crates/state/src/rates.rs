@@ -5,12 +5,13 @@
 //! one round trip per request of a key that has a rate, none for others.
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use switchyard_access::rate::{Admitted, Limited};
 use switchyard_access::shared::{RateAnswer, RateAsk, RateFuture, SharedRates};
 
 use crate::link::RedisLink;
+use crate::unix_ms;
 
 /// KEYS: the request bucket, the token bucket. ARGV: now ms, requests per
 /// minute (0: none), tokens per minute (0: none), tokens to take.
@@ -76,10 +77,6 @@ impl std::fmt::Debug for RedisRates {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RedisRates").finish_non_exhaustive()
     }
-}
-
-fn unix_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
 impl RedisRates {
