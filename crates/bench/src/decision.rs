@@ -27,6 +27,7 @@ pub fn host(cache_dir: Option<PathBuf>) -> Arc<PolicyHost> {
         limits: Limits::new(Duration::from_millis(5), 64 << 20),
         cache_dir,
         default_policy: None,
+        random_seed: None,
     };
     PolicyHost::new(options, Arc::new(HealthBook::new(3))).expect("policy host")
 }

@@ -37,6 +37,7 @@ pub(crate) async fn check(file: &Path, settings: Option<&str>, cache_dir: Option
         limits: Limits::new(Duration::from_millis(5), 64 << 20),
         cache_dir,
         default_policy: None,
+        random_seed: None,
     };
     let host = PolicyHost::new(options, Arc::new(HealthBook::new(3)))?;
     let started = std::time::Instant::now();

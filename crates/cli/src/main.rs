@@ -18,6 +18,7 @@ mod check;
 mod demo;
 mod new;
 mod serve;
+mod simulate;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -105,6 +106,43 @@ enum Command {
         #[command(subcommand)]
         command: KeysCommand,
     },
+    /// Rehearse an outage: run a scenario's traffic and provider faults
+    /// through the real gateway in virtual time (an hour in seconds) and
+    /// report how the policy rode it out. Same seed, same report.
+    Simulate {
+        /// The scenario file (see examples/scenarios).
+        #[arg(long)]
+        scenario: PathBuf,
+        /// A gateway config file instead of the scenario's own.
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+        /// A policy component deciding for every route.
+        #[arg(long, conflicts_with = "compare")]
+        policy: Option<PathBuf>,
+        /// The seed (default: the scenario's).
+        #[arg(long)]
+        seed: Option<u64>,
+        /// Two policy components, side by side on the same scenario and seed.
+        #[arg(long, num_args = 2, value_names = ["A.wasm", "B.wasm"])]
+        compare: Vec<PathBuf>,
+        /// Also write the report as JSON to this file (`-`: stdout, instead of the text).
+        #[arg(long)]
+        json: Option<PathBuf>,
+        /// Also write the report as a self-contained HTML page with the timeline chart.
+        #[arg(long)]
+        html: Option<PathBuf>,
+    },
+    /// Serve a scenario's providers on loopback (OpenAI or Anthropic wire,
+    /// streaming included), their faults on the scenario's timeline in real
+    /// time: point a staging gateway and real clients at an outage.
+    Mock {
+        /// The scenario file.
+        #[arg(long)]
+        scenario: PathBuf,
+        /// The seed (default: the scenario's).
+        #[arg(long)]
+        seed: Option<u64>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -134,9 +172,10 @@ enum PolicyCommand {
     },
 }
 
-fn init_logging(format: LogFormat) {
+/// Logs to stderr at `SWITCHYARD_LOG`'s level, else at `default`.
+fn init_logging(format: LogFormat, default: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("SWITCHYARD_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
     match format {
         LogFormat::Text => builder.init(),
@@ -163,7 +202,18 @@ fn keys_new(name: &str) -> ExitCode {
 fn main() -> ExitCode {
     no_huge_pages();
     let cli = Cli::parse();
-    init_logging(cli.log_format);
+    // A simulated gateway's own log (an hour of breaker events in seconds)
+    // would drown its report: errors only, unless SWITCHYARD_LOG says otherwise.
+    let quiet = matches!(cli.command, Command::Simulate { .. });
+    init_logging(cli.log_format, if quiet { "error" } else { "info" });
+    // A simulation runs on its own single-threaded, virtual-time runtime.
+    let command = match cli.command {
+        Command::Simulate { scenario, config, policy, seed, compare, json, html } => {
+            let args = simulate::Args { scenario, config, policy, seed, compare, json, html };
+            return finish(simulate::simulate(args));
+        }
+        other => other,
+    };
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
@@ -172,7 +222,7 @@ fn main() -> ExitCode {
         }
     };
     let result = runtime.block_on(async {
-        match cli.command {
+        match command {
             Command::Serve { config } => serve::serve(&config).await,
             Command::Demo { listen, policy_dir } => demo::demo(&listen, &policy_dir).await,
             Command::Validate { config } => serve::validate(&config).await,
@@ -181,8 +231,15 @@ fn main() -> ExitCode {
             }
             Command::New { name, lang, dir } => new::new(&name, lang, &dir),
             Command::Keys { command: KeysCommand::New { name } } => Ok(keys_new(&name)),
+            Command::Mock { scenario, seed } => simulate::mock(&scenario, seed).await,
+            Command::Simulate { .. } => unreachable!("run above, without this runtime"),
         }
     });
+    finish(result)
+}
+
+/// The exit code for a command's result.
+fn finish(result: anyhow::Result<ExitCode>) -> ExitCode {
     match result {
         Ok(code) => code,
         // The reader went away (`| head`): what it wanted, it has.

@@ -122,6 +122,8 @@ pub(crate) struct Live {
     pub door: Option<crate::tls::Door>,
     /// `[state] backend = "redis"` (set at start: a change needs a restart).
     pub sharing: Option<crate::sharing::Sharing>,
+    /// Set when the gateway runs inside `switchyard simulate`.
+    pub simulation: Option<Arc<crate::simulation::Simulation>>,
 }
 
 impl Live {
@@ -200,6 +202,7 @@ pub fn policy_host_options(config: &Config) -> HostOptions {
         },
         cache_dir: Some(config.policy_cache_dir()),
         default_policy: Some(config.policy.default.clone()),
+        random_seed: None,
     }
 }
 
@@ -211,7 +214,26 @@ impl Gateway {
         config: &Config,
         env: impl Fn(&str) -> Option<String> + Send + Sync + 'static,
     ) -> Result<Gateway, GatewayError> {
-        let env: Env = Arc::new(env);
+        Self::build(config, Arc::new(env), None).await
+    }
+
+    /// A gateway for `switchyard simulate`: `config` without what reaches
+    /// outside the process (webhooks, traces, shared state, the access
+    /// log), its providers reached through `simulation.dial`. Every
+    /// provider key variable reads as set. Serve it with [`Gateway::serve_io`].
+    pub async fn simulated(
+        config: &Config,
+        simulation: crate::simulation::Simulation,
+    ) -> Result<Gateway, GatewayError> {
+        let config = crate::simulation::confine(config);
+        Self::build(&config, Arc::new(|_: &str| Some("simulated-key".to_owned())), Some(Arc::new(simulation))).await
+    }
+
+    async fn build(
+        config: &Config,
+        env: Env,
+        simulation: Option<Arc<crate::simulation::Simulation>>,
+    ) -> Result<Gateway, GatewayError> {
         let tls = || {
             crate::upstream::tls_config(None)
                 .map_err(|reason| GatewayError::Provider { provider: "telemetry".into(), reason })
@@ -231,9 +253,18 @@ impl Gateway {
         if let Some(sharing) = &sharing {
             sharing.report_to(&telemetry);
         }
-        let (generation, _) =
-            Generation::build(config.clone(), &env, &telemetry, &closing, sharing.as_ref(), None).await?;
+        let (generation, _) = Generation::build(
+            config.clone(),
+            &env,
+            &telemetry,
+            &closing,
+            sharing.as_ref(),
+            simulation.as_deref(),
+            None,
+        )
+        .await?;
         let live = Live {
+            simulation,
             sharing,
             door,
             generation: ArcSwap::from_pointee(generation),
@@ -282,6 +313,16 @@ impl Gateway {
     /// request must carry `token` when there is one. Runs until dropped.
     pub fn admin(&self, listener: TcpListener, token: Option<String>) -> impl Future<Output = ()> + use<> {
         crate::admin::serve(self.live.clone(), listener, token)
+    }
+
+    /// Serves one client connection over `io` (HTTP/1.1, or HTTP/2 with
+    /// prior knowledge) until the client closes it: an in-memory
+    /// connection in a simulation.
+    pub async fn serve_io<I>(&self, io: I)
+    where
+        I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    {
+        crate::server::serve_connection(self.live.clone(), io).await;
     }
 
     /// Serves `listener` until `shutdown` resolves, then drains: open

@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use switchyard_config::{Api, Config};
-use switchyard_policy_host::{BreakerConfig, HealthBook, PolicyError, PolicyHost, PolicyWatcher};
+use switchyard_policy_host::{BreakerConfig, HealthBook, HostOptions, PolicyError, PolicyHost, PolicyWatcher};
 use tokio_util::sync::CancellationToken;
 
 use crate::gateway::{Env, GatewayError, RouteEntry, Shared, policy_host_options, topology};
@@ -66,6 +66,7 @@ fn providers(
     env: &Env,
     before: Option<&Generation>,
     carried: &mut Carried,
+    simulation: Option<&crate::simulation::Simulation>,
 ) -> Result<HashMap<String, (ProviderPrint, Arc<Provider>)>, GatewayError> {
     let mut keys = Vec::new();
     for p in &config.providers {
@@ -116,6 +117,7 @@ fn providers(
             Duration::from_millis(p.connect_timeout_ms),
             print.ca.as_deref(),
             secrets.clone(),
+            simulation.map(|s| s.dial.clone()),
         )
         .map_err(|reason| GatewayError::Provider { provider: name.clone(), reason })?;
         providers.insert(name, (print, Arc::new(provider)));
@@ -133,11 +135,12 @@ impl Generation {
         telemetry: &Arc<Telemetry>,
         closing: &CancellationToken,
         sharing: Option<&crate::sharing::Sharing>,
+        simulation: Option<&crate::simulation::Simulation>,
         before: Option<&Generation>,
     ) -> Result<(Generation, Carried), GatewayError> {
         let mut carried = Carried::default();
         let topology = Arc::new(topology(&config));
-        let providers = providers(&config, env, before, &mut carried)?;
+        let providers = providers(&config, env, before, &mut carried, simulation)?;
         let target_provider: Vec<Arc<Provider>> =
             topology.targets.iter().map(|t| providers[&t.provider].1.clone()).collect();
 
@@ -154,12 +157,14 @@ impl Generation {
         carried.targets_kept = map.iter().flatten().count();
         carried.targets_new = map.len() - carried.targets_kept;
 
-        let options = policy_host_options(&config);
+        let mut options = policy_host_options(&config);
+        options.random_seed = simulation.map(|s| s.seed);
         let breaker = breaker_config(&config);
         // The policy host and its health book are kept together: the host's
         // policies read that book.
         let keep_host = before.filter(|b| {
-            policy_host_options(&b.config) == options
+            // (A simulation's seed is the gateway's, the same for every generation.)
+            HostOptions { random_seed: options.random_seed, ..policy_host_options(&b.config) } == options
                 && breaker_config(&b.config) == breaker
                 && b.config.policy_dir() == config.policy_dir()
                 && b.config.policy.rescan_interval_ms == config.policy.rescan_interval_ms

@@ -28,7 +28,10 @@ where
     B: Future<Output = T>,
 {
     tokio::pin!(first);
+    // `biased` here and below: on a tie the first attempt wins, the same
+    // way every time (a simulation's run is repeatable).
     tokio::select! {
+        biased;
         done = &mut first => return Raced { winner: done, earlier_failure: None },
         () = tokio::time::sleep(after) => {}
     }
@@ -37,6 +40,7 @@ where
     };
     tokio::pin!(second);
     let (done, other_first) = tokio::select! {
+        biased;
         a = &mut first => (a, false),
         b = &mut second => (b, true),
     };

@@ -224,7 +224,10 @@ async fn serve(
         .run();
     // Past the shutdown grace period, a request still waiting for a
     // provider gets a clean 503 (a stream already flowing ends in its relay).
+    // `biased`: the branches in order, not at random (an answer ready when
+    // the grace period ends is sent; and a simulation's run is repeatable).
     tokio::select! {
+        biased;
         mut response = exchange => {
             response.extensions_mut().insert(switchyard_telemetry::access_log::Logged);
             response

@@ -136,9 +136,16 @@ fn summary(before: &switchyard_config::Config, after: &switchyard_config::Config
 pub(crate) async fn apply(live: &Live, config: switchyard_config::Config) -> Result<Reloaded, ReloadError> {
     let _one = live.reloading.lock().await;
     let before = live.generation();
-    let (next, carried) =
-        Generation::build(config, &live.env, &live.telemetry, &live.closing, live.sharing.as_ref(), Some(&before))
-            .await?;
+    let (next, carried) = Generation::build(
+        config,
+        &live.env,
+        &live.telemetry,
+        &live.closing,
+        live.sharing.as_ref(),
+        live.simulation.as_deref(),
+        Some(&before),
+    )
+    .await?;
     let reloaded = summary(&before.config, &next.config, carried);
     live.swap(next);
     Ok(reloaded)

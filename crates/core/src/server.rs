@@ -102,6 +102,23 @@ pub(crate) async fn serve(live: Arc<Live>, listener: TcpListener, shutdown: impl
     }
 }
 
+/// Serves one plain connection (no TLS, no graceful drain) until it closes.
+pub(crate) async fn serve_connection<I>(live: Arc<Live>, io: I)
+where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let service = service_fn(move |req| {
+        let shared = live.shared();
+        async move { Ok::<_, std::convert::Infallible>(crate::ingress::handle(shared, req).await) }
+    });
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder.http1().timer(TokioTimer::new());
+    builder.http2().timer(TokioTimer::new());
+    if let Err(e) = builder.serve_connection(TokioIo::new(io), service).await {
+        tracing::debug!("connection ended: {e}");
+    }
+}
+
 /// One serving thread: accepts until told to stop, then drains its own connections.
 async fn accept(live: Arc<Live>, listener: TcpListener, mut stopped: watch::Receiver<bool>) {
     let graceful = GracefulShutdown::new();

@@ -10,9 +10,10 @@ use bytes::Bytes;
 use http::{HeaderValue, Request, Response, StatusCode, header};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
-use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
+
+use crate::dial::{Connector, Dial};
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 use switchyard_wire::translate::stream::StreamTranslator;
 use switchyard_wire::{Api, OutcomeKind, classify_status, parse_retry_after};
@@ -48,7 +49,7 @@ pub(crate) struct Provider {
     secrets: std::sync::Arc<crate::secrets::Secrets>,
     /// One connection pool per serving thread (and one for the rest), so a
     /// request's upstream connection lives on the thread serving it.
-    clients: Box<[Client<HttpsConnector<HttpConnector>, Full<Bytes>>]>,
+    clients: Box<[Client<Connector, Full<Bytes>>]>,
 }
 
 thread_local! {
@@ -58,7 +59,7 @@ thread_local! {
 
 impl Provider {
     /// The connection pool of the thread asking.
-    fn client(&self) -> &Client<HttpsConnector<HttpConnector>, Full<Bytes>> {
+    fn client(&self) -> &Client<Connector, Full<Bytes>> {
         let last = self.clients.len() - 1;
         &self.clients[SERVING_THREAD.get().map_or(last, |i| i.min(last))]
     }
@@ -98,7 +99,10 @@ impl Provider {
         req
     }
 
-    /// A provider at `base_url`; `extra_roots` (PEM) are trusted besides the bundled public roots.
+    /// A provider at `base_url`; `extra_roots` (PEM) are trusted besides the
+    /// bundled public roots. With `dial`, it is reached over in-memory pipes
+    /// instead of the network (a simulation).
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         name: &str,
         api: Api,
@@ -107,6 +111,7 @@ impl Provider {
         connect_timeout: Duration,
         extra_roots: Option<&[u8]>,
         secrets: std::sync::Arc<crate::secrets::Secrets>,
+        dial: Option<std::sync::Arc<dyn Dial>>,
     ) -> Result<Provider, String> {
         let base = base_url.trim_end_matches('/');
         let v1 = if base.ends_with("/v1") { base.to_owned() } else { format!("{base}/v1") };
@@ -140,12 +145,16 @@ impl Provider {
             .https_or_http()
             .enable_all_versions()
             .wrap_connector(http);
+        let connector = match dial {
+            Some(dial) => Connector::Memory(dial),
+            None => Connector::Net(https),
+        };
         let clients = (0..=crate::server::serving_threads())
             .map(|_| {
                 Client::builder(TokioExecutor::new())
                     .pool_timer(TokioTimer::new())
                     .pool_idle_timeout(Duration::from_secs(90))
-                    .build(https.clone())
+                    .build(connector.clone())
             })
             .collect();
         Ok(Provider {
@@ -292,6 +301,7 @@ async fn send(
     let request = provider.client().request(req);
     tokio::pin!(request);
     tokio::select! {
+        biased; // an answer ready at the limit counts
         result = &mut request => result.map_err(classify),
         () = tokio::time::sleep(limit) => {
             if captured.connection_metadata().is_none() {

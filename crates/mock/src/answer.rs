@@ -46,7 +46,9 @@ fn sse_response(body: ChannelBody) -> Response<MockBody> {
         .expect("valid response")
 }
 
-pub(crate) async fn answer(state: Arc<State>, req: Request<Incoming>) -> Result<Response<MockBody>, Infallible> {
+/// Answers one request; an `Err` closes the connection without an answer
+/// (a planned `refuse`).
+pub(crate) async fn answer(state: Arc<State>, req: Request<Incoming>) -> Result<Response<MockBody>, std::io::Error> {
     let now = state.inflight.fetch_add(1, Ordering::SeqCst) + 1;
     state.max_inflight.fetch_max(now, Ordering::SeqCst);
     let answered = respond_to(&state, req).await;
@@ -54,7 +56,7 @@ pub(crate) async fn answer(state: Arc<State>, req: Request<Incoming>) -> Result<
     answered
 }
 
-async fn respond_to(state: &Arc<State>, req: Request<Incoming>) -> Result<Response<MockBody>, Infallible> {
+async fn respond_to(state: &Arc<State>, req: Request<Incoming>) -> Result<Response<MockBody>, std::io::Error> {
     state.received.fetch_add(1, Ordering::SeqCst);
     let headers = req.headers().clone();
     let authorization = headers.get("authorization").and_then(|v| v.to_str().ok()).map(str::to_owned);
@@ -64,7 +66,8 @@ async fn respond_to(state: &Arc<State>, req: Request<Incoming>) -> Result<Respon
     let model = json["model"].as_str().unwrap_or("unknown").to_owned();
     let streaming = json["stream"].as_bool().unwrap_or(false);
     let usage = json["stream_options"]["include_usage"] == true;
-    {
+    // A planned provider (a scenario's) keeps what it received its own way.
+    if state.playing.is_none() {
         let mut seen = state.seen.lock().unwrap();
         if seen.len() < SEEN_KEPT {
             seen.push(Seen {
@@ -84,7 +87,13 @@ async fn respond_to(state: &Arc<State>, req: Request<Incoming>) -> Result<Respon
             Dialect::OpenAi => Response::builder().status(404).body(full(String::new())).expect("valid response"),
         });
     }
-    let reply = state.script.lock().unwrap().next();
+    let reply = match &state.playing {
+        Some(playing) => playing.choose(&body, streaming),
+        None => state.script.lock().unwrap().next(),
+    };
+    if matches!(reply, Reply::Reset) {
+        return Err(std::io::Error::new(std::io::ErrorKind::ConnectionReset, "the mock refuses the connection"));
+    }
     // A malformed chat request gets the 400 the real API would give it.
     if method == http::Method::POST
         && let Some(refusal) = dialect.refusal(&json, &headers)
@@ -206,6 +215,7 @@ async fn play(
                 reply = *then;
             }
             Reply::Hang => std::future::pending::<()>().await,
+            Reply::Reset => return json_response(String::new()),
             Reply::Ok if matches!(stream, Stream::Yes { .. }) => {
                 let greeting = format!("Hello from {name}");
                 let pieces: Vec<String> = greeting.split_inclusive(' ').map(str::to_owned).collect();

@@ -11,6 +11,7 @@
 
 mod answer;
 mod dialect;
+mod plan;
 mod reply;
 
 use std::collections::VecDeque;
@@ -22,6 +23,7 @@ use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 
+pub use plan::{Fault, FaultKind, ProviderPlan, Received, parse_span};
 use reply::Script;
 pub use reply::{Reply, StreamEnd};
 
@@ -56,6 +58,79 @@ struct State {
     /// (a stream counts until its headers are sent).
     inflight: AtomicUsize,
     max_inflight: AtomicUsize,
+    /// A scenario's plan, played instead of the script.
+    playing: Option<plan::Playing>,
+}
+
+impl State {
+    fn new(name: &str, cycle: Vec<Reply>, playing: Option<plan::Playing>) -> State {
+        State {
+            name: name.to_owned(),
+            anthropic: std::sync::atomic::AtomicBool::new(false),
+            script: Mutex::new(Script { queue: VecDeque::new(), cycle, next_in_cycle: 0 }),
+            received: AtomicUsize::new(0),
+            connections: AtomicUsize::new(0),
+            seen: Mutex::new(Vec::new()),
+            inflight: AtomicUsize::new(0),
+            max_inflight: AtomicUsize::new(0),
+            playing,
+        }
+    }
+}
+
+/// Serves one connection of `state`'s provider over `io`.
+async fn serve<I>(state: Arc<State>, io: I)
+where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    state.connections.fetch_add(1, Ordering::SeqCst);
+    let service = service_fn(move |req| answer::answer(state.clone(), req));
+    let _ = auto::Builder::new(TokioExecutor::new()).serve_connection(TokioIo::new(io), service).await;
+}
+
+/// A provider playing a scenario's [`ProviderPlan`] over connections it is
+/// handed (`switchyard simulate`'s in-memory pipes), in the runtime's time
+/// (virtual, when the runtime's clock is paused).
+pub struct PlannedProvider {
+    state: Arc<State>,
+}
+
+impl PlannedProvider {
+    /// A provider playing `plan`; `seed` decides which requests its faults hit.
+    pub fn new(plan: ProviderPlan, seed: u64) -> PlannedProvider {
+        let name = plan.name.clone();
+        let anthropic = plan.api == "anthropic";
+        let state = State::new(&name, vec![Reply::Ok], Some(plan::Playing::new(plan, seed)));
+        state.anthropic.store(anthropic, Ordering::SeqCst);
+        PlannedProvider { state: Arc::new(state) }
+    }
+
+    /// Serves one connection over `io` (a task of its own).
+    pub fn serve<I>(&self, io: I)
+    where
+        I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    {
+        tokio::spawn(serve(self.state.clone(), io));
+    }
+
+    /// Whether a new connection now is refused.
+    pub fn refuses_now(&self) -> bool {
+        self.playing().plan.refuses_all(self.playing().born.elapsed())
+    }
+
+    /// The plan it plays.
+    pub fn plan(&self) -> &ProviderPlan {
+        &self.playing().plan
+    }
+
+    /// Every request it received, in order.
+    pub fn received(&self) -> Vec<Received> {
+        self.playing().received.lock().unwrap().clone()
+    }
+
+    fn playing(&self) -> &plan::Playing {
+        self.state.playing.as_ref().expect("a planned provider plays a plan")
+    }
 }
 
 /// A mock OpenAI-wire provider on `127.0.0.1:<ephemeral>`. Stops when dropped.
@@ -126,23 +201,30 @@ impl MockProvider {
         tls: Option<(tokio_rustls::TlsAcceptor, String)>,
     ) -> MockProvider {
         assert!(!cycle.is_empty(), "a mock needs at least one reply");
+        Self::serve_state(Arc::new(State::new(name, cycle, None)), 0, tls).await.expect("bind mock provider")
+    }
+
+    /// Serves `plan` on `127.0.0.1:PORT` (its `port`, or any free one) in
+    /// real time: `switchyard mock --scenario`.
+    pub async fn start_planned(plan: ProviderPlan, seed: u64) -> std::io::Result<MockProvider> {
+        let (name, port, anthropic) = (plan.name.clone(), plan.port, plan.api == "anthropic");
+        let state = State::new(&name, vec![Reply::Ok], Some(plan::Playing::new(plan, seed)));
+        state.anthropic.store(anthropic, Ordering::SeqCst);
+        Self::serve_state(Arc::new(state), port, None).await
+    }
+
+    async fn serve_state(
+        state: Arc<State>,
+        port: u16,
+        tls: Option<(tokio_rustls::TlsAcceptor, String)>,
+    ) -> std::io::Result<MockProvider> {
         // A deep accept queue: a provider accepts what it is sent, and a
         // bench that opens thousands of connections a second must measure
         // the gateway, not the mock's backlog (SYNs dropped, retried 1 s on).
-        let socket = tokio::net::TcpSocket::new_v4().expect("a socket");
-        socket.bind("127.0.0.1:0".parse().expect("an address")).expect("bind mock provider");
-        let listener = socket.listen(4096).expect("listen");
-        let addr = listener.local_addr().expect("mock addr");
-        let state = Arc::new(State {
-            name: name.to_owned(),
-            anthropic: std::sync::atomic::AtomicBool::new(false),
-            script: Mutex::new(Script { queue: VecDeque::new(), cycle, next_in_cycle: 0 }),
-            received: AtomicUsize::new(0),
-            connections: AtomicUsize::new(0),
-            seen: Mutex::new(Vec::new()),
-            inflight: AtomicUsize::new(0),
-            max_inflight: AtomicUsize::new(0),
-        });
+        let socket = tokio::net::TcpSocket::new_v4()?;
+        socket.bind(std::net::SocketAddr::from(([127, 0, 0, 1], port)))?;
+        let listener = socket.listen(4096)?;
+        let addr = listener.local_addr()?;
         let serving = state.clone();
         let (acceptor, ca_pem) = match tls {
             Some((acceptor, pem)) => (Some(acceptor), Some(pem)),
@@ -152,26 +234,21 @@ impl MockProvider {
             loop {
                 let Ok((stream, _)) = listener.accept().await else { continue };
                 let _ = stream.set_nodelay(true);
-                serving.connections.fetch_add(1, Ordering::SeqCst);
                 let state = serving.clone();
                 let acceptor = acceptor.clone();
                 tokio::spawn(async move {
-                    let service = service_fn(move |req| answer::answer(state.clone(), req));
-                    let server = auto::Builder::new(TokioExecutor::new());
                     match acceptor {
                         Some(acceptor) => {
                             if let Ok(tls) = acceptor.accept(stream).await {
-                                let _ = server.serve_connection(TokioIo::new(tls), service).await;
+                                serve(state, tls).await;
                             }
                         }
-                        None => {
-                            let _ = server.serve_connection(TokioIo::new(stream), service).await;
-                        }
+                        None => serve(state, stream).await,
                     }
                 });
             }
         });
-        MockProvider { addr, state, task, ca_pem }
+        Ok(MockProvider { addr, state, task, ca_pem })
     }
 
     /// `https://localhost:PORT` for a TLS mock.

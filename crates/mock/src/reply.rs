@@ -31,6 +31,8 @@ pub enum Reply {
     },
     /// Accept the request and never answer.
     Hang,
+    /// Close the connection without an answer.
+    Reset,
     /// Wait, then reply.
     Delay(Duration, Box<Reply>),
     /// Stream these content pieces, `gap` apart, then end as `end` says.

@@ -45,6 +45,9 @@ pub(crate) struct CallClock {
     yielded: AtomicBool,
     /// The fuel the current decision started with (0: not a decision).
     fuel_armed: std::sync::atomic::AtomicU64,
+    /// Never yield mid-call (a simulation: the order tasks run in, and so
+    /// the run, must not depend on how the OS scheduled this thread).
+    steady: bool,
 }
 
 impl Default for CallClock {
@@ -54,11 +57,18 @@ impl Default for CallClock {
             run: Mutex::new(Run { started: now, resumed: now, ran: Duration::ZERO, ticks: 0, timeout: Duration::ZERO }),
             yielded: AtomicBool::new(false),
             fuel_armed: Default::default(),
+            steady: false,
         }
     }
 }
 
 impl CallClock {
+    /// A clock whose calls run to their end or their deadline without
+    /// yielding to the executor (see `steady`).
+    pub fn steady() -> Self {
+        CallClock { steady: true, ..CallClock::default() }
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, Run> {
         self.run.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -108,7 +118,10 @@ impl CallClock {
         run.resumed = now;
         run.ticks += 1;
         let wall = now.saturating_duration_since(run.started);
-        let verdict = verdict(run.ran, wall, run.timeout);
+        let verdict = match verdict(run.ran, wall, run.timeout) {
+            UpdateDeadline::Yield(n) if self.steady => UpdateDeadline::Continue(n),
+            other => other,
+        };
         if matches!(verdict, UpdateDeadline::Yield(_)) {
             self.yielded.store(true, Ordering::Relaxed);
         }

@@ -78,6 +78,9 @@ pub struct HostOptions {
     /// The policy that decides for a route whose own policy is not loaded
     /// (`[policy].default`).
     pub default_policy: Option<String>,
+    /// Seeds the policies' `random` import (`switchyard simulate`: the same
+    /// seed, the same draws); `None`: random from the OS.
+    pub random_seed: Option<u64>,
 }
 
 /// Proven versions kept per name, newest first.
@@ -172,7 +175,7 @@ impl PolicyHost {
         let (events, _) = broadcast::channel(256);
         Ok(Arc::new(PolicyHost {
             engine,
-            shared: Arc::new(HostShared::new(health)),
+            shared: Arc::new(HostShared::new(health, options.random_seed)),
             topology: Arc::new(options.topology),
             settings: options.settings,
             limits: options.limits,

@@ -78,6 +78,7 @@ impl<T> Pool<T> {
                 return Ok(Live { item: make().await?, permit });
             }
             tokio::select! {
+                biased;
                 () = &mut back => continue,
                 permit = self.live.clone().acquire_owned() => {
                     let permit = permit.expect("the pool's semaphore is never closed");

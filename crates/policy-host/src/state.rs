@@ -4,6 +4,8 @@
 use std::sync::Arc;
 
 use rand::SeedableRng;
+
+use crate::clock::CallClock;
 use rand::rngs::SmallRng;
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
@@ -42,17 +44,38 @@ pub(crate) struct HostShared {
     /// The state store gateways share, when there is one (set once, before
     /// any policy loads).
     pub shared_kv: std::sync::OnceLock<Arc<dyn crate::shared_kv::SharedKv>>,
+    /// Seeds each new instance's `random` (a simulation's seed); `None`:
+    /// every instance draws from the OS.
+    pub seed: Option<u64>,
+    /// Instances made so far, per policy version (`name@sha`): with the
+    /// seed, what an instance's generator starts from, whatever order
+    /// policies loading side by side make theirs in.
+    pub instances_made: ByPolicy<std::sync::atomic::AtomicU64>,
 }
 
 impl HostShared {
-    pub fn new(health: Arc<HealthBook>) -> Self {
+    pub fn new(health: Arc<HealthBook>, seed: Option<u64>) -> Self {
         HostShared {
             health,
             kv: Default::default(),
             logs: Default::default(),
             started: tokio::time::Instant::now(),
             shared_kv: Default::default(),
+            seed,
+            instances_made: Default::default(),
         }
+    }
+
+    /// The generator of a new instance of `version`'s `random`: from the
+    /// seed, the version and how many instances it made before, when there
+    /// is a seed.
+    fn rng(&self, version: &str) -> SmallRng {
+        let Some(seed) = self.seed else { return SmallRng::from_rng(&mut rand::rng()) };
+        let nth = self.instances_made.of(version).fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        // FNV-1a of the version, then the seed and the ordinal folded in.
+        let name =
+            version.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3));
+        SmallRng::seed_from_u64(seed ^ name.rotate_left(17) ^ nth.wrapping_mul(0x9e37_79b9_7f4a_7c15))
     }
 
     /// Policy `name`'s state as its imports see it.
@@ -125,6 +148,9 @@ impl PolicyState {
         // No preopened directories, no environment, no arguments, no network
         // (sockets and name lookup denied), stdio discarded: a policy reaches
         // nothing outside the gateway.
+        let rng = shared.rng(&policy_label);
+        // A seeded (simulated) host never lets a call yield mid-way.
+        let clock = Arc::new(if shared.seed.is_some() { CallClock::steady() } else { CallClock::default() });
         let wasi = WasiCtx::builder().allow_ip_name_lookup(false).allow_tcp(false).allow_udp(false).build();
         PolicyState {
             wasi,
@@ -132,11 +158,11 @@ impl PolicyState {
             limiter: MemoryLimiter { limit_bytes, hit_limit: false, high_water: 0, grown: 0 },
             shared,
             call: None,
-            rng: SmallRng::from_rng(&mut rand::rng()),
+            rng,
             policy_label,
             kv,
             log_limit,
-            clock: Arc::default(),
+            clock,
         }
     }
 }

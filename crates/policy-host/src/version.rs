@@ -209,7 +209,7 @@ impl PolicyVersion {
             pre: self.pre.clone(),
             settings: self.settings.clone(),
             topology: self.topology.clone(),
-            shared: Arc::new(HostShared::new(health)),
+            shared: Arc::new(HostShared::new(health, None)),
             limits: self.limits,
             ticker: self.ticker.clone(),
         })

@@ -30,6 +30,7 @@ fn host_with_deadline(
         limits: Limits::new(deadline, 32 << 20),
         cache_dir,
         default_policy: None,
+        random_seed: None,
     };
     PolicyHost::new(options, Arc::new(HealthBook::new(2))).unwrap()
 }
