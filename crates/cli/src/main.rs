@@ -203,9 +203,9 @@ fn main() -> ExitCode {
     no_huge_pages();
     let cli = Cli::parse();
     // A simulated gateway's own log (an hour of breaker events in seconds)
-    // would drown its report: errors only, unless SWITCHYARD_LOG says otherwise.
+    // would drown its report: off, unless SWITCHYARD_LOG says otherwise.
     let quiet = matches!(cli.command, Command::Simulate { .. });
-    init_logging(cli.log_format, if quiet { "error" } else { "info" });
+    init_logging(cli.log_format, if quiet { "off" } else { "info" });
     // A simulation runs on its own single-threaded, virtual-time runtime.
     let command = match cli.command {
         Command::Simulate { scenario, config, policy, seed, compare, json, html } => {
