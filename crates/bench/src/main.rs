@@ -65,6 +65,7 @@ mod nginx;
 mod policy_memory;
 mod queue;
 mod shared_state;
+mod simulate;
 mod soak;
 mod streaming;
 
@@ -190,6 +191,22 @@ fn main() {
         access_line();
         println!();
         queue_table();
+        return;
+    }
+    if args.iter().any(|a| a == "--simulate") {
+        println!("## `switchyard simulate`: one hour at 50 requests/s (multi-hour-5xx, half streamed)");
+        println!("| run | requests | wall time | simulated requests per wall second | simulated / wall time |");
+        println!("|---|---|---|---|---|");
+        for run in 1..=3 {
+            let s = simulate::measure();
+            println!(
+                "| {run} | {} | {:.1} s | {:.0} | {:.0}× |",
+                s.requests,
+                s.wall.as_secs_f64(),
+                s.requests as f64 / s.wall.as_secs_f64(),
+                s.simulated.as_secs_f64() / s.wall.as_secs_f64()
+            );
+        }
         return;
     }
     if args.iter().any(|a| a == "--streams") {
