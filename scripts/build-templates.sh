@@ -13,6 +13,8 @@ out="$PWD/target/ci-templates"
 langs=("$@")
 [ ${#langs[@]} -gt 0 ] || langs=(rust c python js)
 cargo build --quiet --locked -p switchyard
+# Each build.sh runs its policy-tests.toml with this binary.
+export SWITCHYARD="$PWD/target/debug/switchyard"
 for lang in "${langs[@]}"; do
   started=$(date +%s)
   rm -rf "$out/$lang-policy"

@@ -17,6 +17,7 @@ macro_rules! say {
 mod check;
 mod demo;
 mod new;
+mod policy_test;
 mod serve;
 mod simulate;
 
@@ -170,6 +171,17 @@ enum PolicyCommand {
         #[arg(long)]
         cache_dir: Option<PathBuf>,
     },
+    /// Run expectation files against a component: given these outcomes and
+    /// this health, the policy must decide this. With no arguments, in a
+    /// folder made by `switchyard new`: its NAME.wasm against its
+    /// policy-tests.toml (nothing is built).
+    Test {
+        /// The `.wasm` component (default: the folder's NAME.wasm).
+        file: Option<PathBuf>,
+        /// Expectation files (default: policy-tests.toml beside the component).
+        #[arg(long)]
+        expect: Vec<PathBuf>,
+    },
 }
 
 /// Logs to stderr at `SWITCHYARD_LOG`'s level, else at `default`.
@@ -228,6 +240,9 @@ fn main() -> ExitCode {
             Command::Validate { config } => serve::validate(&config).await,
             Command::Policy { command: PolicyCommand::Check { file, config, cache_dir } } => {
                 check::check(&file, config.as_deref(), cache_dir).await
+            }
+            Command::Policy { command: PolicyCommand::Test { file, expect } } => {
+                policy_test::test(file.as_deref(), &expect).await
             }
             Command::New { name, lang, dir } => new::new(&name, lang, &dir),
             Command::Keys { command: KeysCommand::New { name } } => Ok(keys_new(&name)),

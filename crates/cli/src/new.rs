@@ -36,10 +36,12 @@ macro_rules! template {
 /// `{{crate_file}}` are filled in.
 type Files = &'static [(&'static str, &'static str)];
 
-const RUST: Files = template!("rust": "Cargo.toml", "build.sh", "README.md", "src/lib.rs", ".gitignore");
-const C: Files = template!("c": "policy.c", "build.sh", "README.md", ".gitignore");
-const PYTHON: Files = template!("python": "app.py", "build.sh", "README.md", ".gitignore");
-const JS: Files = template!("js": "policy.js", "package.json", "build.sh", "README.md", ".gitignore");
+const RUST: Files =
+    template!("rust": "Cargo.toml", "build.sh", "README.md", "src/lib.rs", ".gitignore", "policy-tests.toml");
+const C: Files = template!("c": "policy.c", "build.sh", "README.md", ".gitignore", "policy-tests.toml");
+const PYTHON: Files = template!("python": "app.py", "build.sh", "README.md", ".gitignore", "policy-tests.toml");
+const JS: Files =
+    template!("js": "policy.js", "package.json", "build.sh", "README.md", ".gitignore", "policy-tests.toml");
 
 /// A policy name is its file stem: lower-case letters, digits and dashes.
 fn valid_name(name: &str) -> bool {
@@ -77,6 +79,9 @@ pub(crate) fn new(name: &str, lang: Lang, parent: &Path) -> anyhow::Result<ExitC
     make_executable(&dir.join("build.sh"))?;
     println!("created {} ({lang:?} policy)", dir.display());
     println!("  cd {} && ./build.sh && switchyard policy check {name}.wasm", dir.display());
+    println!(
+        "  (./build.sh builds {name}.wasm and runs its expectations, policy-tests.toml: `switchyard policy test`)"
+    );
     Ok(ExitCode::SUCCESS)
 }
 

@@ -326,3 +326,66 @@ fn a_template_build_without_its_tools_names_what_is_missing_and_where_it_comes_f
         assert!(!said.contains("command not found"), "{lang}: {said}");
     }
 }
+
+#[test]
+fn policy_test_runs_expectation_files_and_names_the_case_a_policy_fails() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("expect.toml");
+    std::fs::write(
+        &file,
+        r#"
+targets = ["primary", "backup"]
+[[case]]
+name = "an open breaker goes last"
+health = { primary = "open" }
+route = {}
+expect = { decision = "send", targets = ["backup", "primary"] }
+[[case]]
+name = "a 503 is tried again soon"
+on_attempt = { tried = ["primary"], status = 503 }
+expect = { decision = "retry", max_delay_ms = 5000 }
+[[case]]
+name = "a wrong expectation"
+on_attempt = { tried = ["primary"], status = 503 }
+expect = { decision = "degrade", degrade = "cached" }
+"#,
+    )
+    .unwrap();
+    let out = switchyard()
+        .args(["policy", "test"])
+        .arg(plugin_artifact("failover"))
+        .arg("--expect")
+        .arg(&file)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(stdout.contains("ok   an open breaker goes last — send to backup, primary"), "{stdout}");
+    assert!(stdout.contains("ok   a 503 is tried again soon — retry on "), "{stdout}");
+    assert!(
+        stdout.contains("FAIL a wrong expectation — expected degrade; the policy said: retry on "),
+        "{stdout}"
+    );
+    assert!(stdout.contains("FAILED: 1 of 3 case(s)"), "{stdout}");
+
+    // A mistake in the file is a usage error that names it.
+    std::fs::write(&file, "[[case]]\nname = \"x\"\nroute = {}\nexpect = { decision = \"send\", colour = \"red\" }\n")
+        .unwrap();
+    let out = switchyard()
+        .args(["policy", "test"])
+        .arg(plugin_artifact("failover"))
+        .arg("--expect")
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(64));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown field `colour`"));
+    // Outside a scaffolded folder, with no arguments: what to do instead.
+    let out = switchyard().args(["policy", "test"]).current_dir(dir.path()).output().unwrap();
+    assert_eq!(out.status.code(), Some(64));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("switchyard new"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

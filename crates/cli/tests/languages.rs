@@ -43,17 +43,54 @@ fn scaffold_and_build(lang: &str, name: &str) -> PathBuf {
         Command::new(env!("CARGO_BIN_EXE_switchyard")).args(["new", name, "--lang", lang, "--dir"]).arg(&parent),
     );
     let started = Instant::now();
-    run(
+    let built = run(
         "./build.sh",
         Command::new(project.join("build.sh"))
             .env("SWITCHYARD_TOOLS", target_dir().join("tools"))
+            // The build runs the scaffold's policy-tests.toml with this binary.
+            .env("SWITCHYARD", env!("CARGO_BIN_EXE_switchyard"))
             // The Rust scaffold's dependencies build once per machine.
             .env("CARGO_TARGET_DIR", target_dir().join("scaffold-builds")),
     );
+    assert!(built.contains("ok: 15 case(s)"), "the build ran the template's expectations:\n{built}");
     let wasm = project.join(format!("{name}.wasm"));
     let size = std::fs::metadata(&wasm).unwrap_or_else(|e| panic!("{} after build.sh: {e}", wasm.display())).len();
     eprintln!("{lang}: built {name}.wasm ({} KiB) in {:?}", size / 1024, started.elapsed());
     wasm
+}
+
+/// `switchyard policy test` in the scaffold's folder passes; an expectation
+/// the policy does not meet fails it, naming the case and what the policy said.
+fn policy_tests_pass_and_fail_as_they_should(wasm: &Path) {
+    let project = wasm.parent().unwrap();
+    let passed = run(
+        "switchyard policy test",
+        Command::new(env!("CARGO_BIN_EXE_switchyard")).args(["policy", "test"]).current_dir(project),
+    );
+    assert!(passed.contains("ok   a 503 moves on at once to the next untried target — retry on backup"), "{passed}");
+    let shipped = std::fs::read_to_string(project.join("policy-tests.toml")).unwrap();
+    let wrong = shipped.replacen(
+        r#"expect = { decision = "retry", target = "backup", max_delay_ms = 0 }"#,
+        r#"expect = { decision = "retry", target = "local", max_delay_ms = 0 }"#,
+        1,
+    );
+    assert_ne!(wrong, shipped, "the template's 503 case is where the test expects it");
+    let file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(file.path(), wrong).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_switchyard"))
+        .args(["policy", "test"])
+        .arg(wasm)
+        .arg("--expect")
+        .arg(file.path())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(
+        stdout.contains("FAIL a 503 moves on at once to the next untried target — expected target local; the policy said: retry on backup after 0 ms"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("FAILED: 1 of 15 case(s)"), "{stdout}");
 }
 
 /// `switchyard policy check`, compiling into `cache_dir`.
@@ -165,6 +202,7 @@ async fn policy_in(lang: &str) {
     let wasm = scaffold_and_build(lang, &name);
     let cache = tempfile::tempdir().unwrap();
     check(&wasm, cache.path());
+    policy_tests_pass_and_fail_as_they_should(&wasm);
     check_refuses_bad_settings(&wasm);
     hot_swapped_in_under_load_it_rides_out_the_outage(&name, &wasm, cache.path()).await;
 }

@@ -16,3 +16,11 @@ if ! "$venv/bin/componentize-py" --version >/dev/null 2>&1; then
 fi
 "$venv/bin/componentize-py" --wit-path wit --world policy componentize app --output "{{name}}.wasm"
 echo "built $(pwd)/{{name}}.wasm"
+# The policy's own expectations (policy-tests.toml), when switchyard is at
+# hand ($SWITCHYARD, or on PATH): a failed case fails the build.
+switchyard="${SWITCHYARD:-switchyard}"
+if command -v "$switchyard" >/dev/null 2>&1; then
+  "$switchyard" policy test
+else
+  echo "(switchyard is not on PATH: run 'switchyard policy test' here to check {{name}}.wasm against policy-tests.toml)"
+fi

@@ -12,3 +12,11 @@ fi
 cargo build --release --target wasm32-wasip2
 cp "${CARGO_TARGET_DIR:-target}/wasm32-wasip2/release/{{crate_file}}.wasm" "{{name}}.wasm"
 echo "built $(pwd)/{{name}}.wasm"
+# The policy's own expectations (policy-tests.toml), when switchyard is at
+# hand ($SWITCHYARD, or on PATH): a failed case fails the build.
+switchyard="${SWITCHYARD:-switchyard}"
+if command -v "$switchyard" >/dev/null 2>&1; then
+  "$switchyard" policy test
+else
+  echo "(switchyard is not on PATH: run 'switchyard policy test' here to check {{name}}.wasm against policy-tests.toml)"
+fi
