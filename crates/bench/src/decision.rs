@@ -28,6 +28,7 @@ pub fn host(cache_dir: Option<PathBuf>) -> Arc<PolicyHost> {
         cache_dir,
         default_policy: None,
         random_seed: None,
+        trusted_keys: Vec::new(),
     };
     PolicyHost::new(options, Arc::new(HealthBook::new(3))).expect("policy host")
 }

@@ -38,6 +38,7 @@ pub(crate) async fn check(file: &Path, settings: Option<&str>, cache_dir: Option
         cache_dir,
         default_policy: None,
         random_seed: None,
+        trusted_keys: Vec::new(),
     };
     let host = PolicyHost::new(options, Arc::new(HealthBook::new(3)))?;
     let started = std::time::Instant::now();

@@ -19,6 +19,7 @@ mod demo;
 mod new;
 mod policy_test;
 mod serve;
+mod sign;
 mod simulate;
 
 use std::path::PathBuf;
@@ -182,6 +183,21 @@ enum PolicyCommand {
         #[arg(long)]
         expect: Vec<PathBuf>,
     },
+    /// Make an Ed25519 signing key for policies: written to OUT (owner-only);
+    /// prints the `[policy] trusted_keys` line for the gateway's config.
+    Keygen {
+        /// Where the (secret) key goes; never overwritten.
+        out: PathBuf,
+    },
+    /// Sign a policy: writes FILE.wasm.sig, which a gateway with
+    /// `[policy] trusted_keys` needs beside the file to load it.
+    Sign {
+        /// The `.wasm` component.
+        file: PathBuf,
+        /// The signing key (`switchyard policy keygen`).
+        #[arg(long)]
+        key: PathBuf,
+    },
 }
 
 /// Logs to stderr at `SWITCHYARD_LOG`'s level, else at `default`.
@@ -244,6 +260,8 @@ fn main() -> ExitCode {
             Command::Policy { command: PolicyCommand::Test { file, expect } } => {
                 policy_test::test(file.as_deref(), &expect).await
             }
+            Command::Policy { command: PolicyCommand::Keygen { out } } => sign::keygen(&out),
+            Command::Policy { command: PolicyCommand::Sign { file, key } } => sign::sign(&file, &key),
             Command::New { name, lang, dir } => new::new(&name, lang, &dir),
             Command::Keys { command: KeysCommand::New { name } } => Ok(keys_new(&name)),
             Command::Mock { scenario, seed } => simulate::mock(&scenario, seed).await,

@@ -503,6 +503,7 @@ async fn load(
         cache_dir: file.parent().map(|d| d.join(".cache")),
         default_policy: None,
         random_seed: None,
+        trusted_keys: Vec::new(),
     };
     let host = PolicyHost::new(options, Arc::new(HealthBook::new(expectations.targets.len())))?;
     let (version, _) = host.prepare(name, bytes.to_vec(), PolicyOrigin::File(file.to_owned())).await?;

@@ -362,10 +362,7 @@ expect = { decision = "degrade", degrade = "cached" }
     assert_eq!(out.status.code(), Some(1), "{stdout}");
     assert!(stdout.contains("ok   an open breaker goes last — send to backup, primary"), "{stdout}");
     assert!(stdout.contains("ok   a 503 is tried again soon — retry on "), "{stdout}");
-    assert!(
-        stdout.contains("FAIL a wrong expectation — expected degrade; the policy said: retry on "),
-        "{stdout}"
-    );
+    assert!(stdout.contains("FAIL a wrong expectation — expected degrade; the policy said: retry on "), "{stdout}");
     assert!(stdout.contains("FAILED: 1 of 3 case(s)"), "{stdout}");
 
     // A mistake in the file is a usage error that names it.
@@ -388,4 +385,41 @@ expect = { decision = "degrade", degrade = "cached" }
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+#[test]
+fn policy_keygen_and_sign_make_what_a_gateway_with_trusted_keys_needs() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("signing.key");
+    let out = switchyard().args(["policy", "keygen"]).arg(&key).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let public = stdout.split('"').nth(1).unwrap().to_owned();
+    assert!(stdout.starts_with("[policy]\ntrusted_keys = [\"ed25519:") && public.starts_with("ed25519:"), "{stdout}");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(std::fs::metadata(&key).unwrap().permissions().mode() & 0o777, 0o600, "the key is the owner's only");
+    }
+    let again = switchyard().args(["policy", "keygen"]).arg(&key).output().unwrap();
+    assert_eq!(again.status.code(), Some(64), "a key is never overwritten");
+
+    let policy = dir.path().join("mine.wasm");
+    std::fs::copy(plugin_artifact("failover"), &policy).unwrap();
+    let out = switchyard().args(["policy", "sign"]).arg(&policy).arg("--key").arg(&key).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let sig = std::fs::read_to_string(dir.path().join("mine.wasm.sig")).unwrap();
+    let keys = [switchyard_policy_host::signature::TrustedKey::parse(&public).unwrap()];
+    assert_eq!(switchyard_policy_host::signature::verify(&keys, &std::fs::read(&policy).unwrap(), &sig), Ok(()));
+
+    // A config whose trusted key is not one is refused, naming it.
+    let config = dir.path().join("switchyard.toml");
+    std::fs::write(
+        &config,
+        "[policy]\ntrusted_keys = [\"ed25519:AAAA\"]\n[[providers]]\nname = \"p\"\napi = \"openai\"\nbase_url = \"http://127.0.0.1:1\"\n[[routes]]\nmodel = \"m\"\ntargets = [{ provider = \"p\", model = \"m\" }]\n",
+    )
+    .unwrap();
+    let out = switchyard().args(["validate", "--config"]).arg(&config).output().unwrap();
+    assert_eq!(out.status.code(), Some(64));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("policy.trusted_keys: \"ed25519:AAAA\""));
 }

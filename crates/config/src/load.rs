@@ -175,6 +175,20 @@ fn validate(config: Config, text: &str, origin: &str) -> Result<Config, ConfigEr
     if p.decision_timeout_ms == 0 || p.decision_timeout_ms > 1000 {
         return Err(invalid(None, "policy.decision_timeout_ms must be 1..=1000".into()));
     }
+    for key in &config.policy.trusted_keys {
+        let bytes = key.strip_prefix("ed25519:").map(|b| {
+            use base64::Engine as _;
+            base64::engine::general_purpose::STANDARD.decode(b.trim()).map(|k| k.len())
+        });
+        if !matches!(bytes, Some(Ok(32))) {
+            return Err(invalid(
+                None,
+                format!(
+                    "policy.trusted_keys: {key:?} is not an Ed25519 public key written \"ed25519:<base64 of 32 bytes>\" (`switchyard policy keygen` prints one)"
+                ),
+            ));
+        }
+    }
     if p.decision_fuel.is_some_and(|fuel| fuel < 10_000) {
         return Err(invalid(None, "policy.decision_fuel must be at least 10000".into()));
     }

@@ -113,6 +113,10 @@ pub struct PolicySection {
     pub cache_dir: Option<PathBuf>,
     /// Rescan the folder this often in case a file event was missed. Default 2000.
     pub rescan_interval_ms: u64,
+    /// Public keys (`ed25519:<base64>`) policy files must be signed by
+    /// (`NAME.wasm.sig`, made by `switchyard policy sign`); unsigned or
+    /// wrongly signed files are refused. Default none: no signatures needed.
+    pub trusted_keys: Vec<String>,
 }
 
 impl Default for PolicySection {
@@ -125,6 +129,7 @@ impl Default for PolicySection {
             memory_limit_mib: 64,
             cache_dir: None,
             rescan_interval_ms: 2000,
+            trusted_keys: Vec::new(),
         }
     }
 }

@@ -203,6 +203,13 @@ pub fn policy_host_options(config: &Config) -> HostOptions {
         cache_dir: Some(config.policy_cache_dir()),
         default_policy: Some(config.policy.default.clone()),
         random_seed: None,
+        // Checked by the config's validation.
+        trusted_keys: config
+            .policy
+            .trusted_keys
+            .iter()
+            .filter_map(|k| switchyard_policy_host::signature::TrustedKey::parse(k).ok())
+            .collect(),
     }
 }
 

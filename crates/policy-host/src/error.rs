@@ -60,6 +60,9 @@ pub enum PolicyError {
     /// The decision names an unknown target, has no targets, or is not sane.
     #[error("invalid decision: {0}")]
     InvalidDecision(String),
+    /// `[policy] trusted_keys` is set and the file is unsigned or wrongly signed.
+    #[error("refused: {0}")]
+    Signature(String),
 }
 
 impl PolicyError {
@@ -86,6 +89,7 @@ impl PolicyError {
             PolicyError::OutOfMemory(_) => "out_of_memory",
             PolicyError::Trap(_) => "trap",
             PolicyError::InvalidDecision(_) => "invalid_decision",
+            PolicyError::Signature(_) => "signature",
         }
     }
 }

@@ -81,6 +81,9 @@ pub struct HostOptions {
     /// Seeds the policies' `random` import (`switchyard simulate`: the same
     /// seed, the same draws); `None`: random from the OS.
     pub random_seed: Option<u64>,
+    /// `[policy] trusted_keys`: when any, a policy file loads only with a
+    /// valid `NAME.wasm.sig` by one of them (see [`crate::signature`]).
+    pub trusted_keys: Vec<crate::signature::TrustedKey>,
 }
 
 /// Proven versions kept per name, newest first.
@@ -149,6 +152,8 @@ pub struct PolicyHost {
     load_lock: tokio::sync::Mutex<()>,
     native_label: Arc<str>,
     default_policy: Option<String>,
+    /// Keys a policy file must be signed by (none: signatures are not checked).
+    trusted_keys: Vec<crate::signature::TrustedKey>,
     observer: std::sync::OnceLock<Arc<dyn crate::DecisionObserver>>,
 }
 
@@ -187,6 +192,7 @@ impl PolicyHost {
             load_lock: tokio::sync::Mutex::new(()),
             native_label: NATIVE_LABEL.into(),
             default_policy: options.default_policy,
+            trusted_keys: options.trusted_keys,
             observer: std::sync::OnceLock::new(),
         }))
     }
@@ -389,6 +395,9 @@ impl PolicyHost {
         }
         let result: Result<Option<Arc<PolicyVersion>>, PolicyError> = async {
             let bytes = tokio::fs::read(path).await.map_err(|e| PolicyError::Io(e.to_string()))?;
+            if !self.trusted_keys.is_empty() {
+                crate::signature::check_file(&self.trusted_keys, path, &bytes).await.map_err(PolicyError::Signature)?;
+            }
             let slot = self.slot(&name);
             if slot.current.load().as_ref().is_some_and(|v| v.sha256() == sha256_hex(&bytes)) {
                 return Ok(None);

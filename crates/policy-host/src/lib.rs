@@ -41,6 +41,7 @@ mod observer;
 mod pool;
 mod samples;
 pub mod shared_kv;
+pub mod signature;
 pub mod standing;
 mod state;
 pub mod version;

@@ -514,6 +514,10 @@ impl PolicyVersion {
     pub(crate) async fn self_check(&self) -> Result<(), PolicyError> {
         let instance = self.pool.fresh(|| self.instantiate()).await?;
         self.give_back(instance);
+        // The sample decisions run on a twin with state of its own: a
+        // counter or a health record the policy keeps is where it was, and
+        // the first real request sees it untouched.
+        let twin = self.isolated();
         let call = Arc::new(CallContext::default());
         for (index, route) in self.topology.routes.iter().enumerate() {
             let request = RequestInfo {
@@ -530,7 +534,7 @@ impl PolicyVersion {
                     tokens_left: Some(4_000),
                 },
             };
-            self.route_within(&request, call.clone(), Some(CHECK_DEADLINE)).await?;
+            twin.route_within(&request, call.clone(), Some(CHECK_DEADLINE)).await?;
             let first = route.targets.first().copied().unwrap_or(0);
             let outcome = AttemptOutcome {
                 target: first,
@@ -541,7 +545,7 @@ impl PolicyVersion {
                 retry_after_ms: None,
                 elapsed_ms: 10,
             };
-            self.on_attempt_within(&request, &outcome, call.clone(), Some(CHECK_DEADLINE)).await?;
+            twin.on_attempt_within(&request, &outcome, call.clone(), Some(CHECK_DEADLINE)).await?;
             let broken = StreamBreak {
                 target: first,
                 kind: BreakKind::Cut,
@@ -554,7 +558,7 @@ impl PolicyVersion {
                 failed_recovery: None,
             };
             let streaming = RequestInfo { streaming: true, ..request.clone() };
-            self.on_stream_break_within(&streaming, &broken, call.clone(), Some(CHECK_DEADLINE)).await?;
+            twin.on_stream_break_within(&streaming, &broken, call.clone(), Some(CHECK_DEADLINE)).await?;
         }
         Ok(())
     }

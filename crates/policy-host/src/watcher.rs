@@ -24,13 +24,17 @@ const STABLE_AFTER: Duration = Duration::from_millis(20);
 struct Stamp {
     len: u64,
     modified: Option<SystemTime>,
+    /// Its signature file's (`NAME.wasm.sig`): a signature dropped in after
+    /// the policy, or replaced, loads the policy again.
+    sig: Option<(u64, Option<SystemTime>)>,
 }
 
 // (A `stat` and a listing of one small folder are done in place: handing
 // them to the blocking pool would wake more threads than they cost.)
 async fn stamp(path: &Path) -> Option<Stamp> {
     let meta = std::fs::metadata(path).ok()?;
-    meta.is_file().then(|| Stamp { len: meta.len(), modified: meta.modified().ok() })
+    let sig = std::fs::metadata(crate::signature::signature_path(path)).ok().map(|m| (m.len(), m.modified().ok()));
+    meta.is_file().then(|| Stamp { len: meta.len(), modified: meta.modified().ok(), sig })
 }
 
 /// Watches a policy folder until dropped.
@@ -120,7 +124,10 @@ impl PolicyHost {
             // change counts, or the gateway's own reads would wake it.
             if let Ok(event) = event
                 && !matches!(event.kind, notify::EventKind::Access(_))
-                && event.paths.iter().any(|p| policy_name(p).is_some())
+                && event
+                    .paths
+                    .iter()
+                    .any(|p| policy_name(p).is_some() || p.to_str().is_some_and(|p| p.ends_with(".wasm.sig")))
             {
                 let _ = tx.send(());
             }

@@ -31,6 +31,7 @@ fn host_with_deadline(
         cache_dir,
         default_policy: None,
         random_seed: None,
+        trusted_keys: Vec::new(),
     };
     PolicyHost::new(options, Arc::new(HealthBook::new(2))).unwrap()
 }
@@ -288,4 +289,31 @@ async fn conformance_fails_a_policy_that_overruns_half_the_time() {
     let report = host.conformance(&v).await;
     eprintln!("{:?} {}", started.elapsed(), report.failures());
     assert!(!report.passed());
+}
+
+#[tokio::test]
+async fn load_time_sample_decisions_leave_the_policys_state_where_it_was() {
+    // Three routes: the load-time checks ask `route` once per route. Had
+    // they run on the live state, the round-robin counter would stand at
+    // 3 and the first request would start at target b.
+    let t = |p: &str| Target { provider: p.into(), model: "m".into() };
+    let route = |m: &str| RouteInfo { model: m.into(), targets: vec![0, 1] };
+    let options = HostOptions {
+        topology: Topology { targets: vec![t("a"), t("b")], routes: vec![route("x"), route("y"), route("z")] },
+        settings: Default::default(),
+        limits: Limits::new(Duration::from_millis(50), 32 << 20),
+        cache_dir: None,
+        default_policy: None,
+        random_seed: None,
+        trusted_keys: Vec::new(),
+    };
+    let host = PolicyHost::new(options, Arc::new(HealthBook::new(2))).unwrap();
+    let version = prepare(&host, "rr", "round_robin").await.unwrap();
+    let call = Arc::new(CallContext::default());
+    let first_target = |d: RouteDecision| match d {
+        RouteDecision::Send(plan) => plan.targets[0],
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(first_target(version.route(&request(), call.clone()).await.unwrap()), 0, "turn 0: a first");
+    assert_eq!(first_target(version.route(&request(), call).await.unwrap()), 1, "turn 1: b");
 }
