@@ -29,6 +29,7 @@ pub fn host(cache_dir: Option<PathBuf>) -> Arc<PolicyHost> {
         default_policy: None,
         random_seed: None,
         trusted_keys: Vec::new(),
+        canary: None,
     };
     PolicyHost::new(options, Arc::new(HealthBook::new(3))).expect("policy host")
 }

@@ -39,6 +39,7 @@ pub(crate) async fn check(file: &Path, settings: Option<&str>, cache_dir: Option
         default_policy: None,
         random_seed: None,
         trusted_keys: Vec::new(),
+        canary: None,
     };
     let host = PolicyHost::new(options, Arc::new(HealthBook::new(3)))?;
     let started = std::time::Instant::now();

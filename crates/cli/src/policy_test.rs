@@ -504,6 +504,7 @@ async fn load(
         default_policy: None,
         random_seed: None,
         trusted_keys: Vec::new(),
+        canary: None,
     };
     let host = PolicyHost::new(options, Arc::new(HealthBook::new(expectations.targets.len())))?;
     let (version, _) = host.prepare(name, bytes.to_vec(), PolicyOrigin::File(file.to_owned())).await?;

@@ -189,6 +189,9 @@ fn validate(config: Config, text: &str, origin: &str) -> Result<Config, ConfigEr
             ));
         }
     }
+    if !(0.0..=1.0).contains(&p.canary_share) || p.canary_window_ms == 0 {
+        return Err(invalid(None, "policy.canary_share must be within 0..=1 and canary_window_ms above 0".into()));
+    }
     if p.decision_fuel.is_some_and(|fuel| fuel < 10_000) {
         return Err(invalid(None, "policy.decision_fuel must be at least 10000".into()));
     }

@@ -117,6 +117,12 @@ pub struct PolicySection {
     /// (`NAME.wasm.sig`, made by `switchyard policy sign`); unsigned or
     /// wrongly signed files are refused. Default none: no signatures needed.
     pub trusted_keys: Vec<String>,
+    /// A new file version of a policy that already serves first decides for
+    /// this share of requests (0..1) for `canary_window_ms`, then for all.
+    /// Default 0: at once for all.
+    pub canary_share: f64,
+    /// How long a canary serves its share. Default 300000 (5 minutes).
+    pub canary_window_ms: u64,
 }
 
 impl Default for PolicySection {
@@ -130,6 +136,8 @@ impl Default for PolicySection {
             cache_dir: None,
             rescan_interval_ms: 2000,
             trusted_keys: Vec::new(),
+            canary_share: 0.0,
+            canary_window_ms: 300_000,
         }
     }
 }
@@ -505,6 +513,8 @@ pub const EVENT_KINDS: &[&str] = &[
     "policy_loaded",
     "policy_rejected",
     "policy_demoted",
+    "policy_canary",
+    "policy_promoted",
     "policy_removed",
     "policy_fallback",
     "config_reloaded",

@@ -55,6 +55,27 @@ pub enum PolicyEvent {
         /// Why, with the last failure.
         reason: String,
     },
+    /// A new version serves a share of requests for a while (`[policy]
+    /// canary_share`) before it serves all.
+    CanaryStarted {
+        /// Policy name.
+        name: String,
+        /// The new version.
+        label: Arc<str>,
+        /// The version serving the rest meanwhile.
+        serving: Arc<str>,
+        /// Its share of requests.
+        share: f64,
+        /// For how long, ms.
+        window_ms: u64,
+    },
+    /// The canary's window passed: it serves every request now.
+    CanaryPromoted {
+        /// Policy name.
+        name: String,
+        /// The version now serving all.
+        label: Arc<str>,
+    },
     /// A file was removed; `now` is the label serving instead, if any.
     Removed {
         /// Policy name.
@@ -84,6 +105,26 @@ pub struct HostOptions {
     /// `[policy] trusted_keys`: when any, a policy file loads only with a
     /// valid `NAME.wasm.sig` by one of them (see [`crate::signature`]).
     pub trusted_keys: Vec<crate::signature::TrustedKey>,
+    /// `[policy] canary_share` / `canary_window_ms`: a new file version of a
+    /// policy that already serves first decides for this share of requests,
+    /// for this long, then for all (`None`: at once for all).
+    pub canary: Option<Canary>,
+}
+
+/// How a new version is tried before it serves everything.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Canary {
+    /// The share of requests it decides for meanwhile, 0..=1.
+    pub share: f64,
+    /// For how long.
+    pub window: std::time::Duration,
+}
+
+/// A new version on trial (see [`Canary`]).
+struct Trial {
+    version: Arc<PolicyVersion>,
+    share: f64,
+    until: tokio::time::Instant,
 }
 
 /// Proven versions kept per name, newest first.
@@ -96,6 +137,8 @@ struct Slot {
     /// first: the first not demoted answers when a newer version fails.
     proven: std::sync::Mutex<Vec<Arc<PolicyVersion>>>,
     embedded: ArcSwapOption<PolicyVersion>,
+    /// A new version serving a share of requests before all of them.
+    trial: ArcSwapOption<Trial>,
 }
 
 impl Slot {
@@ -154,6 +197,8 @@ pub struct PolicyHost {
     default_policy: Option<String>,
     /// Keys a policy file must be signed by (none: signatures are not checked).
     trusted_keys: Vec<crate::signature::TrustedKey>,
+    /// How a new version is tried first (none: at once).
+    canary: Option<Canary>,
     observer: std::sync::OnceLock<Arc<dyn crate::DecisionObserver>>,
 }
 
@@ -193,6 +238,7 @@ impl PolicyHost {
             native_label: NATIVE_LABEL.into(),
             default_policy: options.default_policy,
             trusted_keys: options.trusted_keys,
+            canary: options.canary,
             observer: std::sync::OnceLock::new(),
         }))
     }
@@ -286,10 +332,39 @@ impl PolicyHost {
         };
         let default = self.default_policy.as_deref().filter(|d| *d != name);
         let (slot, version) = match serving(name).or_else(|| default.and_then(serving)) {
-            Some((slot, version)) => (Some(slot), Some(version)),
+            Some((slot, version)) => {
+                let version = self.on_trial(&slot, version);
+                (Some(slot), Some(version))
+            }
             None => (slots.get(name).cloned(), None),
         };
         PinnedPolicy { host: self.clone(), slot, version, call: Arc::new(call) }
+    }
+
+    /// The version a request pins while `slot` has one on trial: the new
+    /// one for its share of requests, all of them once its window passed
+    /// (it is promoted), none once it was demoted (the trial ends).
+    fn on_trial(&self, slot: &Arc<Slot>, current: Arc<PolicyVersion>) -> Arc<PolicyVersion> {
+        let trial = slot.trial.load();
+        let Some(trial) = trial.as_ref() else { return current };
+        if trial.version.standing().demoted().is_some() {
+            slot.trial.store(None);
+            return current;
+        }
+        if tokio::time::Instant::now() >= trial.until {
+            let version = trial.version.clone();
+            let promoted = slot.trial.compare_and_swap(trial, None);
+            if promoted.as_ref().is_some_and(|t| Arc::ptr_eq(t, trial)) {
+                self.install(slot, version.clone());
+                tracing::info!(policy = %version.name(), label = %version.label(), "canary window passed: it serves every request");
+                let _ = self.events.send(PolicyEvent::CanaryPromoted {
+                    name: version.name().to_owned(),
+                    label: version.label().clone(),
+                });
+            }
+            return version;
+        }
+        if rand::random::<f64>() < trial.share { trial.version.clone() } else { current }
     }
 
     /// What decides for `name` now, in words (for log lines and events).
@@ -408,7 +483,29 @@ impl PolicyHost {
             if !report.passed() {
                 return Err(PolicyError::Conformance(report.failures()));
             }
+            // A policy already serving tries the new version on a share first.
+            if let (Some(canary), Some(serving)) = (self.canary, slot.current.load_full())
+                && canary.share < 1.0
+            {
+                slot.trial.store(Some(Arc::new(Trial {
+                    version: version.clone(),
+                    share: canary.share,
+                    until: tokio::time::Instant::now() + canary.window,
+                })));
+                self.announce_loaded(&version, started, from_cache);
+                tracing::info!(policy = %name, label = %version.label(), serving = %serving.label(), share = canary.share,
+                    "canary: the new version decides for a share of requests until its window passes");
+                let _ = self.events.send(PolicyEvent::CanaryStarted {
+                    name: name.clone(),
+                    label: version.label().clone(),
+                    serving: serving.label().clone(),
+                    share: canary.share,
+                    window_ms: canary.window.as_millis() as u64,
+                });
+                return Ok(Some(version));
+            }
             // Swap first: whoever hears `Loaded` finds the new version serving.
+            slot.trial.store(None);
             self.install(&slot, version.clone());
             self.announce_loaded(&version, started, from_cache);
             Ok(Some(version))
@@ -430,6 +527,7 @@ impl PolicyHost {
         let Some(name) = policy_name(path) else { return };
         let _serial = self.load_lock.lock().await;
         let slot = self.slot(&name);
+        slot.trial.store(None);
         let from_file = |v: &PolicyVersion| matches!(v.origin(), PolicyOrigin::File(_));
         slot.proven().retain(|v| !from_file(v));
         if !slot.current.load().as_ref().is_some_and(|v| from_file(v)) {

@@ -55,7 +55,7 @@ pub use decision::{
 };
 pub use error::PolicyError;
 pub use health::{BreakerConfig, BreakerObserver, BreakerState, HealthBook, HealthPublisher, SharedMove, TargetHealth};
-pub use host::{Decided, HostOptions, PinnedPolicy, PolicyEvent, PolicyHost, SlotView};
+pub use host::{Canary, Decided, HostOptions, PinnedPolicy, PolicyEvent, PolicyHost, SlotView};
 pub use observer::{DecisionObserver, FallbackTo, Hook};
 pub use shared_kv::{KvFuture, KvWrite, SharedKv};
 pub use version::{FUEL_PER_MS, Limits, PolicyOrigin, PolicyVersion, WALL_BACKSTOP, fuel_for};

@@ -32,6 +32,7 @@ fn host_with_deadline(
         default_policy: None,
         random_seed: None,
         trusted_keys: Vec::new(),
+        canary: None,
     };
     PolicyHost::new(options, Arc::new(HealthBook::new(2))).unwrap()
 }
@@ -306,6 +307,7 @@ async fn load_time_sample_decisions_leave_the_policys_state_where_it_was() {
         default_policy: None,
         random_seed: None,
         trusted_keys: Vec::new(),
+        canary: None,
     };
     let host = PolicyHost::new(options, Arc::new(HealthBook::new(2))).unwrap();
     let version = prepare(&host, "rr", "round_robin").await.unwrap();

@@ -22,6 +22,7 @@ fn host(trusted: Vec<signature::TrustedKey>) -> Arc<PolicyHost> {
         default_policy: None,
         random_seed: None,
         trusted_keys: trusted,
+        canary: None,
     };
     PolicyHost::new(options, Arc::new(HealthBook::new(2))).unwrap()
 }

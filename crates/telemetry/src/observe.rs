@@ -114,6 +114,28 @@ impl Telemetry {
                     format!("{label} is no longer called: {reason}"),
                 );
             }
+            PolicyEvent::CanaryStarted { name, label, serving, share, window_ms } => {
+                registry.policy_load(&name, "canary");
+                events.emit(
+                    "policy_canary",
+                    Severity::Info,
+                    name,
+                    format!(
+                        "{label} decides for {:.0} % of requests for {} s; {serving} for the rest",
+                        share * 100.0,
+                        window_ms / 1000
+                    ),
+                );
+            }
+            PolicyEvent::CanaryPromoted { name, label } => {
+                registry.policy_load(&name, "promoted");
+                events.emit(
+                    "policy_promoted",
+                    Severity::Info,
+                    name,
+                    format!("{label} passed its canary window: it serves every request"),
+                );
+            }
             PolicyEvent::Removed { name, now } => {
                 registry.policy_load(&name, "removed");
                 let now = now
