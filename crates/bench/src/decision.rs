@@ -30,6 +30,7 @@ pub fn host(cache_dir: Option<PathBuf>) -> Arc<PolicyHost> {
         random_seed: None,
         trusted_keys: Vec::new(),
         canary: None,
+        rollback: None,
     };
     PolicyHost::new(options, Arc::new(HealthBook::new(3))).expect("policy host")
 }

@@ -40,6 +40,7 @@ pub(crate) async fn check(file: &Path, settings: Option<&str>, cache_dir: Option
         random_seed: None,
         trusted_keys: Vec::new(),
         canary: None,
+        rollback: None,
     };
     let host = PolicyHost::new(options, Arc::new(HealthBook::new(3)))?;
     let started = std::time::Instant::now();

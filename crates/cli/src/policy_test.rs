@@ -505,6 +505,7 @@ async fn load(
         random_seed: None,
         trusted_keys: Vec::new(),
         canary: None,
+        rollback: None,
     };
     let host = PolicyHost::new(options, Arc::new(HealthBook::new(expectations.targets.len())))?;
     let (version, _) = host.prepare(name, bytes.to_vec(), PolicyOrigin::File(file.to_owned())).await?;

@@ -189,6 +189,13 @@ fn validate(config: Config, text: &str, origin: &str) -> Result<Config, ConfigEr
             ));
         }
     }
+    if !(p.rollback_failure_rate > 0.0 && p.rollback_failure_rate <= 1.0) || p.rollback_min_decisions == 0 {
+        return Err(invalid(
+            None,
+            "policy.rollback_failure_rate must be above 0 and at most 1 (1: off), rollback_min_decisions above 0"
+                .into(),
+        ));
+    }
     if !(0.0..=1.0).contains(&p.canary_share) || p.canary_window_ms == 0 {
         return Err(invalid(None, "policy.canary_share must be within 0..=1 and canary_window_ms above 0".into()));
     }

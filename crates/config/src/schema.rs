@@ -123,6 +123,13 @@ pub struct PolicySection {
     pub canary_share: f64,
     /// How long a canary serves its share. Default 300000 (5 minutes).
     pub canary_window_ms: u64,
+    /// Automatic rollback: a version whose share of failed decisions (traps,
+    /// its own deadline or fuel overruns, memory, invalid answers) exceeds
+    /// the version before's by more than this is demoted to it. Default
+    /// 0.05; 1 turns it off (five failures in a row still demote).
+    pub rollback_failure_rate: f64,
+    /// Decisions a version must have had before its rate is judged. Default 100.
+    pub rollback_min_decisions: u64,
 }
 
 impl Default for PolicySection {
@@ -138,6 +145,8 @@ impl Default for PolicySection {
             trusted_keys: Vec::new(),
             canary_share: 0.0,
             canary_window_ms: 300_000,
+            rollback_failure_rate: 0.05,
+            rollback_min_decisions: 100,
         }
     }
 }

@@ -210,6 +210,10 @@ pub fn policy_host_options(config: &Config) -> HostOptions {
             .iter()
             .filter_map(|k| switchyard_policy_host::signature::TrustedKey::parse(k).ok())
             .collect(),
+        rollback: Some(switchyard_policy_host::RollbackRule {
+            min_decisions: config.policy.rollback_min_decisions,
+            max_failure_rate: config.policy.rollback_failure_rate,
+        }),
         canary: (config.policy.canary_share > 0.0).then(|| switchyard_policy_host::Canary {
             share: config.policy.canary_share,
             window: Duration::from_millis(config.policy.canary_window_ms),

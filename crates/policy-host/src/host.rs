@@ -105,6 +105,10 @@ pub struct HostOptions {
     /// `[policy] trusted_keys`: when any, a policy file loads only with a
     /// valid `NAME.wasm.sig` by one of them (see [`crate::signature`]).
     pub trusted_keys: Vec<crate::signature::TrustedKey>,
+    /// `[policy] rollback_failure_rate` / `rollback_min_decisions`: a version
+    /// whose failed-decision rate exceeds the version before's by more than
+    /// this is demoted (`None`: only failures in a row demote).
+    pub rollback: Option<crate::standing::RollbackRule>,
     /// `[policy] canary_share` / `canary_window_ms`: a new file version of a
     /// policy that already serves first decides for this share of requests,
     /// for this long, then for all (`None`: at once for all).
@@ -199,6 +203,8 @@ pub struct PolicyHost {
     trusted_keys: Vec<crate::signature::TrustedKey>,
     /// How a new version is tried first (none: at once).
     canary: Option<Canary>,
+    /// When a failure rate rolls a version back.
+    rollback: Option<crate::standing::RollbackRule>,
     observer: std::sync::OnceLock<Arc<dyn crate::DecisionObserver>>,
 }
 
@@ -239,6 +245,7 @@ impl PolicyHost {
             default_policy: options.default_policy,
             trusted_keys: options.trusted_keys,
             canary: options.canary,
+            rollback: options.rollback,
             observer: std::sync::OnceLock::new(),
         }))
     }
@@ -565,7 +572,12 @@ impl PolicyHost {
     /// `version` failed a decision; enough in a row demote it.
     fn failed(&self, slot: Option<&Arc<Slot>>, version: &PolicyVersion, what: &str, error: &PolicyError) {
         self.note_failure(version.label(), what, error);
-        if !version.standing().failed(error) {
+        // The rate is judged against the version that would answer instead.
+        let rule = self.rollback.map(|rule| {
+            let before = slot.and_then(|s| s.fallbacks(None).into_iter().find(|v| !std::ptr::eq(&**v, version)));
+            (rule, before.map_or(0.0, |v| v.standing().failure_rate()))
+        });
+        if !version.standing().failed(error, rule) {
             return;
         }
         let reason = version.standing().demoted().unwrap_or_default().to_owned();

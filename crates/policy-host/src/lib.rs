@@ -58,5 +58,6 @@ pub use health::{BreakerConfig, BreakerObserver, BreakerState, HealthBook, Healt
 pub use host::{Canary, Decided, HostOptions, PinnedPolicy, PolicyEvent, PolicyHost, SlotView};
 pub use observer::{DecisionObserver, FallbackTo, Hook};
 pub use shared_kv::{KvFuture, KvWrite, SharedKv};
+pub use standing::RollbackRule;
 pub use version::{FUEL_PER_MS, Limits, PolicyOrigin, PolicyVersion, WALL_BACKSTOP, fuel_for};
 pub use watcher::PolicyWatcher;

@@ -1,8 +1,12 @@
 //! How a loaded version has served: a version *proves itself* by answering
 //! enough decisions, and is *demoted* after a few failed decisions in a row
 //! (traps, its own deadline overruns, memory, invalid answers — never a busy
-//! machine's overrun). A demoted version is not called again; it stays
-//! demoted until its file changes (which makes a new version).
+//! machine's overrun), or — automatic rollback — when, past a minimum
+//! number of decisions, the share that failed exceeds the version before's
+//! by more than a threshold (a version that traps on one request in five
+//! never fails five in a row, but is as broken). A demoted version is not
+//! called again; it stays demoted until its file changes (which makes a new
+//! version).
 
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
@@ -20,7 +24,18 @@ pub const DEMOTE_AFTER: u32 = 5;
 pub struct Standing {
     answered: AtomicU64,
     failures_in_a_row: AtomicU32,
+    /// Decisions it failed by its own fault, ever.
+    faults: AtomicU64,
     demoted: OnceLock<String>,
+}
+
+/// When a failure rate rolls a version back (`[policy] rollback_*`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RollbackRule {
+    /// Decisions a version must have had before its rate is judged.
+    pub min_decisions: u64,
+    /// The share of failed decisions allowed above the version before's.
+    pub max_failure_rate: f64,
 }
 
 impl Standing {
@@ -29,21 +44,45 @@ impl Standing {
         if self.failures_in_a_row.load(Ordering::Relaxed) != 0 {
             self.failures_in_a_row.store(0, Ordering::Relaxed);
         }
-        // Once proven, only a load: no shared write per decision.
-        if self.answered.load(Ordering::Relaxed) >= PROVEN_AFTER {
-            return false;
-        }
+        // Every decision is counted (one relaxed add, tens of ns against a
+        // decision's microsecond): the failure rate needs the total.
         self.answered.fetch_add(1, Ordering::Relaxed) + 1 == PROVEN_AFTER
     }
 
-    /// Counts a failed decision; true exactly once, when it demotes the version.
-    pub(crate) fn failed(&self, error: &PolicyError) -> bool {
+    /// Counts a failed decision; true exactly once, when it demotes the
+    /// version: `DEMOTE_AFTER` in a row, or under `rule` a failure rate
+    /// above `baseline` (the version before's) by more than the rule allows.
+    pub(crate) fn failed(&self, error: &PolicyError, rule: Option<(RollbackRule, f64)>) -> bool {
         if !error.is_the_policys_fault() {
             return false;
         }
         let in_a_row = self.failures_in_a_row.fetch_add(1, Ordering::Relaxed) + 1;
-        in_a_row >= DEMOTE_AFTER
-            && self.demoted.set(format!("{in_a_row} decisions in a row failed, the last: {error}")).is_ok()
+        let faults = self.faults.fetch_add(1, Ordering::Relaxed) + 1;
+        if in_a_row >= DEMOTE_AFTER {
+            return self.demoted.set(format!("{in_a_row} decisions in a row failed, the last: {error}")).is_ok();
+        }
+        let Some((rule, baseline)) = rule else { return false };
+        // Failed decisions never count as answered: the total is both.
+        let decisions = faults + self.answered.load(Ordering::Relaxed);
+        let rate = faults as f64 / decisions as f64;
+        decisions >= rule.min_decisions
+            && rate > baseline + rule.max_failure_rate
+            && self
+                .demoted
+                .set(format!(
+                    "rolled back: {:.1} % of its {decisions} decisions failed, against {:.1} % for the version before (allowed: {:.1} points more); the last: {error}",
+                    rate * 100.0,
+                    baseline * 100.0,
+                    rule.max_failure_rate * 100.0
+                ))
+                .is_ok()
+    }
+
+    /// The share of its decisions that failed by its own fault.
+    pub fn failure_rate(&self) -> f64 {
+        let faults = self.faults.load(Ordering::Relaxed);
+        let decisions = faults + self.answered.load(Ordering::Relaxed);
+        if decisions == 0 { 0.0 } else { faults as f64 / decisions as f64 }
     }
 
     /// Why the version was demoted, if it was.
@@ -74,22 +113,52 @@ mod tests {
         let s = Standing::default();
         let trap = PolicyError::Trap("unreachable".into());
         for _ in 0..DEMOTE_AFTER - 1 {
-            assert!(!s.failed(&trap));
+            assert!(!s.failed(&trap, None));
         }
         s.answered();
         for _ in 0..DEMOTE_AFTER - 1 {
-            assert!(!s.failed(&trap));
+            assert!(!s.failed(&trap, None));
         }
-        assert!(s.failed(&trap), "the fifth in a row demotes");
-        assert!(!s.failed(&trap), "only once");
+        assert!(s.failed(&trap, None), "the fifth in a row demotes");
+        assert!(!s.failed(&trap, None), "only once");
         assert!(s.demoted().unwrap().contains("unreachable"));
+    }
+
+    #[test]
+    fn a_failure_rate_above_the_version_befores_rolls_back_once_judged() {
+        let rule = RollbackRule { min_decisions: 100, max_failure_rate: 0.05 };
+        let trap = PolicyError::Trap("unreachable".into());
+        // One decision in five fails: never five in a row.
+        let s = Standing::default();
+        let mut demoted_at = None;
+        for i in 1..=200u64 {
+            if i % 5 == 0 {
+                if s.failed(&trap, Some((rule, 0.01))) {
+                    demoted_at = Some(i);
+                }
+            } else {
+                s.answered();
+            }
+        }
+        assert_eq!(demoted_at, Some(100), "judged once 100 decisions are in");
+        assert!(s.demoted().unwrap().starts_with("rolled back: 20.0 % of its 100 decisions failed, against 1.0 %"));
+        // The same rate is what the version before had: no rollback.
+        let s = Standing::default();
+        for i in 1..=200u64 {
+            if i % 5 == 0 {
+                assert!(!s.failed(&trap, Some((rule, 0.18))));
+            } else {
+                s.answered();
+            }
+        }
+        assert!((s.failure_rate() - 0.2).abs() < 1e-9);
     }
 
     #[test]
     fn a_busy_machine_never_demotes() {
         let s = Standing::default();
         for _ in 0..100 {
-            assert!(!s.failed(&PolicyError::Preempted(5)));
+            assert!(!s.failed(&PolicyError::Preempted(5), None));
         }
         assert!(s.demoted().is_none());
     }

@@ -22,6 +22,7 @@ fn host(canary: Canary) -> Arc<PolicyHost> {
         random_seed: None,
         trusted_keys: Vec::new(),
         canary: Some(canary),
+        rollback: None,
     };
     PolicyHost::new(options, Arc::new(HealthBook::new(2))).unwrap()
 }

@@ -33,6 +33,7 @@ fn host_with_deadline(
         random_seed: None,
         trusted_keys: Vec::new(),
         canary: None,
+        rollback: None,
     };
     PolicyHost::new(options, Arc::new(HealthBook::new(2))).unwrap()
 }
@@ -308,6 +309,7 @@ async fn load_time_sample_decisions_leave_the_policys_state_where_it_was() {
         random_seed: None,
         trusted_keys: Vec::new(),
         canary: None,
+        rollback: None,
     };
     let host = PolicyHost::new(options, Arc::new(HealthBook::new(2))).unwrap();
     let version = prepare(&host, "rr", "round_robin").await.unwrap();

@@ -23,6 +23,7 @@ fn host(trusted: Vec<signature::TrustedKey>) -> Arc<PolicyHost> {
         random_seed: None,
         trusted_keys: trusted,
         canary: None,
+        rollback: None,
     };
     PolicyHost::new(options, Arc::new(HealthBook::new(2))).unwrap()
 }
