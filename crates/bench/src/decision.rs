@@ -31,6 +31,7 @@ pub fn host(cache_dir: Option<PathBuf>) -> Arc<PolicyHost> {
         trusted_keys: Vec::new(),
         canary: None,
         rollback: None,
+        shadows: Default::default(),
     };
     PolicyHost::new(options, Arc::new(HealthBook::new(3))).expect("policy host")
 }

@@ -41,6 +41,7 @@ pub(crate) async fn check(file: &Path, settings: Option<&str>, cache_dir: Option
         trusted_keys: Vec::new(),
         canary: None,
         rollback: None,
+        shadows: Default::default(),
     };
     let host = PolicyHost::new(options, Arc::new(HealthBook::new(3)))?;
     let started = std::time::Instant::now();

@@ -506,6 +506,7 @@ async fn load(
         trusted_keys: Vec::new(),
         canary: None,
         rollback: None,
+        shadows: Default::default(),
     };
     let host = PolicyHost::new(options, Arc::new(HealthBook::new(expectations.targets.len())))?;
     let (version, _) = host.prepare(name, bytes.to_vec(), PolicyOrigin::File(file.to_owned())).await?;

@@ -130,6 +130,10 @@ pub struct PolicySection {
     pub rollback_failure_rate: f64,
     /// Decisions a version must have had before its rate is judged. Default 100.
     pub rollback_min_decisions: u64,
+    /// Shadow mode: policy name → a candidate policy (loaded from the folder
+    /// under its own name) asked every decision the policy makes, off the
+    /// request path, and compared (`GET /admin/policies`). Default none.
+    pub shadows: BTreeMap<String, String>,
 }
 
 impl Default for PolicySection {
@@ -147,6 +151,7 @@ impl Default for PolicySection {
             canary_window_ms: 300_000,
             rollback_failure_rate: 0.05,
             rollback_min_decisions: 100,
+            shadows: BTreeMap::new(),
         }
     }
 }

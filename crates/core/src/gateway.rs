@@ -210,6 +210,7 @@ pub fn policy_host_options(config: &Config) -> HostOptions {
             .iter()
             .filter_map(|k| switchyard_policy_host::signature::TrustedKey::parse(k).ok())
             .collect(),
+        shadows: config.policy.shadows.clone(),
         rollback: Some(switchyard_policy_host::RollbackRule {
             min_decisions: config.policy.rollback_min_decisions,
             max_failure_rate: config.policy.rollback_failure_rate,

@@ -33,9 +33,12 @@ pub(crate) fn policies(shared: &Shared) -> Value {
             })
         })
     };
+    let shadows = shared.policies.shadow_reports();
     let list: Vec<Value> = views
         .iter()
         .map(|view| {
+            let shadow: Vec<&switchyard_policy_host::shadow::ShadowReport> =
+                shadows.iter().filter(|s| s.policy == view.name).collect();
             let times = telemetry.decision_times(&view.name);
             let routes: Vec<&str> =
                 shared.routes.iter().filter(|r| r.policy == view.name).map(|r| r.name.as_str()).collect();
@@ -50,6 +53,7 @@ pub(crate) fn policies(shared: &Shared) -> Value {
                 "decisions_sampled": times.map_or(0, |t| t.samples),
                 "fallbacks": telemetry.fallbacks_of(&view.name),
                 "dropped_log_lines": shared.policies.dropped_log_lines(&view.name),
+                "shadow": shadow,
             })
         })
         .collect();

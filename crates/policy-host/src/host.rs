@@ -105,6 +105,9 @@ pub struct HostOptions {
     /// `[policy] trusted_keys`: when any, a policy file loads only with a
     /// valid `NAME.wasm.sig` by one of them (see [`crate::signature`]).
     pub trusted_keys: Vec<crate::signature::TrustedKey>,
+    /// `[policy] shadows`: policy name → the candidate asked the same
+    /// decisions off the request path (see [`crate::shadow`]).
+    pub shadows: BTreeMap<String, String>,
     /// `[policy] rollback_failure_rate` / `rollback_min_decisions`: a version
     /// whose failed-decision rate exceeds the version before's by more than
     /// this is demoted (`None`: only failures in a row demote).
@@ -205,6 +208,8 @@ pub struct PolicyHost {
     canary: Option<Canary>,
     /// When a failure rate rolls a version back.
     rollback: Option<crate::standing::RollbackRule>,
+    /// Candidates asked the same decisions (none: no shadows).
+    shadows: Option<Arc<crate::shadow::Shadows>>,
     observer: std::sync::OnceLock<Arc<dyn crate::DecisionObserver>>,
 }
 
@@ -229,7 +234,8 @@ impl PolicyHost {
     pub fn new(options: HostOptions, health: Arc<HealthBook>) -> Result<Arc<Self>, PolicyError> {
         let engine = PolicyEngine::new()?;
         let (events, _) = broadcast::channel(256);
-        Ok(Arc::new(PolicyHost {
+        let shadows = (!options.shadows.is_empty()).then(|| crate::shadow::Shadows::new(&options.shadows));
+        let host = Arc::new(PolicyHost {
             engine,
             shared: Arc::new(HostShared::new(health, options.random_seed)),
             topology: Arc::new(options.topology),
@@ -246,8 +252,20 @@ impl PolicyHost {
             trusted_keys: options.trusted_keys,
             canary: options.canary,
             rollback: options.rollback,
+            shadows: shadows.as_ref().map(|(s, _)| s.clone()),
             observer: std::sync::OnceLock::new(),
-        }))
+        });
+        // The candidates are asked on the runtime building the host, not on
+        // a serving thread.
+        if let (Some((shadows, rx)), Ok(runtime)) = (shadows, tokio::runtime::Handle::try_current()) {
+            runtime.spawn(shadows.run(Arc::downgrade(&host), rx));
+        }
+        Ok(host)
+    }
+
+    /// How each shadow candidate compares with the policy it shadows.
+    pub fn shadow_reports(&self) -> Vec<crate::shadow::ShadowReport> {
+        self.shadows.as_ref().map(|s| s.reports()).unwrap_or_default()
     }
 
     /// Tells `observer` of every decision from now on (once; a second call is ignored).
@@ -728,10 +746,20 @@ impl PinnedPolicy {
         None
     }
 
+    /// Offers the decision to the candidate shadowing this request's policy, if any.
+    fn shadow(&self, asked: impl FnOnce() -> crate::shadow::Asked) {
+        if let (Some(shadows), Some(version)) = (&self.host.shadows, &self.version) {
+            shadows.offer(version.name(), &self.call, asked);
+        }
+    }
+
     /// `route`, answered by the first version that can, else the native fallback.
     pub async fn route(&self, request: &RequestInfo) -> Decided<RouteDecision> {
         match self.decide(Question::Route(request)).await {
-            Some(Decided { value: Answer::Route(value), answered_by }) => Decided { value, answered_by },
+            Some(Decided { value: Answer::Route(value), answered_by }) => {
+                self.shadow(|| crate::shadow::Asked::Route(request.clone(), value.clone()));
+                Decided { value, answered_by }
+            }
             _ => Decided {
                 value: native::route(&self.host.topology, &self.host.shared.health, request),
                 answered_by: self.host.native_label.clone(),
@@ -742,7 +770,10 @@ impl PinnedPolicy {
     /// `on-attempt`, answered by the first version that can, else the native fallback.
     pub async fn on_attempt(&self, request: &RequestInfo, outcome: &AttemptOutcome) -> Decided<NextStep> {
         match self.decide(Question::OnAttempt(request, outcome)).await {
-            Some(Decided { value: Answer::Step(value), answered_by }) => Decided { value, answered_by },
+            Some(Decided { value: Answer::Step(value), answered_by }) => {
+                self.shadow(|| crate::shadow::Asked::OnAttempt(request.clone(), outcome.clone(), value));
+                Decided { value, answered_by }
+            }
             _ => Decided {
                 value: native::on_attempt(&self.host.topology, &self.host.shared.health, request, outcome),
                 answered_by: self.host.native_label.clone(),

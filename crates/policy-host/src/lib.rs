@@ -40,6 +40,7 @@ pub mod native;
 mod observer;
 mod pool;
 mod samples;
+pub mod shadow;
 pub mod shared_kv;
 pub mod signature;
 pub mod standing;

@@ -23,6 +23,7 @@ fn host(canary: Canary) -> Arc<PolicyHost> {
         trusted_keys: Vec::new(),
         canary: Some(canary),
         rollback: None,
+        shadows: Default::default(),
     };
     PolicyHost::new(options, Arc::new(HealthBook::new(2))).unwrap()
 }

@@ -34,6 +34,7 @@ fn host_with_deadline(
         trusted_keys: Vec::new(),
         canary: None,
         rollback: None,
+        shadows: Default::default(),
     };
     PolicyHost::new(options, Arc::new(HealthBook::new(2))).unwrap()
 }
@@ -310,6 +311,7 @@ async fn load_time_sample_decisions_leave_the_policys_state_where_it_was() {
         trusted_keys: Vec::new(),
         canary: None,
         rollback: None,
+        shadows: Default::default(),
     };
     let host = PolicyHost::new(options, Arc::new(HealthBook::new(2))).unwrap();
     let version = prepare(&host, "rr", "round_robin").await.unwrap();

@@ -24,6 +24,7 @@ async fn a_version_that_traps_on_one_request_in_five_is_rolled_back_and_no_decis
         trusted_keys: Vec::new(),
         canary: None,
         rollback: Some(RollbackRule { min_decisions: 100, max_failure_rate: 0.05 }),
+        shadows: Default::default(),
     };
     let host = PolicyHost::new(options, Arc::new(HealthBook::new(2))).unwrap();
     let mut news = host.events();

@@ -24,6 +24,7 @@ fn host(trusted: Vec<signature::TrustedKey>) -> Arc<PolicyHost> {
         trusted_keys: trusted,
         canary: None,
         rollback: None,
+        shadows: Default::default(),
     };
     PolicyHost::new(options, Arc::new(HealthBook::new(2))).unwrap()
 }
