@@ -224,3 +224,37 @@ async fn a_saturated_machine_never_demotes_a_well_behaved_policy() {
     assert!(demoted.is_err(), "demoted on a busy machine: {demoted:?}");
     assert!(gw.policies().current("failover").unwrap().standing().demoted().is_none());
 }
+
+#[tokio::test]
+async fn a_shadow_candidate_is_asked_every_decision_and_never_answers_a_client() {
+    init_tracing();
+    let (a, b) = (MockProvider::start("a").await, MockProvider::start("b").await);
+    let config = ConfigBuilder::new()
+        .policy("shadows = { failover = \"resilient\" }")
+        .provider("a", &a.url())
+        .provider("b", &b.url())
+        .route("m", Some("failover"), 5000, &["a", "b"]);
+    let gw = TestGateway::start(&config).await;
+    for _ in 0..30 {
+        let r = post_chat(&gw.url(), "m").await;
+        assert_eq!(r.status, 200);
+        assert!(r.header("x-switchyard-policy").starts_with("failover@"), "the serving policy answers");
+    }
+    let shadow = || async {
+        let policies = get(&gw.admin_url(), "/admin/policies").await.json();
+        let failover = policies.as_array().unwrap().iter().find(|p| p["policy"] == "failover").cloned().unwrap();
+        failover["shadow"][0].clone()
+    };
+    let until = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let s = shadow().await;
+        if s["compared"].as_u64().unwrap_or(0) >= 30 {
+            assert_eq!(s["candidate"], "resilient");
+            assert_eq!(s["failed"], 0, "{s}");
+            assert_eq!(s["dropped"], 0, "{s}");
+            break;
+        }
+        assert!(std::time::Instant::now() < until, "the candidate was not asked: {s}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}

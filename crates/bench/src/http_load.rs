@@ -136,7 +136,12 @@ pub(crate) fn latencies(
 
 /// Median throughput of each of `addrs` over `rounds` rounds, taken in turn
 /// (a, b, c, a, b, c, ...), so a swing of the machine hits each alike.
-fn alternating(client: &tokio::runtime::Runtime, addrs: &[String], rounds: usize, each: Duration) -> Vec<f64> {
+pub(crate) fn alternating(
+    client: &tokio::runtime::Runtime,
+    addrs: &[String],
+    rounds: usize,
+    each: Duration,
+) -> Vec<f64> {
     let mut at: Vec<Vec<f64>> = vec![Vec::new(); addrs.len()];
     for _ in 0..rounds {
         for (i, addr) in addrs.iter().enumerate() {
@@ -151,7 +156,13 @@ fn alternating(client: &tokio::runtime::Runtime, addrs: &[String], rounds: usize
         .collect()
 }
 
-fn throughput(client: &tokio::runtime::Runtime, addr: &str, api: Client, conns: usize, for_how_long: Duration) -> f64 {
+pub(crate) fn throughput(
+    client: &tokio::runtime::Runtime,
+    addr: &str,
+    api: Client,
+    conns: usize,
+    for_how_long: Duration,
+) -> f64 {
     client.block_on(async {
         let body = api.body();
         let done = Arc::new(AtomicU64::new(0));

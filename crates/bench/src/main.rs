@@ -64,6 +64,7 @@ mod many_streams;
 mod nginx;
 mod policy_memory;
 mod queue;
+mod shadow;
 mod shared_state;
 mod simulate;
 mod soak;
@@ -191,6 +192,27 @@ fn main() {
         access_line();
         println!();
         queue_table();
+        return;
+    }
+    if let Some(secs) = args.iter().position(|a| a == "--shadow").and_then(|i| args.get(i + 1)) {
+        let each = Duration::from_secs(secs.parse().expect("--shadow SECONDS"));
+        println!("## Shadow mode's cost on the request path (failover, with and without resilient shadowing it)");
+        println!("| run | added p50 plain | added p50 shadowed | ratio | req/s plain | req/s shadowed | ratio |");
+        println!("|---|---|---|---|---|---|---|");
+        for run in 1..=3 {
+            let c = shadow::measure(3000, each);
+            let added = |p: Duration| p.saturating_sub(c.direct_p50);
+            let (a, b) = (added(c.plain_p50), added(c.shadowed_p50));
+            println!(
+                "| {run} | {} | {} | {:.3}× | {:.0} | {:.0} | {:.3}× |",
+                us(a),
+                us(b),
+                b.as_secs_f64() / a.as_secs_f64().max(1e-9),
+                c.plain_rps,
+                c.shadowed_rps,
+                c.shadowed_rps / c.plain_rps.max(1e-9)
+            );
+        }
         return;
     }
     if args.iter().any(|a| a == "--simulate") {

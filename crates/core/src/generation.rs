@@ -197,8 +197,13 @@ impl Generation {
                 telemetry.follow_policies(policies.events());
                 // The default policy decides for routes whose own policy is not
                 // loaded, so it is loaded even when no route names it.
-                let in_use =
-                    config.routes.iter().map(|r| r.policy_name(&config.policy)).chain([config.policy.default.as_str()]);
+                // ...and so are shadow candidates, which no route needs to name.
+                let in_use = config
+                    .routes
+                    .iter()
+                    .map(|r| r.policy_name(&config.policy))
+                    .chain([config.policy.default.as_str()])
+                    .chain(config.policy.shadows.values().map(String::as_str));
                 policies.load_embedded(in_use).await.map_err(|e| match e {
                     PolicyError::ConfigRejected(reason) => GatewayError::PolicySettings { reason },
                     other => GatewayError::Policy(other),
