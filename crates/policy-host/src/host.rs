@@ -252,13 +252,13 @@ impl PolicyHost {
             trusted_keys: options.trusted_keys,
             canary: options.canary,
             rollback: options.rollback,
-            shadows: shadows.as_ref().map(|(s, _)| s.clone()),
+            shadows: shadows.clone(),
             observer: std::sync::OnceLock::new(),
         });
         // The candidates are asked on the runtime building the host, not on
         // a serving thread.
-        if let (Some((shadows, rx)), Ok(runtime)) = (shadows, tokio::runtime::Handle::try_current()) {
-            runtime.spawn(shadows.run(Arc::downgrade(&host), rx));
+        if let (Some(shadows), Ok(runtime)) = (shadows, tokio::runtime::Handle::try_current()) {
+            runtime.spawn(shadows.run(Arc::downgrade(&host)));
         }
         Ok(host)
     }

@@ -1,22 +1,26 @@
 //! Shadow mode: a candidate policy (`[policy] shadows = { NAME =
 //! "CANDIDATE" }`) is asked every `route` and `on-attempt` the policy it
 //! shadows answered, with the same inputs, off the request path: the
-//! request hands a copy to a bounded queue (dropped when full, never
-//! waited for) and goes on with its own answer. A task compares the
-//! candidate's decisions with what was decided, and keeps the agreement
-//! rate and the latest disagreements.
+//! request puts a copy in a bounded queue (dropped when full, never waited
+//! for, and waking nobody) and goes on with its own answer. A task drains
+//! the queue every few milliseconds, asks the candidate, compares its
+//! decisions with what was decided, and keeps the agreement rate and the
+//! latest disagreements.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex, Weak};
-
-use tokio::sync::mpsc;
+use std::time::Duration;
 
 use crate::call::CallContext;
 use crate::decision::{AttemptOutcome, NextStep, RequestInfo, RouteDecision};
 use crate::host::PolicyHost;
 
 /// Decisions waiting for the candidate; more are dropped (and counted).
-const QUEUE: usize = 1024;
+const QUEUE: usize = 4096;
+/// How often the queue is drained. A request never wakes the task: a wake-up
+/// per decision (a futex, a context switch) would cost the request path
+/// more than the copy does.
+const DRAIN_EVERY: Duration = Duration::from_millis(10);
 /// Disagreements kept per candidate.
 const SAMPLES: usize = 20;
 
@@ -55,20 +59,19 @@ pub struct ShadowReport {
 pub(crate) struct Shadows {
     /// Policy name → candidate name.
     pairs: BTreeMap<String, Arc<str>>,
-    tx: mpsc::Sender<Job>,
+    queue: Mutex<VecDeque<Job>>,
     reports: Mutex<BTreeMap<String, ShadowReport>>,
 }
 
 impl Shadows {
-    /// The pairs, and the queue's receiving end for [`Shadows::run`].
-    pub fn new(pairs: &BTreeMap<String, String>) -> (Arc<Shadows>, mpsc::Receiver<Job>) {
-        let (tx, rx) = mpsc::channel(QUEUE);
+    /// The pairs, with an empty queue.
+    pub fn new(pairs: &BTreeMap<String, String>) -> Arc<Shadows> {
         let reports = pairs
             .iter()
             .map(|(p, c)| (c.clone(), ShadowReport { policy: p.clone(), candidate: c.clone(), ..Default::default() }))
             .collect();
         let pairs = pairs.iter().map(|(p, c)| (p.clone(), Arc::from(c.as_str()))).collect();
-        (Arc::new(Shadows { pairs, tx, reports: Mutex::new(reports) }), rx)
+        Arc::new(Shadows { pairs, queue: Mutex::new(VecDeque::new()), reports: Mutex::new(reports) })
     }
 
     fn report(&self, candidate: &str, f: impl FnOnce(&mut ShadowReport)) {
@@ -83,7 +86,11 @@ impl Shadows {
     pub fn offer(&self, policy: &str, call: &Arc<CallContext>, asked: impl FnOnce() -> Asked) {
         let Some(candidate) = self.pairs.get(policy) else { return };
         let job = Job { candidate: candidate.clone(), call: call.clone(), asked: asked() };
-        if self.tx.try_send(job).is_err() {
+        let mut queue = self.queue.lock().unwrap_or_else(|p| p.into_inner());
+        if queue.len() < QUEUE {
+            queue.push_back(job);
+        } else {
+            drop(queue);
             self.report(candidate, |r| r.dropped += 1);
         }
     }
@@ -93,49 +100,59 @@ impl Shadows {
         self.reports.lock().unwrap_or_else(|p| p.into_inner()).values().cloned().collect()
     }
 
-    /// Asks the candidates, one decision at a time, until the host is gone.
-    pub async fn run(self: Arc<Self>, host: Weak<PolicyHost>, mut rx: mpsc::Receiver<Job>) {
-        while let Some(job) = rx.recv().await {
+    /// Drains the queue every [`DRAIN_EVERY`], asking the candidates, until the host is gone.
+    pub async fn run(self: Arc<Self>, host: Weak<PolicyHost>) {
+        let mut tick = tokio::time::interval(DRAIN_EVERY);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            let jobs = std::mem::take(&mut *self.queue.lock().unwrap_or_else(|p| p.into_inner()));
             let Some(host) = host.upgrade() else { return };
-            let Some(version) = host.current(&job.candidate) else {
-                self.report(&job.candidate, |r| r.failed += 1);
-                continue;
-            };
-            let (theirs, ours) = match &job.asked {
-                Asked::Route(request, decided) => {
-                    (version.route(request, job.call.clone()).await.map(|d| format!("{d:?}")), format!("{decided:?}"))
-                }
-                Asked::OnAttempt(request, outcome, decided) => (
-                    version.on_attempt(request, outcome, job.call.clone()).await.map(|d| format!("{d:?}")),
-                    format!("{decided:?}"),
-                ),
-            };
-            let hook = match job.asked {
-                Asked::Route(..) => "route",
-                Asked::OnAttempt(..) => "on-attempt",
-            };
-            self.report(&job.candidate, |r| {
-                r.compared += 1;
-                match theirs {
-                    Ok(theirs) if theirs == ours => r.agreed += 1,
-                    Ok(theirs) => {
-                        let line = format!("{hook}: decided {ours}; {} would decide {theirs}", r.candidate);
-                        // The first ten, then one in a thousand: a log, not a flood.
-                        let disagreed = r.compared - r.agreed - r.failed;
-                        if disagreed <= 10 || disagreed.is_multiple_of(1000) {
-                            tracing::info!(policy = %r.policy, candidate = %r.candidate, disagreed, "shadow disagrees: {line}");
-                        }
-                        if r.disagreements.len() == SAMPLES {
-                            r.disagreements.pop_front();
-                        }
-                        r.disagreements.push_back(line);
-                    }
-                    Err(e) => {
-                        r.failed += 1;
-                        tracing::info!(policy = %r.policy, candidate = %r.candidate, "shadow failed a {hook}: {e}");
-                    }
-                }
-            });
+            for job in jobs {
+                self.ask(&host, job).await;
+            }
         }
+    }
+
+    async fn ask(&self, host: &PolicyHost, job: Job) {
+        let Some(version) = host.current(&job.candidate) else {
+            self.report(&job.candidate, |r| r.failed += 1);
+            return;
+        };
+        let (theirs, ours) = match &job.asked {
+            Asked::Route(request, decided) => {
+                (version.route(request, job.call.clone()).await.map(|d| format!("{d:?}")), format!("{decided:?}"))
+            }
+            Asked::OnAttempt(request, outcome, decided) => (
+                version.on_attempt(request, outcome, job.call.clone()).await.map(|d| format!("{d:?}")),
+                format!("{decided:?}"),
+            ),
+        };
+        let hook = match job.asked {
+            Asked::Route(..) => "route",
+            Asked::OnAttempt(..) => "on-attempt",
+        };
+        self.report(&job.candidate, |r| {
+            r.compared += 1;
+            match theirs {
+                Ok(theirs) if theirs == ours => r.agreed += 1,
+                Ok(theirs) => {
+                    let line = format!("{hook}: decided {ours}; {} would decide {theirs}", r.candidate);
+                    // The first ten, then one in a thousand: a log, not a flood.
+                    let disagreed = r.compared - r.agreed - r.failed;
+                    if disagreed <= 10 || disagreed.is_multiple_of(1000) {
+                        tracing::info!(policy = %r.policy, candidate = %r.candidate, disagreed, "shadow disagrees: {line}");
+                    }
+                    if r.disagreements.len() == SAMPLES {
+                        r.disagreements.pop_front();
+                    }
+                    r.disagreements.push_back(line);
+                }
+                Err(e) => {
+                    r.failed += 1;
+                    tracing::info!(policy = %r.policy, candidate = %r.candidate, "shadow failed a {hook}: {e}");
+                }
+            }
+        });
     }
 }
