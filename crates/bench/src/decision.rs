@@ -19,19 +19,14 @@ pub struct DecisionFigures {
 pub fn host(cache_dir: Option<PathBuf>) -> Arc<PolicyHost> {
     let t = |p: &str| Target { provider: p.into(), model: "gpt-4o-mini".into() };
     let options = HostOptions {
-        topology: Topology {
-            targets: vec![t("primary"), t("backup"), t("local")],
-            routes: vec![RouteInfo { model: "gpt-4o-mini".into(), targets: vec![0, 1, 2] }],
-        },
-        settings: Default::default(),
-        limits: Limits::new(Duration::from_millis(5), 64 << 20),
         cache_dir,
-        default_policy: None,
-        random_seed: None,
-        trusted_keys: Vec::new(),
-        canary: None,
-        rollback: None,
-        shadows: Default::default(),
+        ..HostOptions::new(
+            Topology {
+                targets: vec![t("primary"), t("backup"), t("local")],
+                routes: vec![RouteInfo { model: "gpt-4o-mini".into(), targets: vec![0, 1, 2] }],
+            },
+            Limits::new(Duration::from_millis(5), 64 << 20),
+        )
     };
     PolicyHost::new(options, Arc::new(HealthBook::new(3))).expect("policy host")
 }

@@ -32,16 +32,9 @@ pub(crate) async fn check(file: &Path, settings: Option<&str>, cache_dir: Option
         ],
     };
     let options = HostOptions {
-        topology,
         settings: [(name.clone(), settings)].into(),
-        limits: Limits::new(Duration::from_millis(5), 64 << 20),
         cache_dir,
-        default_policy: None,
-        random_seed: None,
-        trusted_keys: Vec::new(),
-        canary: None,
-        rollback: None,
-        shadows: Default::default(),
+        ..HostOptions::new(topology, Limits::new(Duration::from_millis(5), 64 << 20))
     };
     let host = PolicyHost::new(options, Arc::new(HealthBook::new(3)))?;
     let started = std::time::Instant::now();

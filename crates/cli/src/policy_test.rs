@@ -497,16 +497,9 @@ async fn load(
     };
     let settings = serde_json::to_string(&expectations.settings)?;
     let options = HostOptions {
-        topology,
         settings: [(name.to_owned(), settings)].into(),
-        limits: Limits::new(Duration::from_millis(5), 64 << 20),
         cache_dir: file.parent().map(|d| d.join(".cache")),
-        default_policy: None,
-        random_seed: None,
-        trusted_keys: Vec::new(),
-        canary: None,
-        rollback: None,
-        shadows: Default::default(),
+        ..HostOptions::new(topology, Limits::new(Duration::from_millis(5), 64 << 20))
     };
     let host = PolicyHost::new(options, Arc::new(HealthBook::new(expectations.targets.len())))?;
     let (version, _) = host.prepare(name, bytes.to_vec(), PolicyOrigin::File(file.to_owned())).await?;

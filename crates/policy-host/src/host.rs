@@ -118,6 +118,26 @@ pub struct HostOptions {
     pub canary: Option<Canary>,
 }
 
+impl HostOptions {
+    /// A host for `topology` under `limits`, with nothing else set: no
+    /// settings, no compile cache, no default policy, random from the OS, no
+    /// signatures, canary, rollback rate or shadows.
+    pub fn new(topology: Topology, limits: Limits) -> HostOptions {
+        HostOptions {
+            topology,
+            settings: BTreeMap::new(),
+            limits,
+            cache_dir: None,
+            default_policy: None,
+            random_seed: None,
+            trusted_keys: Vec::new(),
+            canary: None,
+            rollback: None,
+            shadows: BTreeMap::new(),
+        }
+    }
+}
+
 /// How a new version is tried before it serves everything.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Canary {

@@ -11,19 +11,14 @@ use switchyard_policy_host::*;
 fn host(canary: Canary) -> Arc<PolicyHost> {
     let t = |p: &str| Target { provider: p.into(), model: "m".into() };
     let options = HostOptions {
-        topology: Topology {
-            targets: vec![t("a"), t("b")],
-            routes: vec![RouteInfo { model: "m".into(), targets: vec![0, 1] }],
-        },
-        settings: Default::default(),
-        limits: Limits::new(Duration::from_millis(50), 32 << 20),
-        cache_dir: None,
-        default_policy: None,
-        random_seed: None,
-        trusted_keys: Vec::new(),
         canary: Some(canary),
-        rollback: None,
-        shadows: Default::default(),
+        ..HostOptions::new(
+            Topology {
+                targets: vec![t("a"), t("b")],
+                routes: vec![RouteInfo { model: "m".into(), targets: vec![0, 1] }],
+            },
+            Limits::new(Duration::from_millis(50), 32 << 20),
+        )
     };
     PolicyHost::new(options, Arc::new(HealthBook::new(2))).unwrap()
 }

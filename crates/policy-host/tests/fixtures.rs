@@ -25,16 +25,9 @@ fn host_with_deadline(
     deadline: Duration,
 ) -> Arc<PolicyHost> {
     let options = HostOptions {
-        topology: topology(),
         settings: settings.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
-        limits: Limits::new(deadline, 32 << 20),
         cache_dir,
-        default_policy: None,
-        random_seed: None,
-        trusted_keys: Vec::new(),
-        canary: None,
-        rollback: None,
-        shadows: Default::default(),
+        ..HostOptions::new(topology(), Limits::new(deadline, 32 << 20))
     };
     PolicyHost::new(options, Arc::new(HealthBook::new(2))).unwrap()
 }
@@ -302,16 +295,10 @@ async fn load_time_sample_decisions_leave_the_policys_state_where_it_was() {
     let t = |p: &str| Target { provider: p.into(), model: "m".into() };
     let route = |m: &str| RouteInfo { model: m.into(), targets: vec![0, 1] };
     let options = HostOptions {
-        topology: Topology { targets: vec![t("a"), t("b")], routes: vec![route("x"), route("y"), route("z")] },
-        settings: Default::default(),
-        limits: Limits::new(Duration::from_millis(50), 32 << 20),
-        cache_dir: None,
-        default_policy: None,
-        random_seed: None,
-        trusted_keys: Vec::new(),
-        canary: None,
-        rollback: None,
-        shadows: Default::default(),
+        ..HostOptions::new(
+            Topology { targets: vec![t("a"), t("b")], routes: vec![route("x"), route("y"), route("z")] },
+            Limits::new(Duration::from_millis(50), 32 << 20),
+        )
     };
     let host = PolicyHost::new(options, Arc::new(HealthBook::new(2))).unwrap();
     let version = prepare(&host, "rr", "round_robin").await.unwrap();

@@ -12,19 +12,14 @@ use switchyard_policy_host::*;
 async fn a_version_that_traps_on_one_request_in_five_is_rolled_back_and_no_decision_goes_unanswered() {
     let t = |p: &str| Target { provider: p.into(), model: "m".into() };
     let options = HostOptions {
-        topology: Topology {
-            targets: vec![t("a"), t("b")],
-            routes: vec![RouteInfo { model: "m".into(), targets: vec![0, 1] }],
-        },
-        settings: Default::default(),
-        limits: Limits::new(Duration::from_millis(50), 32 << 20),
-        cache_dir: None,
-        default_policy: None,
-        random_seed: None,
-        trusted_keys: Vec::new(),
-        canary: None,
         rollback: Some(RollbackRule { min_decisions: 100, max_failure_rate: 0.05 }),
-        shadows: Default::default(),
+        ..HostOptions::new(
+            Topology {
+                targets: vec![t("a"), t("b")],
+                routes: vec![RouteInfo { model: "m".into(), targets: vec![0, 1] }],
+            },
+            Limits::new(Duration::from_millis(50), 32 << 20),
+        )
     };
     let host = PolicyHost::new(options, Arc::new(HealthBook::new(2))).unwrap();
     let mut news = host.events();

@@ -12,19 +12,15 @@ async fn candidates_see_every_decision_and_are_compared_without_changing_any() {
     let t = |p: &str| Target { provider: p.into(), model: "m".into() };
     let shadows = [("p", "p-same"), ("q", "q-broken")].map(|(a, b)| (a.to_owned(), b.to_owned())).into();
     let options = HostOptions {
-        topology: Topology {
-            targets: vec![t("a"), t("b")],
-            routes: vec![RouteInfo { model: "m".into(), targets: vec![0, 1] }],
-        },
         settings: [("q-broken".to_owned(), r#"{"always": "trap"}"#.to_owned())].into(),
-        limits: Limits::new(Duration::from_millis(50), 32 << 20),
-        cache_dir: None,
-        default_policy: None,
-        random_seed: None,
-        trusted_keys: Vec::new(),
-        canary: None,
-        rollback: None,
         shadows,
+        ..HostOptions::new(
+            Topology {
+                targets: vec![t("a"), t("b")],
+                routes: vec![RouteInfo { model: "m".into(), targets: vec![0, 1] }],
+            },
+            Limits::new(Duration::from_millis(50), 32 << 20),
+        )
     };
     let host = PolicyHost::new(options, Arc::new(HealthBook::new(2))).unwrap();
     let dir = tempfile::tempdir().unwrap();
