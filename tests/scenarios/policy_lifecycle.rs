@@ -252,9 +252,135 @@ async fn a_shadow_candidate_is_asked_every_decision_and_never_answers_a_client()
             assert_eq!(s["candidate"], "resilient");
             assert_eq!(s["failed"], 0, "{s}");
             assert_eq!(s["dropped"], 0, "{s}");
+            // /metrics counts the same comparisons.
+            let metrics = get(&gw.admin_url(), "/metrics").await.body;
+            let series = |result: &str| {
+                let name = format!(
+                    "switchyard_policy_shadow_decisions_total{{policy=\"failover\",candidate=\"resilient\",result=\"{result}\"}} "
+                );
+                let line =
+                    metrics.lines().find(|l| l.starts_with(&name)).unwrap_or_else(|| panic!("no {name} in\n{metrics}"));
+                line[name.len()..].parse::<u64>().unwrap()
+            };
+            assert!(series("agreed") + series("disagreed") >= 30);
+            assert_eq!((series("failed"), series("dropped")), (0, 0));
+            let (ok, said) = crate::metrics::promtool(&["check", "metrics"], &metrics);
+            assert!(ok, "promtool check metrics: {said}");
             break;
         }
         assert!(std::time::Instant::now() < until, "the candidate was not asked: {s}");
         tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Requests from `clients` concurrent clients until `stop`; each request's
+/// `x-chaos` header is `mode` when `chaos(n)` says so for the load's n-th
+/// request. Returns (status, answering version) of every answer.
+fn load(
+    gw: &Arc<TestGateway>,
+    clients: usize,
+    stop: &Arc<AtomicBool>,
+    chaos: impl Fn(u64) -> Option<&'static str> + Send + Sync + 'static,
+) -> Vec<tokio::task::JoinHandle<Vec<(u16, String)>>> {
+    let n = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let chaos = Arc::new(chaos);
+    (0..clients)
+        .map(|_| {
+            let (gw, stop, n, chaos) = (gw.clone(), stop.clone(), n.clone(), chaos.clone());
+            tokio::spawn(async move {
+                let mut answers = Vec::new();
+                while !stop.load(Ordering::Relaxed) {
+                    let headers: Vec<(&str, &str)> =
+                        chaos(n.fetch_add(1, Ordering::Relaxed)).map(|m| ("x-chaos", m)).into_iter().collect();
+                    let r = post_raw(&gw.url(), "/v1/chat/completions", chat_body("m", false), &headers).await;
+                    answers.push((r.status.as_u16(), r.header("x-switchyard-policy").to_owned()));
+                }
+                answers
+            })
+        })
+        .collect()
+}
+
+async fn answers(clients: Vec<tokio::task::JoinHandle<Vec<(u16, String)>>>) -> Vec<(u16, String)> {
+    let mut all = Vec::new();
+    for c in clients {
+        all.extend(c.await.unwrap());
+    }
+    all
+}
+
+#[tokio::test]
+async fn a_version_that_traps_on_one_request_in_ten_is_rolled_back_under_load_and_no_client_sees_a_failure() {
+    init_tracing();
+    let (a, b) = (MockProvider::start("a").await, MockProvider::start("b").await);
+    let config = ConfigBuilder::new().provider("a", &a.url()).provider("b", &b.url()).route(
+        "m",
+        Some("live"),
+        5000,
+        &["a", "b"],
+    );
+    let gw = Arc::new(TestGateway::start(&config).await);
+    let good = write_policy(&gw, "live", &std::fs::read(plugin_artifact("failover")).unwrap()).await;
+    for _ in 0..25 {
+        assert_eq!(post_chat(&gw.url(), "m").await.header("x-switchyard-policy"), good);
+    }
+    let stop = Arc::new(AtomicBool::new(false));
+    let clients = load(&gw, 6, &stop, |n| (n % 10 == 0).then_some("trap"));
+    let mut events = gw.policies().events();
+    let bad = write_policy(&gw, "live", &std::fs::read(plugin_artifact("chaos")).unwrap()).await;
+    let demoted = wait_for(&mut events, |e| matches!(e, PolicyEvent::Demoted { label, .. } if **label == *bad)).await;
+    // Some more load on the version before.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    stop.store(true, Ordering::Relaxed);
+    let all = answers(clients).await;
+    let PolicyEvent::Demoted { reason, .. } = demoted else { unreachable!() };
+    assert!(reason.starts_with("rolled back: "), "{reason}");
+    let failed = all.iter().filter(|(status, _)| *status != 200).count();
+    assert_eq!(failed, 0, "{failed} of {} requests failed", all.len());
+    let by_bad = all.iter().filter(|(_, by)| *by == bad).count();
+    assert!(by_bad >= 80, "the new version answered {by_bad} requests before its rollback");
+    // After it: the version before decides every request.
+    for _ in 0..10 {
+        let r = chaos_request(&gw, "trap").await;
+        assert_eq!((r.status.as_u16(), r.header("x-switchyard-policy")), (200, good.as_str()));
+    }
+}
+
+#[tokio::test]
+async fn a_canary_whose_clients_get_no_answer_is_rolled_back_while_the_serving_version_answers_the_rest() {
+    init_tracing();
+    let (a, b) = (MockProvider::start("a").await, MockProvider::start("b").await);
+    let config = ConfigBuilder::new()
+        .policy("canary_share = 0.5")
+        .policy("canary_window_ms = 600000")
+        .policy("rollback_min_decisions = 30")
+        .provider("a", &a.url())
+        .provider("b", &b.url())
+        .route("m", Some("live"), 5000, &["a", "b"]);
+    let gw = Arc::new(TestGateway::start(&config).await);
+    let good = write_policy(&gw, "live", &std::fs::read(plugin_artifact("failover")).unwrap()).await;
+    // Every request asks for a 503: the failover policy pays it no heed,
+    // the chaos version (valid decisions, no trap) degrades to one.
+    let stop = Arc::new(AtomicBool::new(false));
+    let clients = load(&gw, 6, &stop, |_| Some("unavailable"));
+    let mut events = gw.policies().events();
+    let worse = write_policy(&gw, "live", &std::fs::read(plugin_artifact("chaos")).unwrap()).await;
+    let demoted = wait_for(&mut events, |e| matches!(e, PolicyEvent::Demoted { label, .. } if **label == *worse)).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    stop.store(true, Ordering::Relaxed);
+    let all = answers(clients).await;
+    let PolicyEvent::Demoted { reason, .. } = demoted else { unreachable!() };
+    assert!(reason.starts_with("rolled back: the client got no answer to 100.0 % of its "), "{reason}");
+    assert!(reason.contains("against 0.0 % of the "), "{reason}");
+    // Only the canary's requests failed, about 30 of them (those in flight
+    // when the verdict came, and those its side got while the serving
+    // side reached 30 too).
+    let failed: Vec<_> = all.iter().filter(|(status, _)| *status != 200).collect();
+    assert!(failed.iter().all(|(status, by)| *status == 503 && *by == worse), "{failed:?}");
+    assert!((30..=60).contains(&failed.len()), "{} requests failed", failed.len());
+    assert!(all.iter().filter(|(_, by)| *by == good).all(|(status, _)| *status == 200));
+    for _ in 0..10 {
+        let r = chaos_request(&gw, "unavailable").await;
+        assert_eq!((r.status.as_u16(), r.header("x-switchyard-policy")), (200, good.as_str()));
     }
 }

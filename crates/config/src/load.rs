@@ -189,10 +189,11 @@ fn validate(config: Config, text: &str, origin: &str) -> Result<Config, ConfigEr
             ));
         }
     }
-    if !(p.rollback_failure_rate > 0.0 && p.rollback_failure_rate <= 1.0) || p.rollback_min_decisions == 0 {
+    let rate = |r: f64| r > 0.0 && r <= 1.0;
+    if !rate(p.rollback_failure_rate) || !rate(p.rollback_request_failure_rate) || p.rollback_min_decisions == 0 {
         return Err(invalid(
             None,
-            "policy.rollback_failure_rate must be above 0 and at most 1 (1: off), rollback_min_decisions above 0"
+            "policy.rollback_failure_rate and rollback_request_failure_rate must be above 0 and at most 1 (1: off), rollback_min_decisions above 0"
                 .into(),
         ));
     }

@@ -128,8 +128,16 @@ pub struct PolicySection {
     /// the version before's by more than this is demoted to it. Default
     /// 0.05; 1 turns it off (five failures in a row still demote).
     pub rollback_failure_rate: f64,
-    /// Decisions a version must have had before its rate is judged. Default 100.
+    /// Decisions a version must have had before its rate is judged (and,
+    /// for a canary, requests each side decided). Default 100.
     pub rollback_min_decisions: u64,
+    /// Automatic rollback of a canary: the share of its requests the client
+    /// got no answer to (a 5xx or 429 from the gateway, a stream broken for
+    /// good) allowed above the serving version's over the same window
+    /// (and beyond chance: by three standard errors more).
+    /// Default 0.05; 1 turns it off. Needs `canary_share`: only a canary
+    /// is compared with the version before under the same traffic.
+    pub rollback_request_failure_rate: f64,
     /// Shadow mode: policy name → a candidate policy (loaded from the folder
     /// under its own name) asked every decision the policy makes, off the
     /// request path, and compared (`GET /admin/policies`). Default none.
@@ -151,6 +159,7 @@ impl Default for PolicySection {
             canary_window_ms: 300_000,
             rollback_failure_rate: 0.05,
             rollback_min_decisions: 100,
+            rollback_request_failure_rate: 0.05,
             shadows: BTreeMap::new(),
         }
     }

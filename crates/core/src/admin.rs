@@ -170,7 +170,11 @@ async fn handle(live: Arc<Live>, token: Option<Arc<str>>, req: Request<Incoming>
     let shared = live.shared();
     match (req.method().clone(), req.uri().path()) {
         (Method::GET, "/metrics") => {
-            let text = shared.metrics.render(shared.budget.remaining(), &shared.policies.slots());
+            let text = shared.metrics.render(
+                shared.budget.remaining(),
+                &shared.policies.slots(),
+                shared.policies.shadow_reports(),
+            );
             // OpenMetrics to a scraper that asks for it; the classic text otherwise.
             let accept = req.headers().get(header::ACCEPT).and_then(|v| v.to_str().ok()).unwrap_or_default();
             if accept.contains("application/openmetrics-text") {

@@ -222,6 +222,11 @@ impl Exchange {
         stream_end: Option<&'static str>,
     ) {
         let latency = self.started.elapsed();
+        // Whether the client got an answer, for a canary's rollback verdict
+        // (a client that left says nothing about the policy).
+        if stream_end != Some("client-gone") {
+            self.policy.finished(status >= 500 || status == 429 || stream_end == Some("error"));
+        }
         if let Some(trace) = &self.trace {
             let mut attributes = vec![
                 opentelemetry::KeyValue::new("switchyard.attempts", i64::from(self.meta.attempts)),

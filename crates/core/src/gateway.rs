@@ -214,6 +214,7 @@ pub fn policy_host_options(config: &Config) -> HostOptions {
         rollback: Some(switchyard_policy_host::RollbackRule {
             min_decisions: config.policy.rollback_min_decisions,
             max_failure_rate: config.policy.rollback_failure_rate,
+            max_request_failure_rate: config.policy.rollback_request_failure_rate,
         }),
         canary: (config.policy.canary_share > 0.0).then(|| switchyard_policy_host::Canary {
             share: config.policy.canary_share,

@@ -12,6 +12,8 @@ use arc_swap::ArcSwapOption;
 use tokio::sync::broadcast;
 
 use crate::call::CallContext;
+pub use crate::canary::Canary;
+use crate::canary::{Side, Trial};
 use crate::compile::{compile, sha256_hex};
 use crate::decision::{AttemptOutcome, NextStep, Recovery, RequestInfo, RouteDecision, StreamBreak, Topology};
 use crate::engine::PolicyEngine;
@@ -138,22 +140,6 @@ impl HostOptions {
     }
 }
 
-/// How a new version is tried before it serves everything.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Canary {
-    /// The share of requests it decides for meanwhile, 0..=1.
-    pub share: f64,
-    /// For how long.
-    pub window: std::time::Duration,
-}
-
-/// A new version on trial (see [`Canary`]).
-struct Trial {
-    version: Arc<PolicyVersion>,
-    share: f64,
-    until: tokio::time::Instant,
-}
-
 /// Proven versions kept per name, newest first.
 const PROVEN_KEPT: usize = 3;
 
@@ -247,6 +233,8 @@ pub struct PinnedPolicy {
     slot: Option<Arc<Slot>>,
     version: Option<Arc<PolicyVersion>>,
     call: Arc<CallContext>,
+    /// The trial this request is part of, and on which side.
+    trial: Option<(Arc<Trial>, Side)>,
 }
 
 impl PolicyHost {
@@ -376,30 +364,35 @@ impl PolicyHost {
             Some((slot.clone(), slot.current.load_full()?))
         };
         let default = self.default_policy.as_deref().filter(|d| *d != name);
-        let (slot, version) = match serving(name).or_else(|| default.and_then(serving)) {
+        let (slot, version, trial) = match serving(name).or_else(|| default.and_then(serving)) {
             Some((slot, version)) => {
-                let version = self.on_trial(&slot, version);
-                (Some(slot), Some(version))
+                let (version, trial) = self.on_trial(&slot, version);
+                (Some(slot), Some(version), trial)
             }
-            None => (slots.get(name).cloned(), None),
+            None => (slots.get(name).cloned(), None, None),
         };
-        PinnedPolicy { host: self.clone(), slot, version, call: Arc::new(call) }
+        PinnedPolicy { host: self.clone(), slot, version, call: Arc::new(call), trial }
     }
 
-    /// The version a request pins while `slot` has one on trial: the new
-    /// one for its share of requests, all of them once its window passed
-    /// (it is promoted), none once it was demoted (the trial ends).
-    fn on_trial(&self, slot: &Arc<Slot>, current: Arc<PolicyVersion>) -> Arc<PolicyVersion> {
-        let trial = slot.trial.load();
-        let Some(trial) = trial.as_ref() else { return current };
+    /// The version a request pins while `slot` has one on trial, and the
+    /// side it is on: the new one for its share of requests, all of them
+    /// once its window passed (it is promoted), none once it was demoted
+    /// (the trial ends).
+    fn on_trial(
+        &self,
+        slot: &Arc<Slot>,
+        current: Arc<PolicyVersion>,
+    ) -> (Arc<PolicyVersion>, Option<(Arc<Trial>, Side)>) {
+        let trial = slot.trial.load_full();
+        let Some(trial) = trial else { return (current, None) };
         if trial.version.standing().demoted().is_some() {
             slot.trial.store(None);
-            return current;
+            return (current, None);
         }
         if tokio::time::Instant::now() >= trial.until {
             let version = trial.version.clone();
-            let promoted = slot.trial.compare_and_swap(trial, None);
-            if promoted.as_ref().is_some_and(|t| Arc::ptr_eq(t, trial)) {
+            let promoted = slot.trial.compare_and_swap(&trial, None);
+            if promoted.as_ref().is_some_and(|t| Arc::ptr_eq(t, &trial)) {
                 self.install(slot, version.clone());
                 tracing::info!(policy = %version.name(), label = %version.label(), "canary window passed: it serves every request");
                 let _ = self.events.send(PolicyEvent::CanaryPromoted {
@@ -407,9 +400,12 @@ impl PolicyHost {
                     label: version.label().clone(),
                 });
             }
-            return version;
+            return (version, None);
         }
-        if rand::random::<f64>() < trial.share { trial.version.clone() } else { current }
+        match trial.draw() {
+            Side::Canary => (trial.version.clone(), Some((trial, Side::Canary))),
+            Side::Serving => (current, Some((trial, Side::Serving))),
+        }
     }
 
     /// What decides for `name` now, in words (for log lines and events).
@@ -532,11 +528,7 @@ impl PolicyHost {
             if let (Some(canary), Some(serving)) = (self.canary, slot.current.load_full())
                 && canary.share < 1.0
             {
-                slot.trial.store(Some(Arc::new(Trial {
-                    version: version.clone(),
-                    share: canary.share,
-                    until: tokio::time::Instant::now() + canary.window,
-                })));
+                slot.trial.store(Some(Arc::new(Trial::new(version.clone(), canary))));
                 self.announce_loaded(&version, started, from_cache);
                 tracing::info!(policy = %name, label = %version.label(), serving = %serving.label(), share = canary.share,
                     "canary: the new version decides for a share of requests until its window passes");
@@ -615,9 +607,14 @@ impl PolicyHost {
             let before = slot.and_then(|s| s.fallbacks(None).into_iter().find(|v| !std::ptr::eq(&**v, version)));
             (rule, before.map_or(0.0, |v| v.standing().failure_rate()))
         });
-        if !version.standing().failed(error, rule) {
-            return;
+        if version.standing().failed(error, rule) {
+            self.announce_demoted(slot, version);
         }
+    }
+
+    /// `version` was just demoted: it leaves the fallbacks, and the log and
+    /// an event say why and what decides instead.
+    fn announce_demoted(&self, slot: Option<&Arc<Slot>>, version: &PolicyVersion) {
         let reason = version.standing().demoted().unwrap_or_default().to_owned();
         if let Some(slot) = slot {
             slot.proven().retain(|v| !std::ptr::eq(&**v, version));
@@ -677,6 +674,21 @@ enum Answer {
 }
 
 impl PinnedPolicy {
+    /// The request ended: `failed` when the client got no answer (a 5xx or
+    /// 429 from the gateway, a stream that broke for good). A request a
+    /// canary decided counts toward its rollback verdict against the
+    /// serving version's requests meanwhile (`[policy]
+    /// rollback_request_failure_rate`).
+    pub fn finished(&self, failed: bool) {
+        let (Some((trial, side)), Some(rule)) = (&self.trial, self.host.rollback) else { return };
+        let Some(why) = trial.finished(*side, failed, rule.max_request_failure_rate, rule.min_decisions) else {
+            return;
+        };
+        if trial.version.standing().demote(why) {
+            self.host.announce_demoted(self.slot.as_ref(), &trial.version);
+        }
+    }
+
     /// Label of the version this request runs on (`native@builtin` if none).
     pub fn label(&self) -> Arc<str> {
         self.version.as_ref().map_or_else(|| self.host.native_label.clone(), |v| v.label().clone())

@@ -25,6 +25,7 @@
 
 mod bindings;
 mod call;
+mod canary;
 mod clock;
 mod compile;
 pub mod conformance;
@@ -32,6 +33,7 @@ pub mod decision;
 pub mod embedded;
 mod engine;
 mod error;
+mod guest_output;
 pub mod health;
 pub mod host;
 pub mod kv;

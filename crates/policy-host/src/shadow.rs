@@ -47,7 +47,9 @@ pub struct ShadowReport {
     pub compared: u64,
     /// Of those, the same decision.
     pub agreed: u64,
-    /// Decisions the candidate failed (trap, deadline, not loaded).
+    /// Of those, another decision.
+    pub disagreed: u64,
+    /// Of those, decisions the candidate failed (trap, deadline, not loaded).
     pub failed: u64,
     /// Decisions not handed over because the queue was full.
     pub dropped: u64,
@@ -116,7 +118,10 @@ impl Shadows {
 
     async fn ask(&self, host: &PolicyHost, job: Job) {
         let Some(version) = host.current(&job.candidate) else {
-            self.report(&job.candidate, |r| r.failed += 1);
+            self.report(&job.candidate, |r| {
+                r.compared += 1;
+                r.failed += 1;
+            });
             return;
         };
         let (theirs, ours) = match &job.asked {
@@ -138,8 +143,9 @@ impl Shadows {
                 Ok(theirs) if theirs == ours => r.agreed += 1,
                 Ok(theirs) => {
                     let line = format!("{hook}: decided {ours}; {} would decide {theirs}", r.candidate);
+                    r.disagreed += 1;
                     // The first ten, then one in a thousand: a log, not a flood.
-                    let disagreed = r.compared - r.agreed - r.failed;
+                    let disagreed = r.disagreed;
                     if disagreed <= 10 || disagreed.is_multiple_of(1000) {
                         tracing::info!(policy = %r.policy, candidate = %r.candidate, disagreed, "shadow disagrees: {line}");
                     }

@@ -36,6 +36,10 @@ pub struct RollbackRule {
     pub min_decisions: u64,
     /// The share of failed decisions allowed above the version before's.
     pub max_failure_rate: f64,
+    /// For a canary: the share of its requests the client got no answer to
+    /// allowed above the serving version's over the same time (each side
+    /// judged once it decided `min_decisions` requests).
+    pub max_request_failure_rate: f64,
 }
 
 impl Standing {
@@ -76,6 +80,11 @@ impl Standing {
                     rule.max_failure_rate * 100.0
                 ))
                 .is_ok()
+    }
+
+    /// Demotes the version for `reason`; true if it was not demoted yet.
+    pub(crate) fn demote(&self, reason: String) -> bool {
+        self.demoted.set(reason).is_ok()
     }
 
     /// The share of its decisions that failed by its own fault.
@@ -126,7 +135,7 @@ mod tests {
 
     #[test]
     fn a_failure_rate_above_the_version_befores_rolls_back_once_judged() {
-        let rule = RollbackRule { min_decisions: 100, max_failure_rate: 0.05 };
+        let rule = RollbackRule { min_decisions: 100, max_failure_rate: 0.05, max_request_failure_rate: 1.0 };
         let trap = PolicyError::Trap("unreachable".into());
         // One decision in five fails: never five in a row.
         let s = Standing::default();

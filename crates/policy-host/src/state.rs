@@ -135,6 +135,8 @@ pub(crate) struct PolicyState {
     pub log_limit: Arc<crate::log_limit::LogLimit>,
     /// How long the current call has run, and may run.
     pub clock: Arc<crate::clock::CallClock>,
+    /// The latest of what the guest wrote to stdout and stderr, told with a trap.
+    pub output: crate::guest_output::GuestOutput,
 }
 
 impl PolicyState {
@@ -146,12 +148,20 @@ impl PolicyState {
         log_limit: Arc<crate::log_limit::LogLimit>,
     ) -> Self {
         // No preopened directories, no environment, no arguments, no network
-        // (sockets and name lookup denied), stdio discarded: a policy reaches
-        // nothing outside the gateway.
+        // (sockets and name lookup denied), no stdin: a policy reaches
+        // nothing outside the gateway. Its stdout and stderr are kept (the
+        // latest 8 KiB) only to be told when a call traps.
         let rng = shared.rng(&policy_label);
         // A seeded (simulated) host never lets a call yield mid-way.
         let clock = Arc::new(if shared.seed.is_some() { CallClock::steady() } else { CallClock::default() });
-        let wasi = WasiCtx::builder().allow_ip_name_lookup(false).allow_tcp(false).allow_udp(false).build();
+        let output = crate::guest_output::GuestOutput::default();
+        let wasi = WasiCtx::builder()
+            .allow_ip_name_lookup(false)
+            .allow_tcp(false)
+            .allow_udp(false)
+            .stdout(output.clone())
+            .stderr(output.clone())
+            .build();
         PolicyState {
             wasi,
             table: ResourceTable::new(),
@@ -163,6 +173,7 @@ impl PolicyState {
             kv,
             log_limit,
             clock,
+            output,
         }
     }
 }

@@ -309,8 +309,8 @@ impl PolicyVersion {
                     PolicyError::Preempted(ms)
                 }
             }
-            Some(trap) => PolicyError::Trap(trap.to_string()),
-            None => PolicyError::Trap(format!("{err:#}")),
+            Some(trap) => PolicyError::Trap(crate::guest_output::trap_account(&trap.to_string(), &err, &state.output)),
+            None => PolicyError::Trap(crate::guest_output::trap_account(&format!("{err:#}"), &err, &state.output)),
         }
     }
 
@@ -357,6 +357,8 @@ impl PolicyVersion {
 
     fn give_back(&self, mut instance: Live<Instance>) {
         instance.store.data_mut().call = None;
+        // A trap tells only what its own call (or `init`) wrote.
+        instance.store.data().output.clear();
         let armed = instance.clock.fuel_armed();
         if armed > 0 {
             let used = armed.saturating_sub(instance.store.get_fuel().unwrap_or(armed));

@@ -12,7 +12,7 @@ use switchyard_policy_host::*;
 async fn a_version_that_traps_on_one_request_in_five_is_rolled_back_and_no_decision_goes_unanswered() {
     let t = |p: &str| Target { provider: p.into(), model: "m".into() };
     let options = HostOptions {
-        rollback: Some(RollbackRule { min_decisions: 100, max_failure_rate: 0.05 }),
+        rollback: Some(RollbackRule { min_decisions: 100, max_failure_rate: 0.05, max_request_failure_rate: 1.0 }),
         ..HostOptions::new(
             Topology {
                 targets: vec![t("a"), t("b")],

@@ -18,6 +18,7 @@ pub mod events;
 pub mod history;
 pub mod metrics;
 pub mod observe;
+mod shadow_metrics;
 pub mod state_metrics;
 pub mod traces;
 pub mod webhooks;

@@ -180,6 +180,8 @@ pub struct Registry {
     enabled: std::sync::atomic::AtomicBool,
     /// The shared state's figures, once there is a shared state.
     state: Arc<std::sync::OnceLock<crate::state_metrics::StateSource>>,
+    /// Shadow mode's reports, as of the scrape being encoded.
+    shadows: Arc<std::sync::Mutex<Vec<switchyard_policy_host::shadow::ShadowReport>>>,
 }
 
 /// One config generation's view of the [`Registry`].
@@ -248,9 +250,11 @@ impl Registry {
             queue_wait: Family::new_with_constructor(latency_histogram),
             enabled: std::sync::atomic::AtomicBool::new(true),
             state: Arc::default(),
+            shadows: Arc::default(),
             registry: prometheus_client::registry::Registry::default(),
         };
         registry.register_collector(Box::new(crate::state_metrics::StateCollector(m.state.clone())));
+        registry.register_collector(Box::new(crate::shadow_metrics::ShadowCollector(m.shadows.clone())));
         registry.register(
             "requests",
             "Chat requests answered, by route, client API, status and degradation",
@@ -564,8 +568,14 @@ impl Metrics {
 
     /// The text a scrape gets (OpenMetrics), with the state gauges read now
     /// (`retry_budget`: the retries the budget allows now; `policies`: what
-    /// serves each policy name).
-    pub fn render(&self, retry_budget: u32, policies: &[switchyard_policy_host::SlotView]) -> String {
+    /// serves each policy name; `shadows`: shadow mode's comparisons).
+    pub fn render(
+        &self,
+        retry_budget: u32,
+        policies: &[switchyard_policy_host::SlotView],
+        shadows: Vec<switchyard_policy_host::shadow::ShadowReport>,
+    ) -> String {
+        *self.registry.shadows.lock().unwrap_or_else(|p| p.into_inner()) = shadows;
         // Gauges of this generation only: a target or version gone with a
         // reload leaves no stale series.
         self.registry.breaker.clear();

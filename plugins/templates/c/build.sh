@@ -2,8 +2,10 @@
 # Builds {{name}}.wasm next to this script: `wit-bindgen c` generates the
 # bindings into gen/, `zig cc` (from PyPI's ziglang) compiles them with
 # policy.c for wasm32-wasi, `wasm-tools component new` makes the component.
-# Installs what is missing under $SWITCHYARD_TOOLS (default .tools/):
-# wit-bindgen-cli and wasm-tools with cargo, ziglang with pip.
+# Installs what is missing into the machine's shared tools cache
+# ($SWITCHYARD_TOOLS, default ~/.cache/switchyard/tools; one folder per tool
+# version, used by every policy project): wit-bindgen-cli and wasm-tools
+# with cargo, ziglang with pip.
 set -euo pipefail
 cd "$(dirname "$0")"
 # A missing tool is named, with where it comes from, before anything runs.
@@ -12,7 +14,7 @@ need python3 "Python 3.10 or later with its venv module, for zig from PyPI (Debi
 WIT_BINDGEN_VERSION=0.63.0
 WASM_TOOLS_VERSION=1.263.0
 ZIG_VERSION=0.17.1
-tools="${SWITCHYARD_TOOLS:-$PWD/.tools}"
+tools="${SWITCHYARD_TOOLS:-${XDG_CACHE_HOME:-$HOME/.cache}/switchyard/tools}"
 mkdir -p "$tools"
 tools="$(cd "$tools" && pwd)"
 
