@@ -59,7 +59,12 @@ pub(crate) async fn check(file: &Path, settings: Option<&str>, cache_dir: Option
     let report = host.conformance(&version).await;
     say!("  scenarios");
     for s in &report.scenarios {
-        say!("    {} {} — {}", if s.passed { "ok  " } else { "FAIL" }, s.name, truncate(&s.detail, 160));
+        if s.passed {
+            say!("    ok   {} — {}", s.name, truncate(&s.detail, 160));
+        } else {
+            // A failure in full: a trap's frames and what the policy wrote.
+            say!("    FAIL {} — {}", s.name, s.detail.replace('\n', "\n      "));
+        }
     }
     let us = |d: std::time::Duration| format!("{:.1} µs", d.as_secs_f64() * 1e6);
     say!("  instantiate {} (fresh instance + init, median)", us(report.instantiate));

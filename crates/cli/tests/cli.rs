@@ -295,10 +295,29 @@ fn validate_accepts_the_tenant_tiers_example_with_its_embedded_policy() {
 }
 
 #[test]
+fn a_javascript_syntax_error_stops_the_build_with_its_line_and_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let made = switchyard().args(["new", "broken-js", "--lang", "js", "--dir"]).arg(dir.path()).output().unwrap();
+    assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
+    let project = dir.path().join("broken-js");
+    let source = std::fs::read_to_string(project.join("policy.js")).unwrap();
+    let broken = source.replacen("export function route(request) {\n", "export function route(request) {\n  const x = (1 + ;\n", 1);
+    assert_ne!(broken, source, "the template's route function is where the test expects it");
+    std::fs::write(project.join("policy.js"), broken).unwrap();
+    // An empty tools folder: the syntax is checked before any tool is installed.
+    let tools = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(project.join("build.sh")).env("SWITCHYARD_TOOLS", tools.path()).output().unwrap();
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(said.contains("policy.js:54") && said.contains("SyntaxError: Unexpected token ';'"), "{said}");
+    assert!(std::fs::read_dir(tools.path()).unwrap().next().is_none(), "nothing was installed");
+}
+
+#[test]
 fn a_template_build_without_its_tools_names_what_is_missing_and_where_it_comes_from() {
-    // A PATH with a shell and `dirname` only: no node, npm, python3 or cargo.
+    // A PATH with a shell and the core utilities only: no node, npm, python3 or cargo.
     let bin = tempfile::tempdir().unwrap();
-    for tool in ["bash", "dirname"] {
+    for tool in ["bash", "dirname", "cat", "find", "sort", "xargs", "sha256sum", "cut"] {
         let found = std::process::Command::new("bash").args(["-c", &format!("command -v {tool}")]).output().unwrap();
         let path = String::from_utf8_lossy(&found.stdout).trim().to_owned();
         std::os::unix::fs::symlink(path, bin.path().join(tool)).unwrap();

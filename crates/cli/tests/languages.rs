@@ -43,20 +43,24 @@ fn scaffold_and_build(lang: &str, name: &str) -> PathBuf {
         Command::new(env!("CARGO_BIN_EXE_switchyard")).args(["new", name, "--lang", lang, "--dir"]).arg(&parent),
     );
     let started = Instant::now();
-    let built = run(
-        "./build.sh",
-        Command::new(project.join("build.sh"))
-            .env("SWITCHYARD_TOOLS", target_dir().join("tools"))
-            // The build runs the scaffold's policy-tests.toml with this binary.
-            .env("SWITCHYARD", env!("CARGO_BIN_EXE_switchyard"))
-            // The Rust scaffold's dependencies build once per machine.
-            .env("CARGO_TARGET_DIR", target_dir().join("scaffold-builds")),
-    );
+    let built = run("./build.sh", &mut build_command(&project));
     assert!(built.contains("ok: 15 case(s)"), "the build ran the template's expectations:\n{built}");
     let wasm = project.join(format!("{name}.wasm"));
     let size = std::fs::metadata(&wasm).unwrap_or_else(|e| panic!("{} after build.sh: {e}", wasm.display())).len();
     eprintln!("{lang}: built {name}.wasm ({} KiB) in {:?}", size / 1024, started.elapsed());
     wasm
+}
+
+/// The scaffold's `./build.sh`, with the tools under `target/tools`.
+fn build_command(project: &Path) -> Command {
+    let mut command = Command::new(project.join("build.sh"));
+    command
+        .env("SWITCHYARD_TOOLS", target_dir().join("tools"))
+        // The build runs the scaffold's policy-tests.toml with this binary.
+        .env("SWITCHYARD", env!("CARGO_BIN_EXE_switchyard"))
+        // The Rust scaffold's dependencies build once per machine.
+        .env("CARGO_TARGET_DIR", target_dir().join("scaffold-builds"));
+    command
 }
 
 /// `switchyard policy test` in the scaffold's folder passes; an expectation
@@ -197,6 +201,79 @@ async fn hot_swapped_in_under_load_it_rides_out_the_outage(name: &str, wasm: &Pa
     assert!(sent > 10, "the load loop sent only {sent} requests");
 }
 
+/// `./build.sh` again, sources unchanged: the same file, byte for byte (Rust
+/// and C builds are reproducible; the Python and JavaScript builds, whose
+/// tools snapshot a heap with live randomness, keep the file they built).
+fn a_rebuild_of_unchanged_sources_gives_the_same_file(lang: &str, wasm: &Path) {
+    let before = std::fs::read(wasm).unwrap();
+    let said = run("./build.sh again", &mut build_command(wasm.parent().unwrap()));
+    if matches!(lang, "python" | "js") {
+        assert!(said.contains("is up to date (same sources"), "{said}");
+    }
+    assert!(std::fs::read(wasm).unwrap() == before, "{lang}: a rebuild of the same sources changed the file");
+}
+
+/// The policy made to fail on a streamed request, in each language's own
+/// way (a Rust panic, a C trap, a Python exception, a JavaScript `throw`),
+/// rebuilt: `policy check` fails the scenario with the guest's own message
+/// and where it was raised (for C, which has no stdio here: its frames), not
+/// only "wasm `unreachable`".
+fn a_policy_that_fails_is_reported_in_its_own_words(lang: &str, wasm: &Path) {
+    let project = wasm.parent().unwrap();
+    let (file, anchor, failing, location) = match lang {
+        "rust" => (
+            "src/lib.rs",
+            "    fn route(request: RequestInfo) -> RouteDecision {\n",
+            "        if request.streaming { panic!(\"streaming route {} is not supported here\", request.route); }\n",
+            "src/lib.rs:",
+        ),
+        // C has no stdio here (see the template's README): the account is
+        // the policy's own frames, kept by the build.
+        "c" => (
+            "policy.c",
+            "void exports_policy_route(policy_request_info_t *request, policy_route_decision_t *ret) {\n",
+            "  refuse_streaming(request);\n",
+            "in: refuse_streaming <- exports_policy_route",
+        ),
+        "python" => (
+            "app.py",
+            "    def route(self, request):\n",
+            "        if request.streaming:\n            raise ValueError(f\"streaming route {request.route} is not supported here\")\n",
+            "app.py\", line 74, in route",
+        ),
+        "js" => (
+            "policy.js",
+            "export function route(request) {\n",
+            "  if (request.streaming) throw new TypeError(`streaming route ${request.route} is not supported here`);\n",
+            "route@policy.js:54:",
+        ),
+        _ => unreachable!(),
+    };
+    let path = project.join(file);
+    let source = std::fs::read_to_string(&path).unwrap();
+    assert!(source.contains(anchor), "{lang}: the template's route function is where the test expects it");
+    let mut changed = source.replacen(anchor, &format!("{anchor}{failing}"), 1);
+    if lang == "c" {
+        let helper = "__attribute__((noinline)) static void refuse_streaming(const policy_request_info_t *request) {\n  if (request->streaming) __builtin_trap();\n}\n\n";
+        changed = changed.replacen(anchor, &format!("{helper}{anchor}"), 1);
+    }
+    std::fs::write(&path, changed).unwrap();
+    // The build's own expectations would fail first: build without switchyard at hand.
+    let said = run("./build.sh (failing policy)", build_command(project).env("SWITCHYARD", "/nonexistent"));
+    assert!(said.contains("built "), "{lang}: changed sources are built again:\n{said}");
+    let out = Command::new(env!("CARGO_BIN_EXE_switchyard")).args(["policy", "check"]).arg(wasm).output().unwrap();
+    let report = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{report}");
+    let failed = report.lines().skip_while(|l| !l.contains("FAIL route: an Anthropic client's streamed request")).take(30);
+    let failed = failed.collect::<Vec<_>>().join("\n");
+    eprintln!("{lang}:\n{failed}");
+    if lang != "c" {
+        assert!(failed.contains("the policy wrote:"), "{lang}: {failed}");
+        assert!(failed.contains("streaming route") && failed.contains("is not supported here"), "{lang}: {failed}");
+    }
+    assert!(failed.contains(location), "{lang}: no {location:?} in {failed}");
+}
+
 async fn policy_in(lang: &str) {
     let name = format!("{lang}-failover");
     let wasm = scaffold_and_build(lang, &name);
@@ -205,6 +282,8 @@ async fn policy_in(lang: &str) {
     policy_tests_pass_and_fail_as_they_should(&wasm);
     check_refuses_bad_settings(&wasm);
     hot_swapped_in_under_load_it_rides_out_the_outage(&name, &wasm, cache.path()).await;
+    a_rebuild_of_unchanged_sources_gives_the_same_file(lang, &wasm);
+    a_policy_that_fails_is_reported_in_its_own_words(lang, &wasm);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

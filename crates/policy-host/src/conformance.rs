@@ -59,7 +59,7 @@ impl Report {
             .scenarios
             .iter()
             .filter(|s| !s.passed)
-            .map(|s| format!("{} — {}", s.name, switchyard_wire::text::truncate(&s.detail, 200)))
+            .map(|s| format!("{} — {}", s.name, switchyard_wire::text::truncate(&s.detail, 4000)))
             .collect();
         failed.join("; ")
     }

@@ -107,16 +107,25 @@ const TOLD_LINES: usize = 24;
 /// Named frames of the wasm backtrace a trap's account keeps.
 const TOLD_FRAMES: usize = 12;
 
+/// Frames of language runtimes and bindings, not of the policy: the Rust
+/// standard library's panic and abort path, allocators, the generated glue,
+/// the interpreters' entry points.
+const RUNTIME_FRAMES: &[&str] = &[
+    "std::", "core::", "alloc::", "<std::", "<core::", "<alloc::", "__rustc::", "__rust_", "rust_", "abort", "dlmalloc",
+    "wit_bindgen", "<wit_bindgen", "wit_dylib_", "_start", "__wasm_", "__original_main", "cabi_",
+];
+
 /// A trap in words: what trapped (`what`), the named wasm frames it trapped
-/// in, innermost first (components built with their name section: a Rust
-/// or C policy's own functions), and the end of what the guest wrote since
-/// its call began (a Python traceback, a JavaScript exception and stack, a
-/// Rust panic message, a C `assert`).
+/// in, innermost first, runtime frames left out (components that keep their
+/// name section: a Rust or C policy's own functions), and the end of what
+/// the guest wrote since its call began (a Python traceback, a JavaScript
+/// exception and stack, a Rust panic message, a C `assert`).
 pub fn trap_account(what: &str, err: &wasmtime::Error, output: &GuestOutput) -> String {
     let mut account = what.to_owned();
     if let Some(backtrace) = err.downcast_ref::<wasmtime::WasmBacktrace>() {
         let mut frames: Vec<String> = Vec::new();
-        for name in backtrace.frames().iter().filter_map(|f| f.func_name()) {
+        let named = backtrace.frames().iter().filter_map(|f| f.func_name());
+        for name in named.filter(|n| !RUNTIME_FRAMES.iter().any(|r| n.starts_with(r))) {
             let name = name.to_owned();
             if frames.last() != Some(&name) {
                 frames.push(name);
@@ -133,7 +142,12 @@ pub fn trap_account(what: &str, err: &wasmtime::Error, output: &GuestOutput) -> 
     }
     let written = output.take();
     if !written.is_empty() {
-        let lines: Vec<&str> = written.lines().collect();
+        // (The guest cannot be given environment variables: no hint to set one.)
+        let lines: Vec<&str> = written
+            .lines()
+            .map(str::trim_end)
+            .filter(|l| !l.is_empty() && !l.starts_with("note: run with `RUST_BACKTRACE"))
+            .collect();
         let from = lines.len().saturating_sub(TOLD_LINES);
         account.push_str("\n  the policy wrote:");
         if from > 0 {

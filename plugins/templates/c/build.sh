@@ -39,8 +39,9 @@ fi
 rm -rf gen
 "$wit_bindgen" c wit --world policy --out-dir gen >/dev/null 2>&1
 mkdir -p gen/build
-# A reactor (no main); the policy world's exports are the entry points.
-"$zig_venv/bin/python" -m ziglang cc -target wasm32-wasi -mexec-model=reactor -O2 -s -Wl,-z,stack-size=1048576 -Wall -Werror \
+# A reactor (no main); the policy world's exports are the entry points. Not
+# stripped: the name section stays, so a trap names the policy's functions.
+"$zig_venv/bin/python" -m ziglang cc -target wasm32-wasi -mexec-model=reactor -O2 -Wl,-z,stack-size=1048576 -Wall -Werror \
   -o gen/build/core.wasm policy.c gen/policy.c gen/policy_component_type.o
 "$wasm_tools" component new gen/build/core.wasm -o "{{name}}.wasm"
 "$wasm_tools" validate "{{name}}.wasm"

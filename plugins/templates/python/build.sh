@@ -5,18 +5,7 @@
 # tool version, used by every policy project).
 set -euo pipefail
 cd "$(dirname "$0")"
-# A missing tool is named, with where it comes from, before anything runs.
-need() { command -v "$1" >/dev/null 2>&1 || { echo "error: '$1' is needed to build this policy: $2" >&2; exit 1; }; }
-need python3 "Python 3.10 or later with its venv module (Debian: apt-get install python3 python3-venv)"
 COMPONENTIZE_PY_VERSION=0.25.1
-tools="${SWITCHYARD_TOOLS:-${XDG_CACHE_HOME:-$HOME/.cache}/switchyard/tools}"
-venv="$tools/python-$COMPONENTIZE_PY_VERSION"
-# (A virtualenv moved or copied from elsewhere does not run: make it again.)
-if ! "$venv/bin/componentize-py" --version >/dev/null 2>&1; then
-  echo "installing componentize-py $COMPONENTIZE_PY_VERSION into $venv (once per machine: ~1 minute, ~150 MB)" >&2
-  python3 -m venv --clear "$venv"
-  "$venv/bin/pip" install --quiet --disable-pip-version-check "componentize-py==$COMPONENTIZE_PY_VERSION"
-fi
 # componentize-py snapshots the interpreter after running the module, with
 # live randomness, so the same source gives other bytes each build (and a new
 # version label, and a compile-cache miss in the gateway). Same inputs: the
@@ -26,6 +15,16 @@ stamp=".{{name}}.wasm.inputs"
 if [ -f "{{name}}.wasm" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$inputs $(sha256sum < "{{name}}.wasm" | cut -d' ' -f1)" ]; then
   echo "{{name}}.wasm is up to date (same sources, same componentize-py): kept"
 else
+  # A missing tool is named, with where it comes from, before anything runs.
+  command -v python3 >/dev/null 2>&1 || { echo "error: 'python3' is needed to build this policy: Python 3.10 or later with its venv module (Debian: apt-get install python3 python3-venv)" >&2; exit 1; }
+  tools="${SWITCHYARD_TOOLS:-${XDG_CACHE_HOME:-$HOME/.cache}/switchyard/tools}"
+  venv="$tools/python-$COMPONENTIZE_PY_VERSION"
+  # (A virtualenv moved or copied from elsewhere does not run: make it again.)
+  if ! "$venv/bin/componentize-py" --version >/dev/null 2>&1; then
+    echo "installing componentize-py $COMPONENTIZE_PY_VERSION into $venv (once per machine)" >&2
+    python3 -m venv --clear "$venv"
+    "$venv/bin/pip" install --quiet --disable-pip-version-check "componentize-py==$COMPONENTIZE_PY_VERSION"
+  fi
   "$venv/bin/componentize-py" --wit-path wit --world policy componentize app --output "{{name}}.wasm"
   echo "$inputs $(sha256sum < "{{name}}.wasm" | cut -d' ' -f1)" > "$stamp"
   echo "built $(pwd)/{{name}}.wasm"
