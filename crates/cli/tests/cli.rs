@@ -301,12 +301,17 @@ fn a_javascript_syntax_error_stops_the_build_with_its_line_and_reason() {
     assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
     let project = dir.path().join("broken-js");
     let source = std::fs::read_to_string(project.join("policy.js")).unwrap();
-    let broken = source.replacen("export function route(request) {\n", "export function route(request) {\n  const x = (1 + ;\n", 1);
+    let broken = source.replacen(
+        "export function route(request) {\n",
+        "export function route(request) {\n  const x = (1 + ;\n",
+        1,
+    );
     assert_ne!(broken, source, "the template's route function is where the test expects it");
     std::fs::write(project.join("policy.js"), broken).unwrap();
     // An empty tools folder: the syntax is checked before any tool is installed.
     let tools = tempfile::tempdir().unwrap();
-    let out = std::process::Command::new(project.join("build.sh")).env("SWITCHYARD_TOOLS", tools.path()).output().unwrap();
+    let out =
+        std::process::Command::new(project.join("build.sh")).env("SWITCHYARD_TOOLS", tools.path()).output().unwrap();
     let said = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
     assert!(said.contains("policy.js:54") && said.contains("SyntaxError: Unexpected token ';'"), "{said}");

@@ -264,7 +264,8 @@ fn a_policy_that_fails_is_reported_in_its_own_words(lang: &str, wasm: &Path) {
     let out = Command::new(env!("CARGO_BIN_EXE_switchyard")).args(["policy", "check"]).arg(wasm).output().unwrap();
     let report = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(1), "{report}");
-    let failed = report.lines().skip_while(|l| !l.contains("FAIL route: an Anthropic client's streamed request")).take(30);
+    let failed =
+        report.lines().skip_while(|l| !l.contains("FAIL route: an Anthropic client's streamed request")).take(30);
     let failed = failed.collect::<Vec<_>>().join("\n");
     eprintln!("{lang}:\n{failed}");
     if lang != "c" {

@@ -111,8 +111,24 @@ const TOLD_FRAMES: usize = 12;
 /// standard library's panic and abort path, allocators, the generated glue,
 /// the interpreters' entry points.
 const RUNTIME_FRAMES: &[&str] = &[
-    "std::", "core::", "alloc::", "<std::", "<core::", "<alloc::", "__rustc::", "__rust_", "rust_", "abort", "dlmalloc",
-    "wit_bindgen", "<wit_bindgen", "wit_dylib_", "_start", "__wasm_", "__original_main", "cabi_",
+    "std::",
+    "core::",
+    "alloc::",
+    "<std::",
+    "<core::",
+    "<alloc::",
+    "__rustc::",
+    "__rust_",
+    "rust_",
+    "abort",
+    "dlmalloc",
+    "wit_bindgen",
+    "<wit_bindgen",
+    "wit_dylib_",
+    "_start",
+    "__wasm_",
+    "__original_main",
+    "cabi_",
 ];
 
 /// A trap in words: what trapped (`what`), the named wasm frames it trapped

@@ -96,6 +96,22 @@ async fn trapping_decision_is_a_trap() {
 }
 
 #[tokio::test]
+async fn a_panicking_decision_is_told_in_the_policys_own_words() {
+    let host = host_with(&[], None);
+    let v = prepare(&host, "chaos", "chaos").await.unwrap();
+    // A call that succeeds after printing: its output is not kept for later.
+    assert!(v.route(&request(), chaos_call("print")).await.is_ok());
+    let err = v.route(&request(), chaos_call("panic")).await.unwrap_err();
+    let PolicyError::Trap(account) = &err else { panic!("{err:?}") };
+    assert!(account.starts_with("wasm trap: wasm `unreachable` instruction executed"), "{account}");
+    assert!(account.contains("\n  the policy wrote:\n    chaos: about to panic\n"), "{account}");
+    assert!(account.contains("panicked at fixtures/chaos/src/lib.rs:") || account.contains("src/lib.rs:"), "{account}");
+    assert!(account.contains("chaos: asked to panic"), "{account}");
+    assert!(!account.contains("a line from a call that succeeds"), "{account}");
+    assert!(!account.contains("RUST_BACKTRACE"), "no hint the policy cannot follow: {account}");
+}
+
+#[tokio::test]
 async fn a_looping_decision_is_stopped_by_its_fuel_budget_on_an_idle_or_a_busy_machine() {
     let host = host_with_deadline(&[], None, Duration::from_millis(5));
     let v = prepare(&host, "chaos", "chaos").await.unwrap();
