@@ -2,7 +2,8 @@
 //! `plugins/templates/`, built by `scripts/build-templates.sh`): component
 //! size, cold load (compile + instantiate + init + load-time checks), load
 //! from the compile cache, instantiation, and warm decision latency through
-//! the request path's pinned-policy calls.
+//! the request path's pinned-policy calls — beside what `switchyard policy
+//! check` reports for the same component in the same run.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -17,6 +18,10 @@ pub struct LanguageRow {
     pub instantiate: Duration,
     pub route: (Duration, Duration),
     pub on_attempt: (Duration, Duration),
+    /// What `switchyard policy check` prints for the same component in the
+    /// same run: its 4000 warm decisions, no warm-up, varied health.
+    pub check_route: (Duration, Duration),
+    pub check_on_attempt: (Duration, Duration),
 }
 
 pub const LANGUAGES: [&str; 4] = ["rust", "c", "python", "js"];
@@ -58,8 +63,9 @@ pub fn measure(lang: &'static str, file: &Path, calls: usize) -> LanguageRow {
             instantiations.push(version.warm_instance().await.expect("instantiate"));
         }
 
-        host.load_file(file).await.expect("load").expect("installed");
+        let installed = host.load_file(file).await.expect("load").expect("installed");
         let (route, attempt) = crate::decision::time_decisions(&host, &name, calls).await;
+        let check = host.conformance(&installed).await;
         LanguageRow {
             lang,
             size: bytes.len() as u64,
@@ -68,6 +74,8 @@ pub fn measure(lang: &'static str, file: &Path, calls: usize) -> LanguageRow {
             instantiate: percentiles(instantiations).0,
             route: percentiles(route),
             on_attempt: percentiles(attempt),
+            check_route: check.route,
+            check_on_attempt: check.on_attempt,
         }
     })
 }

@@ -531,9 +531,9 @@ fn soak_table(for_how_long: Duration) {
 fn language_table(dir: &std::path::Path, calls: usize) {
     println!("## The same policy in each language (templates; warm instance pool, 5 ms decision deadline)");
     println!(
-        "| language | component | load, cold | load, cached | instantiate | route p50 / p99 | on-attempt p50 / p99 |"
+        "| language | component | load, cold | load, cached | instantiate | route p50 / p99 | on-attempt p50 / p99 | `policy check`: route p50 / p99 | `policy check`: on-attempt p50 / p99 |"
     );
-    println!("|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|");
     let mut missing = Vec::new();
     for lang in languages::LANGUAGES {
         let file = languages::component(dir, lang);
@@ -543,7 +543,7 @@ fn language_table(dir: &std::path::Path, calls: usize) {
         }
         let r = languages::measure(lang, &file, calls);
         println!(
-            "| {} | {} KiB | {} | {} | {} | {} / {} | {} / {} |",
+            "| {} | {} KiB | {} | {} | {} | {} / {} | {} / {} | {} / {} | {} / {} |",
             r.lang,
             r.size.div_ceil(1024),
             ms(r.cold_load),
@@ -552,7 +552,11 @@ fn language_table(dir: &std::path::Path, calls: usize) {
             us(r.route.0),
             us(r.route.1),
             us(r.on_attempt.0),
-            us(r.on_attempt.1)
+            us(r.on_attempt.1),
+            us(r.check_route.0),
+            us(r.check_route.1),
+            us(r.check_on_attempt.0),
+            us(r.check_on_attempt.1)
         );
     }
     for file in missing {

@@ -19,17 +19,18 @@ mkdir -p "$tools"
 tools="$(cd "$tools" && pwd)"
 
 cargo_tool() { # binary crate version features
-  local bin="$tools/cargo-$1-$3/bin/$1"
+  local root="$tools/cargo-$1-$3-${4//,/-}"
+  local bin="$root/bin/$1"
   if [ ! -x "$bin" ]; then
     command -v cargo >/dev/null || { echo "error: $2 is installed with cargo: get it from https://rustup.rs" >&2; exit 1; }
     echo "installing $2 $3 into $tools (once; takes a few minutes)" >&2
-    cargo install --quiet --locked --root "$tools/cargo-$1-$3" "$2" --version "$3" \
+    cargo install --quiet --locked --root "$root" "$2" --version "$3" \
       --no-default-features --features "$4" >&2
   fi
   echo "$bin"
 }
 wit_bindgen="$(cargo_tool wit-bindgen wit-bindgen-cli "$WIT_BINDGEN_VERSION" c)"
-wasm_tools="$(cargo_tool wasm-tools wasm-tools "$WASM_TOOLS_VERSION" component,validate)"
+wasm_tools="$(cargo_tool wasm-tools wasm-tools "$WASM_TOOLS_VERSION" component,validate,strip)"
 zig_venv="$tools/ziglang-$ZIG_VERSION"
 if [ ! -x "$zig_venv/bin/python" ] || ! "$zig_venv/bin/python" -m ziglang version >/dev/null 2>&1; then
   python3 -m venv --clear "$zig_venv"
@@ -39,11 +40,13 @@ fi
 rm -rf gen
 "$wit_bindgen" c wit --world policy --out-dir gen >/dev/null 2>&1
 mkdir -p gen/build
-# A reactor (no main); the policy world's exports are the entry points. Not
-# stripped: the name section stays, so a trap names the policy's functions.
+# A reactor (no main); the policy world's exports are the entry points.
 "$zig_venv/bin/python" -m ziglang cc -target wasm32-wasi -mexec-model=reactor -O2 -Wl,-z,stack-size=1048576 -Wall -Werror \
   -o gen/build/core.wasm policy.c gen/policy.c gen/policy_component_type.o
-"$wasm_tools" component new gen/build/core.wasm -o "{{name}}.wasm"
+# Debug info out (~900 KiB), the name section kept (~1.5 KiB): a trap names
+# the policy's functions.
+"$wasm_tools" strip gen/build/core.wasm -o gen/build/core.stripped.wasm
+"$wasm_tools" component new gen/build/core.stripped.wasm -o "{{name}}.wasm"
 "$wasm_tools" validate "{{name}}.wasm"
 echo "built $(pwd)/{{name}}.wasm"
 # The policy's own expectations (policy-tests.toml), when switchyard is at
