@@ -25,14 +25,7 @@ fn write_in_place(dir: &Path, name: &str, bytes: &[u8]) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn policy_swapped_24_times_under_load_drops_no_request() {
     init_tracing();
-    let a = MockProvider::start("a").await;
-    let b = MockProvider::start("b").await;
-    let config = ConfigBuilder::new().provider("a", &a.url()).provider("b", &b.url()).route(
-        "m",
-        Some("live"),
-        5000,
-        &["a", "b"],
-    );
+    let (_a, _b, config) = live_route(&[]).await;
     let gw = Arc::new(TestGateway::start(&config).await);
     let failover = std::fs::read(plugin_artifact("failover")).unwrap();
     let weighted = std::fs::read(plugin_artifact("weighted_split")).unwrap();

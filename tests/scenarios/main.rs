@@ -113,6 +113,16 @@ pub async fn install_policy(gw: &TestGateway, name: &str, artifact: &str) {
     wait_for(&mut events, |e| matches!(e, PolicyEvent::Loaded { name: loaded, .. } if loaded == name)).await;
 }
 
+/// Providers `a` and `b` (kept alive by the caller) and a config whose
+/// route `m` (a, then b) is decided by the policy `live`, with
+/// `policy_lines` in its `[policy]` table.
+pub async fn live_route(policy_lines: &[&str]) -> (MockProvider, MockProvider, ConfigBuilder) {
+    let (a, b) = (MockProvider::start("a").await, MockProvider::start("b").await);
+    let config = policy_lines.iter().fold(ConfigBuilder::new(), |c, line| c.policy(line));
+    let config = config.provider("a", &a.url()).provider("b", &b.url()).route("m", Some("live"), 5000, &["a", "b"]);
+    (a, b, config)
+}
+
 /// `name@` + the first 12 hex digits of the component's sha256, as
 /// `x-switchyard-policy` names a version.
 pub fn label(name: &str, bytes: &[u8]) -> String {

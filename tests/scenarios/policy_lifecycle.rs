@@ -46,13 +46,7 @@ async fn removing_the_only_file_of_a_name_hands_its_routes_to_the_default_policy
 #[tokio::test]
 async fn a_failing_version_is_answered_for_by_the_last_version_that_served_well_not_merely_the_previous_one() {
     init_tracing();
-    let (a, b) = (MockProvider::start("a").await, MockProvider::start("b").await);
-    let config = ConfigBuilder::new().provider("a", &a.url()).provider("b", &b.url()).route(
-        "m",
-        Some("live"),
-        5000,
-        &["a", "b"],
-    );
+    let (_a, _b, config) = live_route(&[]).await;
     let gw = TestGateway::start(&config).await;
     let good = write_policy(&gw, "live", &std::fs::read(plugin_artifact("failover")).unwrap()).await;
     for _ in 0..25 {
@@ -312,13 +306,7 @@ async fn answers(clients: Vec<tokio::task::JoinHandle<Vec<(u16, String)>>>) -> V
 #[tokio::test]
 async fn a_version_that_traps_on_one_request_in_ten_is_rolled_back_under_load_and_no_client_sees_a_failure() {
     init_tracing();
-    let (a, b) = (MockProvider::start("a").await, MockProvider::start("b").await);
-    let config = ConfigBuilder::new().provider("a", &a.url()).provider("b", &b.url()).route(
-        "m",
-        Some("live"),
-        5000,
-        &["a", "b"],
-    );
+    let (_a, _b, config) = live_route(&[]).await;
     let gw = Arc::new(TestGateway::start(&config).await);
     let good = write_policy(&gw, "live", &std::fs::read(plugin_artifact("failover")).unwrap()).await;
     for _ in 0..25 {
@@ -349,14 +337,8 @@ async fn a_version_that_traps_on_one_request_in_ten_is_rolled_back_under_load_an
 #[tokio::test]
 async fn a_canary_whose_clients_get_no_answer_is_rolled_back_while_the_serving_version_answers_the_rest() {
     init_tracing();
-    let (a, b) = (MockProvider::start("a").await, MockProvider::start("b").await);
-    let config = ConfigBuilder::new()
-        .policy("canary_share = 0.5")
-        .policy("canary_window_ms = 600000")
-        .policy("rollback_min_decisions = 30")
-        .provider("a", &a.url())
-        .provider("b", &b.url())
-        .route("m", Some("live"), 5000, &["a", "b"]);
+    let (_a, _b, config) =
+        live_route(&["canary_share = 0.5", "canary_window_ms = 600000", "rollback_min_decisions = 30"]).await;
     let gw = Arc::new(TestGateway::start(&config).await);
     let good = write_policy(&gw, "live", &std::fs::read(plugin_artifact("failover")).unwrap()).await;
     // Every request asks for a 503: the failover policy pays it no heed,
