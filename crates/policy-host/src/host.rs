@@ -1,7 +1,7 @@
-//! The policy host: every loaded policy by name, the load → check → swap
-//! sequence, and decisions with their fallback chain (pinned version → the
-//! newest version that proved itself → the embedded version → native
-//! fallback), which skips demoted versions.
+//! The policy host: every loaded policy by name (a slot per name: current,
+//! proven, embedded, on trial), the load → check → swap sequence, canary
+//! trials, demotion; requests pin a version here and decide through
+//! [`crate::pinned`].
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -15,9 +15,10 @@ use crate::call::CallContext;
 pub use crate::canary::Canary;
 use crate::canary::{Side, Trial};
 use crate::compile::{compile, sha256_hex};
-use crate::decision::{AttemptOutcome, NextStep, Recovery, RequestInfo, RouteDecision, StreamBreak, Topology};
+use crate::decision::Topology;
 use crate::engine::PolicyEngine;
-use crate::native::{self, NATIVE_LABEL};
+use crate::native::NATIVE_LABEL;
+pub use crate::pinned::PinnedPolicy;
 use crate::state::HostShared;
 use crate::version::{Limits, PolicyOrigin, PolicyVersion, VersionParts};
 use crate::{HealthBook, PolicyError};
@@ -144,12 +145,12 @@ impl HostOptions {
 const PROVEN_KEPT: usize = 3;
 
 #[derive(Default)]
-struct Slot {
+pub(crate) struct Slot {
     current: ArcSwapOption<PolicyVersion>,
     /// Versions that proved themselves (answered enough decisions), newest
     /// first: the first not demoted answers when a newer version fails.
     proven: std::sync::Mutex<Vec<Arc<PolicyVersion>>>,
-    embedded: ArcSwapOption<PolicyVersion>,
+    pub(crate) embedded: ArcSwapOption<PolicyVersion>,
     /// A new version serving a share of requests before all of them.
     trial: ArcSwapOption<Trial>,
 }
@@ -161,7 +162,7 @@ impl Slot {
 
     /// The versions that answer when `failed` could not, in order: the
     /// newest proven version, then the embedded one; never a demoted one.
-    fn fallbacks(&self, failed: Option<&Arc<PolicyVersion>>) -> Vec<Arc<PolicyVersion>> {
+    pub(crate) fn fallbacks(&self, failed: Option<&Arc<PolicyVersion>>) -> Vec<Arc<PolicyVersion>> {
         let usable =
             |v: &Arc<PolicyVersion>| v.standing().demoted().is_none() && !failed.is_some_and(|f| Arc::ptr_eq(f, v));
         let proven = self.proven().iter().find(|v| usable(v)).cloned();
@@ -196,8 +197,8 @@ pub struct Decided<T> {
 /// Runs policies: owns the engine, every version, health, and the fallbacks.
 pub struct PolicyHost {
     engine: PolicyEngine,
-    shared: Arc<HostShared>,
-    topology: Arc<Topology>,
+    pub(crate) shared: Arc<HostShared>,
+    pub(crate) topology: Arc<Topology>,
     settings: BTreeMap<String, String>,
     limits: Limits,
     cache_dir: Option<PathBuf>,
@@ -206,35 +207,23 @@ pub struct PolicyHost {
     generation: AtomicU64,
     failed_decisions: AtomicU64,
     load_lock: tokio::sync::Mutex<()>,
-    native_label: Arc<str>,
+    pub(crate) native_label: Arc<str>,
     default_policy: Option<String>,
     /// Keys a policy file must be signed by (none: signatures are not checked).
     trusted_keys: Vec<crate::signature::TrustedKey>,
     /// How a new version is tried first (none: at once).
     canary: Option<Canary>,
     /// When a failure rate rolls a version back.
-    rollback: Option<crate::standing::RollbackRule>,
+    pub(crate) rollback: Option<crate::standing::RollbackRule>,
     /// Candidates asked the same decisions (none: no shadows).
-    shadows: Option<Arc<crate::shadow::Shadows>>,
-    observer: std::sync::OnceLock<Arc<dyn crate::DecisionObserver>>,
+    pub(crate) shadows: Option<Arc<crate::shadow::Shadows>>,
+    pub(crate) observer: std::sync::OnceLock<Arc<dyn crate::DecisionObserver>>,
 }
 
 impl std::fmt::Debug for PolicyHost {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("PolicyHost").field("generation", &self.generation()).finish()
     }
-}
-
-/// A request's view of its policy: the version current when it started, kept
-/// for the whole request even if a newer one is swapped in meanwhile.
-#[derive(Clone)]
-pub struct PinnedPolicy {
-    host: Arc<PolicyHost>,
-    slot: Option<Arc<Slot>>,
-    version: Option<Arc<PolicyVersion>>,
-    call: Arc<CallContext>,
-    /// The trial this request is part of, and on which side.
-    trial: Option<(Arc<Trial>, Side)>,
 }
 
 impl PolicyHost {
@@ -586,7 +575,7 @@ impl PolicyHost {
 
     /// `version` answered a decision; the one that proves it makes it the
     /// version that answers for newer ones that fail.
-    fn answered(&self, slot: Option<&Arc<Slot>>, version: &Arc<PolicyVersion>) {
+    pub(crate) fn answered(&self, slot: Option<&Arc<Slot>>, version: &Arc<PolicyVersion>) {
         if !version.standing().answered() {
             return;
         }
@@ -600,7 +589,7 @@ impl PolicyHost {
     }
 
     /// `version` failed a decision; enough in a row demote it.
-    fn failed(&self, slot: Option<&Arc<Slot>>, version: &PolicyVersion, what: &str, error: &PolicyError) {
+    pub(crate) fn failed(&self, slot: Option<&Arc<Slot>>, version: &PolicyVersion, what: &str, error: &PolicyError) {
         self.note_failure(version.label(), what, error);
         // The rate is judged against the version that would answer instead.
         let rule = self.rollback.map(|rule| {
@@ -614,7 +603,7 @@ impl PolicyHost {
 
     /// `version` was just demoted: it leaves the fallbacks, and the log and
     /// an event say why and what decides instead.
-    fn announce_demoted(&self, slot: Option<&Arc<Slot>>, version: &PolicyVersion) {
+    pub(crate) fn announce_demoted(&self, slot: Option<&Arc<Slot>>, version: &PolicyVersion) {
         let reason = version.standing().demoted().unwrap_or_default().to_owned();
         if let Some(slot) = slot {
             slot.proven().retain(|v| !std::ptr::eq(&**v, version));
@@ -657,170 +646,4 @@ pub fn name_hint(name: &str) -> String {
         "policy names are lower-case letters, digits and dashes (like {:?}); this file loads as the policy {name:?}, which a route must name exactly",
         name.to_ascii_lowercase().replace(|c: char| !c.is_ascii_alphanumeric(), "-")
     )
-}
-
-/// What a request asks its policy.
-enum Question<'a> {
-    Route(&'a RequestInfo),
-    OnAttempt(&'a RequestInfo, &'a AttemptOutcome),
-    OnStreamBreak(&'a RequestInfo, &'a StreamBreak),
-}
-
-/// A policy's answer to a [`Question`].
-enum Answer {
-    Route(RouteDecision),
-    Step(NextStep),
-    Recovery(Recovery),
-}
-
-impl PinnedPolicy {
-    /// The request ended: `failed` when the client got no answer (a 5xx or
-    /// 429 from the gateway, a stream that broke for good). A request a
-    /// canary decided counts toward its rollback verdict against the
-    /// serving version's requests meanwhile (`[policy]
-    /// rollback_request_failure_rate`).
-    pub fn finished(&self, failed: bool) {
-        let (Some((trial, side)), Some(rule)) = (&self.trial, self.host.rollback) else { return };
-        let Some(why) = trial.finished(*side, failed, rule.max_request_failure_rate, rule.min_decisions) else {
-            return;
-        };
-        if trial.version.standing().demote(why) {
-            self.host.announce_demoted(self.slot.as_ref(), &trial.version);
-        }
-    }
-
-    /// Label of the version this request runs on (`native@builtin` if none).
-    pub fn label(&self) -> Arc<str> {
-        self.version.as_ref().map_or_else(|| self.host.native_label.clone(), |v| v.label().clone())
-    }
-
-    /// Asks `version` the question.
-    async fn ask(&self, version: &PolicyVersion, question: &Question<'_>) -> Result<Answer, PolicyError> {
-        match *question {
-            Question::Route(request) => version.route(request, self.call.clone()).await.map(Answer::Route),
-            Question::OnAttempt(request, outcome) => {
-                version.on_attempt(request, outcome, self.call.clone()).await.map(Answer::Step)
-            }
-            Question::OnStreamBreak(request, broken) => {
-                version.on_stream_break(request, broken, self.call.clone()).await.map(Answer::Recovery)
-            }
-        }
-    }
-
-    /// Asks `version`, timing it for the observer.
-    async fn timed(
-        &self,
-        version: &PolicyVersion,
-        hook: crate::Hook,
-        question: &Question<'_>,
-    ) -> Result<Answer, PolicyError> {
-        let started = std::time::Instant::now();
-        let answer = self.ask(version, question).await;
-        if let Some(observer) = self.host.observer.get() {
-            observer.decided(version.name(), hook, started.elapsed());
-            let retired = version.retirements_to_tell();
-            if retired > 0 {
-                observer.instances_retired(version.name(), retired);
-            }
-        }
-        answer
-    }
-
-    /// Asks the pinned version (unless demoted), then the fallbacks;
-    /// `None` when none could answer. Keeps every version's standing and
-    /// tells the observer who answered when the pinned version could not.
-    async fn decide(&self, question: Question<'_>) -> Option<Decided<Answer>> {
-        let hook = match question {
-            Question::Route(_) => crate::Hook::Route,
-            Question::OnAttempt(..) => crate::Hook::OnAttempt,
-            Question::OnStreamBreak(..) => crate::Hook::OnStreamBreak,
-        };
-        let what = hook.name();
-        let slot = self.slot.as_ref();
-        let mut failure: Option<(String, &'static str)> = None;
-        let pinned = self.version.as_ref().filter(|v| v.standing().demoted().is_none());
-        if let Some(version) = pinned {
-            match self.timed(version, hook, &question).await {
-                Ok(value) => {
-                    self.host.answered(slot, version);
-                    return Some(Decided { value, answered_by: version.label().clone() });
-                }
-                Err(e) => {
-                    failure = Some((version.name().to_owned(), e.reason()));
-                    self.host.failed(slot, version, what, &e);
-                }
-            }
-        } else if let Some(version) = &self.version {
-            failure = Some((version.name().to_owned(), "demoted"));
-        }
-        let tell = |failure: &Option<(String, &'static str)>, to: crate::FallbackTo| {
-            if let (Some((policy, reason)), Some(observer)) = (failure, self.host.observer.get()) {
-                observer.fell_back(policy, hook, reason, to);
-            }
-        };
-        for version in slot.map(|s| s.fallbacks(self.version.as_ref())).unwrap_or_default() {
-            match self.timed(&version, hook, &question).await {
-                Ok(value) => {
-                    self.host.answered(slot, &version);
-                    let embedded = slot.and_then(|s| s.embedded.load_full()).is_some_and(|e| Arc::ptr_eq(&e, &version));
-                    tell(&failure, if embedded { crate::FallbackTo::Embedded } else { crate::FallbackTo::LastGood });
-                    return Some(Decided { value, answered_by: version.label().clone() });
-                }
-                Err(e) => {
-                    if failure.is_none() {
-                        failure = Some((version.name().to_owned(), e.reason()));
-                    }
-                    self.host.failed(slot, &version, what, &e);
-                }
-            }
-        }
-        tell(&failure, crate::FallbackTo::Native);
-        None
-    }
-
-    /// Offers the decision to the candidate shadowing this request's policy, if any.
-    fn shadow(&self, asked: impl FnOnce() -> crate::shadow::Asked) {
-        if let (Some(shadows), Some(version)) = (&self.host.shadows, &self.version) {
-            shadows.offer(version.name(), &self.call, asked);
-        }
-    }
-
-    /// `route`, answered by the first version that can, else the native fallback.
-    pub async fn route(&self, request: &RequestInfo) -> Decided<RouteDecision> {
-        match self.decide(Question::Route(request)).await {
-            Some(Decided { value: Answer::Route(value), answered_by }) => {
-                self.shadow(|| crate::shadow::Asked::Route(request.clone(), value.clone()));
-                Decided { value, answered_by }
-            }
-            _ => Decided {
-                value: native::route(&self.host.topology, &self.host.shared.health, request),
-                answered_by: self.host.native_label.clone(),
-            },
-        }
-    }
-
-    /// `on-attempt`, answered by the first version that can, else the native fallback.
-    pub async fn on_attempt(&self, request: &RequestInfo, outcome: &AttemptOutcome) -> Decided<NextStep> {
-        match self.decide(Question::OnAttempt(request, outcome)).await {
-            Some(Decided { value: Answer::Step(value), answered_by }) => {
-                self.shadow(|| crate::shadow::Asked::OnAttempt(request.clone(), outcome.clone(), value));
-                Decided { value, answered_by }
-            }
-            _ => Decided {
-                value: native::on_attempt(&self.host.topology, &self.host.shared.health, request, outcome),
-                answered_by: self.host.native_label.clone(),
-            },
-        }
-    }
-
-    /// `on-stream-break`, answered by the first version that can, else the native fallback.
-    pub async fn on_stream_break(&self, request: &RequestInfo, broken: &StreamBreak) -> Decided<Recovery> {
-        match self.decide(Question::OnStreamBreak(request, broken)).await {
-            Some(Decided { value: Answer::Recovery(value), answered_by }) => Decided { value, answered_by },
-            _ => Decided {
-                value: native::on_stream_break(&self.host.topology, &self.host.shared.health, request, broken),
-                answered_by: self.host.native_label.clone(),
-            },
-        }
-    }
 }

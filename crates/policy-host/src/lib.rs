@@ -40,6 +40,7 @@ pub mod kv;
 pub mod log_limit;
 pub mod native;
 mod observer;
+mod pinned;
 mod pool;
 mod samples;
 pub mod shadow;
