@@ -12,14 +12,29 @@ fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
-async fn wait_for_port(port: u16, what: &str, alive: &mut dyn FnMut() -> Option<String>) {
+/// Waits until `port` listens; `Err` with what `alive` says when the
+/// process exited first.
+async fn wait_for_port(port: u16, what: &str, alive: &mut dyn FnMut() -> Option<String>) -> Result<(), String> {
     let deadline = Instant::now() + Duration::from_secs(60);
     while tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_err() {
         if let Some(why) = alive() {
-            panic!("{what} exited: {why}");
+            return Err(why);
         }
         assert!(Instant::now() < deadline, "{what} never listened on {port}");
         tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    Ok(())
+}
+
+/// A child process killed when dropped, unless taken out.
+struct KillOnDrop(Option<Child>);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        if let Some(child) = self.0.as_mut() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
     }
 }
 
@@ -54,8 +69,36 @@ impl Instance {
             )
             .unwrap();
         }
-        let (port, admin) = (free_port(), free_port());
-        let path = dir.path().join("switchyard.toml");
+        // A port picked free can be taken by another test before the
+        // process binds it: then start again on new ones.
+        for attempt in 1.. {
+            let (port, admin) = (free_port(), free_port());
+            match Instance::spawn(dir.path(), port, admin, config, redis_url).await {
+                Ok(child) => {
+                    return Instance {
+                        child,
+                        url: format!("http://127.0.0.1:{port}"),
+                        admin: format!("http://127.0.0.1:{admin}"),
+                        dir,
+                    };
+                }
+                Err(why) if attempt < 4 && why.contains("Address already in use") => continue,
+                Err(why) => panic!("switchyard serve exited: {why}"),
+            }
+        }
+        unreachable!()
+    }
+
+    /// `switchyard serve` in `dir` on `port` and `admin`, once it listens;
+    /// `Err` with its log when it exited first.
+    async fn spawn(
+        dir: &std::path::Path,
+        port: u16,
+        admin: u16,
+        config: &str,
+        redis_url: &str,
+    ) -> Result<Child, String> {
+        let path = dir.join("switchyard.toml");
         std::fs::write(&path, format!("listen = \"127.0.0.1:{port}\"\nadmin_listen = \"127.0.0.1:{admin}\"\n{config}"))
             .unwrap();
         let child = Command::new(env!("CARGO_BIN_EXE_switchyard"))
@@ -64,22 +107,18 @@ impl Instance {
             .env("SWITCHYARD_REDIS_URL", redis_url)
             .env("SWITCHYARD_LOG", "info")
             .stdout(Stdio::null())
-            .stderr(std::fs::File::create(dir.path().join("stderr")).unwrap())
+            .stderr(std::fs::File::create(dir.join("stderr")).unwrap())
             .spawn()
             .unwrap();
-        let mut instance = Instance {
-            child,
-            url: format!("http://127.0.0.1:{port}"),
-            admin: format!("http://127.0.0.1:{admin}"),
-            dir,
-        };
-        let stderr = instance.dir.path().join("stderr");
-        let child = &mut instance.child;
+        let stderr = dir.join("stderr");
+        // Killed if the wait panics (it never listened).
+        let mut child = KillOnDrop(Some(child));
+        let running = child.0.as_mut().unwrap();
         wait_for_port(port, "switchyard serve", &mut || {
-            child.try_wait().unwrap().map(|_| std::fs::read_to_string(&stderr).unwrap_or_default())
+            running.try_wait().unwrap().map(|_| std::fs::read_to_string(&stderr).unwrap_or_default())
         })
-        .await;
-        instance
+        .await?;
+        Ok(child.0.take().unwrap())
     }
 
     /// `GET /metrics` (classic Prometheus text), checked by Debian's `promtool`.
