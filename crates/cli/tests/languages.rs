@@ -115,12 +115,15 @@ fn check(wasm: &Path, cache_dir: &Path) -> String {
     report
 }
 
-/// The settings a template refuses: `init`'s error reaches the author.
-fn check_refuses_bad_settings(wasm: &Path) {
+/// The settings a template refuses: `init`'s error reaches the author (the
+/// compiled component from `cache_dir`: settings are refused by `init`,
+/// after compilation).
+fn check_refuses_bad_settings(wasm: &Path, cache_dir: &Path) {
     let out = Command::new(env!("CARGO_BIN_EXE_switchyard"))
         .args(["policy", "check"])
         .arg(wasm)
-        .args(["--config", r#"{"max_attempts": 0}"#])
+        .args(["--config", r#"{"max_attempts": 0}"#, "--cache-dir"])
+        .arg(cache_dir)
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -281,7 +284,7 @@ async fn policy_in(lang: &str) {
     let cache = tempfile::tempdir().unwrap();
     check(&wasm, cache.path());
     policy_tests_pass_and_fail_as_they_should(&wasm);
-    check_refuses_bad_settings(&wasm);
+    check_refuses_bad_settings(&wasm, cache.path());
     hot_swapped_in_under_load_it_rides_out_the_outage(&name, &wasm, cache.path()).await;
     a_rebuild_of_unchanged_sources_gives_the_same_file(lang, &wasm);
     a_policy_that_fails_is_reported_in_its_own_words(lang, &wasm);
